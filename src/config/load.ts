@@ -1,0 +1,113 @@
+/**
+ * TOML file → validated, frozen Config. A missing default file means "all defaults"; a file named
+ * explicitly (--config, EODH_CREDD_CONFIG) must exist. Every error names the file and the key.
+ */
+import { readFileSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import { parse, TomlError } from 'smol-toml';
+import { Value, ValueErrorType } from '@sinclair/typebox/value';
+import type { TSchema } from '@sinclair/typebox';
+import { ConfigSchema, type ConfigFile } from './schema.js';
+import { dataPaths, defaultConfigFile, defaultDataDir, type DataPaths } from './paths.js';
+import { EXIT, UserError } from '../core/errors.js';
+
+export interface Config extends ConfigFile {
+  readonly file: string;
+  readonly fileExists: boolean;
+  readonly paths: DataPaths;
+}
+
+export interface ConfigSource {
+  /** --config on the command line. */
+  readonly explicitFile?: string | undefined;
+  readonly env: Readonly<Record<string, string | undefined>>;
+}
+
+export function resolveConfigFile(source: ConfigSource): { file: string; explicit: boolean } {
+  const named = source.explicitFile ?? source.env.EODH_CREDD_CONFIG;
+  if (named) return { file: resolve(named), explicit: true };
+  return { file: defaultConfigFile(source.env), explicit: false };
+}
+
+export function loadConfig(source: ConfigSource): Config {
+  const { file, explicit } = resolveConfigFile(source);
+  let text: string | null = null;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' || explicit) {
+      throw new UserError(`${file}: cannot read the configuration file (${code ?? 'error'}).`, EXIT.CONFIG);
+    }
+  }
+  return parseConfig(text ?? '', file, source.env, text !== null);
+}
+
+export function parseConfig(
+  text: string,
+  file: string,
+  env: Readonly<Record<string, string | undefined>>,
+  fileExists = true,
+): Config {
+  let raw: unknown;
+  try {
+    raw = parse(text);
+  } catch (err) {
+    if (err instanceof TomlError) {
+      throw new UserError(`${file}:${err.line}:${err.column}: invalid TOML: ${firstLine(err.message)}`, EXIT.CONFIG);
+    }
+    throw err;
+  }
+  const withDefaults = Value.Default(ConfigSchema, Value.Clone(raw));
+  const first = Value.Errors(ConfigSchema, withDefaults).First();
+  if (first) {
+    const key = first.path.replace(/^\//, '').replaceAll('/', '.') || '(top level)';
+    const problem =
+      first.type === ValueErrorType.ObjectAdditionalProperties
+        ? `unknown key "${key}".`
+        : `key "${key}": expected ${expectedOf(first.schema)}, got ${JSON.stringify(first.value) ?? 'nothing'}.`;
+    throw new UserError(`${file}: ${problem}`, EXIT.CONFIG);
+  }
+  const parsed = withDefaults as ConfigFile;
+  const dataDir = parsed.storage.data_dir
+    ? isAbsolute(parsed.storage.data_dir)
+      ? parsed.storage.data_dir
+      : resolve(file, '..', parsed.storage.data_dir)
+    : defaultDataDir(env);
+  return deepFreeze({ ...parsed, file, fileExists, paths: dataPaths(dataDir) });
+}
+
+/** What a schema node accepts, in words. */
+function expectedOf(schema: TSchema): string {
+  if (Array.isArray(schema.anyOf)) {
+    return `one of ${(schema.anyOf as TSchema[]).map((s) => JSON.stringify(s.const)).join(', ')}`;
+  }
+  const range =
+    schema.minimum !== undefined && schema.maximum !== undefined ? ` from ${schema.minimum} to ${schema.maximum}` : '';
+  switch (schema.type) {
+    case 'integer':
+      return `a whole number${range}`;
+    case 'number':
+      return `a number${range}`;
+    case 'string':
+      return schema.minLength ? 'a non-empty string' : 'a string';
+    case 'boolean':
+      return 'true or false';
+    case 'object':
+      return 'a table';
+    default:
+      return 'a valid value';
+  }
+}
+
+function firstLine(message: string): string {
+  return message.split('\n')[0] ?? message;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,79 @@
+/**
+ * Opening the database: owner-only file, WAL, foreign keys, a busy timeout for the CLI and the
+ * daemon sharing it, migrations, and the master-key check. Order matters: the key is checked
+ * before any migration or write, so a wrong key leaves the file exactly as it was.
+ */
+import Sqlite, { type Database } from 'better-sqlite3';
+import { existsSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { EXIT, UserError } from '../core/errors.js';
+import { assertPrivate, ensurePrivateDir } from './files.js';
+import { assertNotNewer, loadMigrations, migrate, schemaVersion } from './migrate.js';
+import { cellAad, open, seal, SealError, type SealingKey } from './seal.js';
+
+const KEY_CHECK_PLAINTEXT = 'eodh-credd master key check';
+const KEY_CHECK_AAD = cellAad('meta', 'value', 'key_check');
+
+export interface OpenOptions {
+  readonly file: string;
+  readonly key: SealingKey;
+  /** Create the database if missing (init); otherwise a missing file is an error. */
+  readonly create?: boolean;
+  readonly readonly?: boolean;
+}
+
+export function openDatabase(options: OpenOptions): Database {
+  const { file, key } = options;
+  const exists = existsSync(file);
+  if (!exists && !options.create) {
+    throw new UserError(`No database at ${file}: run "eodh-credd init" first.`, EXIT.CONFIG);
+  }
+  ensurePrivateDir(dirname(file));
+  // SQLite creates the file (and its -wal/-shm siblings, which inherit the file's mode) with the
+  // process umask; tighten the umask around the open so no secret-bearing file is ever wider.
+  const previousUmask = process.umask(0o077);
+  let db: Database;
+  try {
+    db = new Sqlite(file, { readonly: options.readonly ?? false, fileMustExist: !options.create });
+  } finally {
+    process.umask(previousUmask);
+  }
+  try {
+    assertPrivate(file, 'file', 600);
+    db.pragma('busy_timeout = 5000');
+    const migrations = loadMigrations();
+    assertNotNewer(db, file, migrations);
+    if (schemaVersion(db) > 0) verifyKey(db, key, file);
+    if (options.readonly) return db;
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.pragma('foreign_keys = ON');
+    migrate(db, file, migrations);
+    db.prepare(`INSERT OR IGNORE INTO meta (key, value) VALUES ('key_check', ?)`).run(
+      seal(key, KEY_CHECK_PLAINTEXT, KEY_CHECK_AAD),
+    );
+    return db;
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
+function verifyKey(db: Database, key: SealingKey, file: string): void {
+  const row = db.prepare(`SELECT value FROM meta WHERE key = 'key_check'`).get() as { value: string } | undefined;
+  if (!row) return;
+  try {
+    if (open(key, row.value, KEY_CHECK_AAD) === KEY_CHECK_PLAINTEXT) return;
+  } catch (err) {
+    if (!(err instanceof SealError)) throw err;
+  }
+  throw new UserError(
+    `The master key does not match the database ${file}; nothing was changed (check the key file or CREDENTIALS_DIRECTORY).`,
+    EXIT.CONFIG,
+  );
+}
+
+/** Re-seal the key check under a new key (used by rekey, inside its transaction). */
+export function writeKeyCheck(db: Database, key: SealingKey): void {
+  db.prepare(`UPDATE meta SET value = ? WHERE key = 'key_check'`).run(seal(key, KEY_CHECK_PLAINTEXT, KEY_CHECK_AAD));
+}

@@ -1,0 +1,331 @@
+/**
+ * The repositories: the only SQL in eodh-credd. Secrets go in sealed and come out opened; callers
+ * never see an envelope. Statements are prepared once.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Database, Statement } from 'better-sqlite3';
+import type { ApiKey, Clock, S3Credentials } from '../core/types.js';
+import { cellAad, open, seal, type SealingKey } from './seal.js';
+
+export type ApiKeyState = 'active' | 'pending' | 'retiring';
+export type RotationState = 'ok' | 'needs_user';
+
+export interface WorkspaceRecord {
+  readonly id: string;
+  readonly name: string;
+  readonly hubUrl: string;
+  readonly region: string;
+  readonly clientTokenId: string;
+  readonly clientTokenHash: Buffer;
+  readonly fileSink: string | null;
+  readonly createdAt: number;
+}
+
+export interface StoredApiKey extends ApiKey {
+  readonly id: string;
+  readonly workspaceId: string;
+  readonly state: ApiKeyState;
+  readonly name: string | null;
+  readonly storedAt: number;
+}
+
+export interface WorkspaceStatus {
+  readonly lastRenewalAt: number | null;
+  readonly lastErrorCode: string | null;
+  readonly lastErrorMessage: string | null;
+  readonly lastErrorAt: number | null;
+  readonly failures: number;
+  readonly rotationState: RotationState;
+  readonly rotationNote: string | null;
+}
+
+export interface NewWorkspace {
+  readonly name: string;
+  readonly hubUrl: string;
+  readonly region: string;
+  readonly clientTokenId: string;
+  readonly clientTokenHash: Buffer;
+  readonly fileSink?: string | null;
+  readonly apiKey: ApiKey & { readonly name?: string | null };
+  readonly s3?: S3Credentials | null;
+}
+
+interface WorkspaceRow {
+  id: string;
+  name: string;
+  hub_url: string;
+  region: string;
+  client_token_id: string;
+  client_token_hash: Buffer;
+  file_sink: string | null;
+  created_at: number;
+}
+
+interface ApiKeyRow {
+  id: string;
+  workspace_id: string;
+  state: ApiKeyState;
+  token_id: string | null;
+  name: string | null;
+  sealed_key: string;
+  expires_at: number | null;
+  stored_at: number;
+}
+
+interface S3Row {
+  workspace_id: string;
+  access_key_id: string;
+  sealed_secret: string;
+  sealed_session_token: string;
+  account_id: string | null;
+  issued_at: number;
+  expires_at: number;
+}
+
+const toWorkspace = (r: WorkspaceRow): WorkspaceRecord => ({
+  id: r.id,
+  name: r.name,
+  hubUrl: r.hub_url,
+  region: r.region,
+  clientTokenId: r.client_token_id,
+  clientTokenHash: r.client_token_hash,
+  fileSink: r.file_sink,
+  createdAt: r.created_at,
+});
+
+export class Store {
+  private readonly sql: Record<string, Statement>;
+
+  constructor(
+    readonly db: Database,
+    private readonly key: SealingKey,
+    private readonly clock: Clock,
+  ) {
+    const p = (s: string) => db.prepare(s);
+    this.sql = {
+      listWorkspaces: p(`SELECT * FROM workspaces ORDER BY name`),
+      workspaceByName: p(`SELECT * FROM workspaces WHERE name = ?`),
+      insertWorkspace: p(`INSERT INTO workspaces (id, name, hub_url, region, client_token_id, client_token_hash, file_sink, created_at)
+                          VALUES (@id, @name, @hub_url, @region, @client_token_id, @client_token_hash, @file_sink, @created_at)`),
+      insertStatus: p(`INSERT INTO workspace_status (workspace_id) VALUES (?)`),
+      deleteWorkspace: p(`DELETE FROM workspaces WHERE name = ?`),
+      setClientToken: p(`UPDATE workspaces SET client_token_id = ?, client_token_hash = ? WHERE id = ?`),
+      setFileSink: p(`UPDATE workspaces SET file_sink = ? WHERE id = ?`),
+      apiKeys: p(`SELECT * FROM api_keys WHERE workspace_id = ? ORDER BY stored_at`),
+      allApiKeys: p(`SELECT * FROM api_keys ORDER BY stored_at`),
+      insertApiKey: p(`INSERT INTO api_keys (id, workspace_id, state, token_id, name, sealed_key, expires_at, stored_at)
+                       VALUES (@id, @workspace_id, @state, @token_id, @name, @sealed_key, @expires_at, @stored_at)`),
+      setKeyState: p(`UPDATE api_keys SET state = ? WHERE id = ?`),
+      setKeyDetails: p(`UPDATE api_keys SET token_id = ?, expires_at = ? WHERE id = ?`),
+      retireActive: p(`UPDATE api_keys SET state = 'retiring' WHERE workspace_id = ? AND state = 'active'`),
+      deleteApiKey: p(`DELETE FROM api_keys WHERE id = ?`),
+      saveS3: p(`INSERT INTO s3_credentials (workspace_id, access_key_id, sealed_secret, sealed_session_token, account_id, issued_at, expires_at)
+                 VALUES (@workspace_id, @access_key_id, @sealed_secret, @sealed_session_token, @account_id, @issued_at, @expires_at)
+                 ON CONFLICT (workspace_id) DO UPDATE SET access_key_id = excluded.access_key_id,
+                   sealed_secret = excluded.sealed_secret, sealed_session_token = excluded.sealed_session_token,
+                   account_id = excluded.account_id, issued_at = excluded.issued_at, expires_at = excluded.expires_at`),
+      loadS3: p(`SELECT * FROM s3_credentials WHERE workspace_id = ?`),
+      setAccountId: p(`UPDATE s3_credentials SET account_id = ? WHERE workspace_id = ? AND access_key_id = ?`),
+      status: p(`SELECT * FROM workspace_status WHERE workspace_id = ?`),
+      recordRenewal: p(`UPDATE workspace_status SET last_renewal_at = ?, failures = 0 WHERE workspace_id = ?`),
+      recordFailure: p(`UPDATE workspace_status SET last_error_code = ?, last_error_message = ?, last_error_at = ?,
+                          failures = failures + 1 WHERE workspace_id = ?`),
+      clearError: p(`UPDATE workspace_status SET last_error_code = NULL, last_error_message = NULL, last_error_at = NULL,
+                       failures = 0 WHERE workspace_id = ?`),
+      setRotation: p(`UPDATE workspace_status SET rotation_state = ?, rotation_note = ? WHERE workspace_id = ?`),
+    };
+  }
+
+  // ---- workspaces -------------------------------------------------------------------------
+
+  listWorkspaces(): WorkspaceRecord[] {
+    return (this.sql.listWorkspaces!.all() as WorkspaceRow[]).map(toWorkspace);
+  }
+
+  getWorkspace(name: string): WorkspaceRecord | undefined {
+    const row = this.sql.workspaceByName!.get(name) as WorkspaceRow | undefined;
+    return row && toWorkspace(row);
+  }
+
+  /** Add a workspace with its first API key (and S3 credential, when already fetched) atomically. */
+  addWorkspace(input: NewWorkspace): WorkspaceRecord {
+    const id = randomUUID();
+    const now = this.clock.now();
+    this.db.transaction(() => {
+      this.sql.insertWorkspace!.run({
+        id,
+        name: input.name,
+        hub_url: input.hubUrl,
+        region: input.region,
+        client_token_id: input.clientTokenId,
+        client_token_hash: input.clientTokenHash,
+        file_sink: input.fileSink ?? null,
+        created_at: now,
+      });
+      this.sql.insertStatus!.run(id);
+      this.insertApiKey(id, 'active', input.apiKey, input.apiKey.name ?? null);
+      if (input.s3) this.saveS3(id, input.s3);
+    }).immediate();
+    return this.getWorkspace(input.name)!;
+  }
+
+  removeWorkspace(name: string): boolean {
+    return this.sql.deleteWorkspace!.run(name).changes > 0;
+  }
+
+  setClientToken(workspaceId: string, tokenId: string, tokenHash: Buffer): void {
+    this.sql.setClientToken!.run(tokenId, tokenHash, workspaceId);
+  }
+
+  setFileSink(workspaceId: string, file: string | null): void {
+    this.sql.setFileSink!.run(file, workspaceId);
+  }
+
+  // ---- API keys ---------------------------------------------------------------------------
+
+  apiKeys(workspaceId: string): StoredApiKey[] {
+    return (this.sql.apiKeys!.all(workspaceId) as ApiKeyRow[]).map((r) => this.openApiKey(r));
+  }
+
+  allApiKeys(): StoredApiKey[] {
+    return (this.sql.allApiKeys!.all() as ApiKeyRow[]).map((r) => this.openApiKey(r));
+  }
+
+  activeApiKey(workspaceId: string): StoredApiKey | undefined {
+    return this.apiKeys(workspaceId).find((k) => k.state === 'active');
+  }
+
+  insertApiKey(workspaceId: string, state: ApiKeyState, key: ApiKey, name: string | null): StoredApiKey {
+    const id = randomUUID();
+    const row: ApiKeyRow = {
+      id,
+      workspace_id: workspaceId,
+      state,
+      token_id: key.tokenId,
+      name,
+      sealed_key: seal(this.key, key.key, cellAad('api_keys', 'sealed_key', id)),
+      expires_at: key.expiresAt,
+      stored_at: this.clock.now(),
+    };
+    this.sql.insertApiKey!.run(row);
+    return this.openApiKey(row);
+  }
+
+  setApiKeyDetails(keyId: string, tokenId: string | null, expiresAt: number | null): void {
+    this.sql.setKeyDetails!.run(tokenId, expiresAt, keyId);
+  }
+
+  /** Make the pending key active and the active one retiring, in one transaction. */
+  promotePendingKey(workspaceId: string, pendingId: string): void {
+    this.db.transaction(() => {
+      this.sql.retireActive!.run(workspaceId);
+      this.sql.setKeyState!.run('active', pendingId);
+    }).immediate();
+  }
+
+  /** Replace the active key with one the user supplied; the old one is kept as retiring. */
+  replaceActiveKey(workspaceId: string, key: ApiKey): StoredApiKey {
+    return this.db
+      .transaction(() => {
+        this.sql.retireActive!.run(workspaceId);
+        return this.insertApiKey(workspaceId, 'active', key, null);
+      })
+      .immediate();
+  }
+
+  deleteApiKey(keyId: string): void {
+    this.sql.deleteApiKey!.run(keyId);
+  }
+
+  private openApiKey(r: ApiKeyRow): StoredApiKey {
+    return {
+      id: r.id,
+      workspaceId: r.workspace_id,
+      state: r.state,
+      tokenId: r.token_id,
+      name: r.name,
+      key: open(this.key, r.sealed_key, cellAad('api_keys', 'sealed_key', r.id)),
+      expiresAt: r.expires_at,
+      storedAt: r.stored_at,
+    };
+  }
+
+  // ---- S3 credentials ---------------------------------------------------------------------
+
+  saveS3(workspaceId: string, c: S3Credentials): void {
+    this.sql.saveS3!.run({
+      workspace_id: workspaceId,
+      access_key_id: c.accessKeyId,
+      sealed_secret: seal(this.key, c.secretAccessKey, cellAad('s3_credentials', 'sealed_secret', workspaceId)),
+      sealed_session_token: seal(this.key, c.sessionToken, cellAad('s3_credentials', 'sealed_session_token', workspaceId)),
+      account_id: c.accountId ?? null,
+      issued_at: c.issuedAt,
+      expires_at: c.expiresAt,
+    });
+  }
+
+  loadS3(workspaceId: string): S3Credentials | undefined {
+    const r = this.sql.loadS3!.get(workspaceId) as S3Row | undefined;
+    if (!r) return undefined;
+    return {
+      accessKeyId: r.access_key_id,
+      secretAccessKey: open(this.key, r.sealed_secret, cellAad('s3_credentials', 'sealed_secret', workspaceId)),
+      sessionToken: open(this.key, r.sealed_session_token, cellAad('s3_credentials', 'sealed_session_token', workspaceId)),
+      accountId: r.account_id ?? undefined,
+      issuedAt: r.issued_at,
+      expiresAt: r.expires_at,
+    };
+  }
+
+  /** Fill in the account id, but only if the credential is still the one it was learned from. */
+  setAccountId(workspaceId: string, accessKeyId: string, accountId: string): void {
+    this.sql.setAccountId!.run(accountId, workspaceId, accessKeyId);
+  }
+
+  // ---- status -----------------------------------------------------------------------------
+
+  status(workspaceId: string): WorkspaceStatus {
+    const r = this.sql.status!.get(workspaceId) as
+      | {
+          last_renewal_at: number | null;
+          last_error_code: string | null;
+          last_error_message: string | null;
+          last_error_at: number | null;
+          failures: number;
+          rotation_state: RotationState;
+          rotation_note: string | null;
+        }
+      | undefined;
+    return {
+      lastRenewalAt: r?.last_renewal_at ?? null,
+      lastErrorCode: r?.last_error_code ?? null,
+      lastErrorMessage: r?.last_error_message ?? null,
+      lastErrorAt: r?.last_error_at ?? null,
+      failures: r?.failures ?? 0,
+      rotationState: r?.rotation_state ?? 'ok',
+      rotationNote: r?.rotation_note ?? null,
+    };
+  }
+
+  recordRenewal(workspaceId: string, at: number): void {
+    this.sql.recordRenewal!.run(at, workspaceId);
+    this.sql.clearError!.run(workspaceId);
+  }
+
+  recordFailure(workspaceId: string, code: string, message: string, at: number): void {
+    this.sql.recordFailure!.run(code, message, at, workspaceId);
+  }
+
+  setRotationState(workspaceId: string, state: RotationState, note: string | null): void {
+    this.sql.setRotation!.run(state, note, workspaceId);
+  }
+
+  /** Changes whenever another connection (the CLI) commits: the daemon polls it to pick up edits. */
+  dataVersion(): number {
+    return this.db.pragma('data_version', { simple: true }) as number;
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}

@@ -1,0 +1,51 @@
+import t from 'tap';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig, parseConfig } from '../../src/config/load.js';
+import { UserError } from '../../src/core/errors.js';
+
+const env = { HOME: '/home/u' };
+
+t.test('defaults derive every path from XDG and HOME', async (t) => {
+  const c = parseConfig('', '/x/config.toml', env);
+  t.equal(c.server.host, '127.0.0.1');
+  t.equal(c.server.port, 9460);
+  t.equal(c.paths.database, '/home/u/.local/share/eodh-credd/credd.db');
+  const x = parseConfig('', '/x/config.toml', { HOME: '/h', XDG_DATA_HOME: '/d' });
+  t.equal(x.paths.dataDir, '/d/eodh-credd');
+  const s = parseConfig('', '/x/config.toml', { HOME: '/h', STATE_DIRECTORY: '/var/lib/eodh-credd' });
+  t.equal(s.paths.dataDir, '/var/lib/eodh-credd', 'systemd StateDirectory wins');
+  t.ok(Object.isFrozen(c.server), 'frozen');
+});
+
+t.test('relative data_dir resolves against the config file', async (t) => {
+  const c = parseConfig('[storage]\ndata_dir = "state"', '/etc/credd/config.toml', env);
+  t.equal(c.paths.dataDir, '/etc/credd/state');
+});
+
+const bad: Array<[string, RegExp]> = [
+  ['[server]\nport = "abc"', /^\/x\/config\.toml: key "server\.port": expected a whole number from 0 to 65535, got "abc"\.$/],
+  ['[server]\nport = 70000', /key "server\.port": expected a whole number from 0 to 65535, got 70000/],
+  ['[server]\nprot = 1', /^\/x\/config\.toml: unknown key "server\.prot"\.$/],
+  ['surprise = 1', /unknown key "surprise"/],
+  ['[log]\nlevel = "loud"', /key "log\.level": expected one of "fatal", "error"/],
+  ['[rotation]\nkey_lifetime_days = 31', /key "rotation\.key_lifetime_days"/],
+  ['server = 3', /key "server": expected a table, got 3/],
+  ['[server\nport = 1', /^\/x\/config\.toml:1:\d+: invalid TOML/],
+];
+for (const [text, message] of bad) {
+  t.test(`rejects ${JSON.stringify(text)}`, async (t) => {
+    t.throws(() => parseConfig(text, '/x/config.toml', env), { message, exitCode: 78 });
+  });
+}
+
+t.test('loadConfig: missing default file is fine, missing explicit file is not', async (t) => {
+  const dir = t.testdir({});
+  const c = loadConfig({ env: { HOME: dir } });
+  t.equal(c.fileExists, false);
+  t.throws(() => loadConfig({ env: { HOME: dir }, explicitFile: join(dir, 'nope.toml') }), UserError);
+  const file = join(dir, 'c.toml');
+  writeFileSync(file, '[server]\nport = 1234\n');
+  t.equal(loadConfig({ env: { HOME: dir, EODH_CREDD_CONFIG: file } }).server.port, 1234, 'EODH_CREDD_CONFIG');
+  t.equal(loadConfig({ env: { HOME: dir, EODH_CREDD_CONFIG: '/nope' }, explicitFile: file }).server.port, 1234, '--config wins');
+});
