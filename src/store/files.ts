@@ -33,7 +33,7 @@ export function assertPrivate(path: string, what: 'file' | 'directory', fix: 600
 }
 
 /** Create a new 0600 file; never overwrites (returns false when it already exists). */
-export function createSecretFile(path: string, content: string | Buffer): boolean {
+export function createSecretFile(path: string, content: string): boolean {
   let fd: number;
   try {
     fd = openSync(path, 'wx', 0o600);
@@ -51,7 +51,7 @@ export function createSecretFile(path: string, content: string | Buffer): boolea
 }
 
 /** Replace a file atomically (temp file in the same directory, fsync, rename), mode 0600. */
-export function replaceSecretFile(path: string, content: string | Buffer, mode = 0o600): void {
+export function replaceSecretFile(path: string, content: string, mode = 0o600): void {
   const temp = `${dirname(path)}/.${randomBytes(6).toString('hex')}.tmp`;
   const fd = openSync(temp, 'wx', mode);
   try {
