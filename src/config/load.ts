@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { parse, TomlError } from 'smol-toml';
+import { validateDetailed } from 'node-cron';
 import { Value, ValueErrorType } from '@sinclair/typebox/value';
 import type { TSchema } from '@sinclair/typebox';
 import { ConfigSchema, type ConfigFile } from './schema.js';
@@ -69,6 +70,11 @@ export function parseConfig(
     throw new UserError(`${file}: ${problem}`, EXIT.CONFIG);
   }
   const parsed = withDefaults as ConfigFile;
+  const cron = validateDetailed(parsed.renewal.sweep_schedule);
+  if (!cron.valid) {
+    const why = cron.errors.map((e) => e.message).join('; ');
+    throw new UserError(`${file}: key "renewal.sweep_schedule": not a cron expression (${why}).`, EXIT.CONFIG);
+  }
   const dataDir = parsed.storage.data_dir
     ? isAbsolute(parsed.storage.data_dir)
       ? parsed.storage.data_dir

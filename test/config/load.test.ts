@@ -49,3 +49,11 @@ t.test('loadConfig: missing default file is fine, missing explicit file is not',
   t.equal(loadConfig({ env: { HOME: dir, EODH_CREDD_CONFIG: file } }).server.port, 1234, 'EODH_CREDD_CONFIG');
   t.equal(loadConfig({ env: { HOME: dir, EODH_CREDD_CONFIG: '/nope' }, explicitFile: file }).server.port, 1234, '--config wins');
 });
+
+t.test('sweep_schedule must be a cron expression', async (t) => {
+  t.throws(() => parseConfig('[renewal]\nsweep_schedule = "every minute"', '/x/c.toml', env), {
+    message: /^\/x\/c\.toml: key "renewal\.sweep_schedule": not a cron expression/,
+    exitCode: 78,
+  });
+  t.equal(parseConfig('[renewal]\nsweep_schedule = "*/5 * * * * *"', '/x/c.toml', env).renewal.sweep_schedule, '*/5 * * * * *');
+});

@@ -1,0 +1,113 @@
+/**
+ * `eodh-credd status [--json]`: one row per workspace from the database (works with the daemon
+ * down), with the daemon's view (next renewal) when it runs. Exits 2 when something needs the user.
+ */
+import { parseArgs } from 'node:util';
+import type { Config } from '../config/load.js';
+import { daysLeft, durations, isServable } from '../core/policy.js';
+import { EXIT } from '../core/errors.js';
+import type { WorkspaceSnapshot } from '../scheduler/broker.js';
+import { configOf, openStore, print, type CliContext } from './context.js';
+import { adminToken, callDaemon, runtimeInfo } from './daemon-client.js';
+
+export interface StatusRow {
+  workspace: string;
+  hub: string;
+  apiKeyExpiresAt: string | null;
+  apiKeyDaysLeft: number | null;
+  s3ExpiresAt: string | null;
+  s3Valid: boolean;
+  lastRenewalAt: string | null;
+  nextRenewalAt: string | null;
+  lastError: string | null;
+  rotation: string;
+  attention: string[];
+}
+
+const iso = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString() : null);
+
+export async function collectStatus(config: Config, env: CliContext['env'], now = Date.now()): Promise<StatusRow[]> {
+  const store = openStore(config, env);
+  let live: WorkspaceSnapshot[] = [];
+  if (runtimeInfo(config)) {
+    try {
+      const answer = await callDaemon(config, '/v1/admin/status', { token: adminToken(config), timeoutMs: 3_000 });
+      if (answer.status === 200 && Array.isArray(answer.body)) live = answer.body as WorkspaceSnapshot[];
+    } catch {
+      // The daemon's view is a bonus; the database alone still answers.
+    }
+  }
+  try {
+    return store.listWorkspaces().map((w) => {
+      const key = store.activeApiKey(w.id);
+      const s3 = store.loadS3(w.id);
+      const st = store.status(w.id);
+      const snap = live.find((s) => s.workspace === w.name);
+      const attention: string[] = [];
+      const days = key?.expiresAt != null ? daysLeft(key.expiresAt, now) : null;
+      if (!key) attention.push('no API key');
+      if (key?.expiresAt != null && key.expiresAt - now < config.rotation.rotate_before_days * durations.DAY && st.rotationState === 'needs_user') {
+        attention.push(`API key expires in ${days} days and cannot be rotated automatically`);
+      }
+      if (st.rotationState === 'needs_user' && st.rotationNote) attention.push(st.rotationNote);
+      if (snap?.keyRejected || st.lastErrorCode === 'unauthorized' || st.lastErrorCode === 'forbidden') {
+        attention.push('the hub rejects the API key');
+      }
+      const s3Valid = s3 ? isServable(s3, now) : false;
+      if (!s3Valid) attention.push('no valid S3 credential');
+      return {
+        workspace: w.name,
+        hub: w.hubUrl,
+        apiKeyExpiresAt: iso(key?.expiresAt),
+        apiKeyDaysLeft: days,
+        s3ExpiresAt: iso(s3?.expiresAt),
+        s3Valid,
+        lastRenewalAt: iso(st.lastRenewalAt),
+        nextRenewalAt: snap?.nextRenewalAt ?? null,
+        lastError: st.lastErrorCode ? `${st.lastErrorCode}: ${st.lastErrorMessage ?? ''}` : null,
+        rotation: st.rotationState,
+        attention: [...new Set(attention)],
+      };
+    });
+  } finally {
+    store.close();
+  }
+}
+
+function relative(isoTime: string | null, now: number): string {
+  if (!isoTime) return '-';
+  const ms = Date.parse(isoTime) - now;
+  const abs = Math.abs(ms);
+  const text = abs >= durations.DAY ? `${Math.floor(abs / durations.DAY)}d` : abs >= durations.HOUR ? `${Math.floor(abs / durations.HOUR)}h${Math.floor((abs % durations.HOUR) / durations.MINUTE)}m` : `${Math.floor(abs / durations.MINUTE)}m`;
+  return ms >= 0 ? `in ${text}` : `${text} ago`;
+}
+
+export function renderTable(rows: StatusRow[], now: number, colour: boolean): string[] {
+  const red = (s: string) => (colour ? `\u001b[31m${s}\u001b[0m` : s);
+  const header = ['WORKSPACE', 'HUB', 'API KEY EXPIRES', 'S3 EXPIRES', 'LAST RENEWAL', 'NEXT RENEWAL', 'LAST ERROR'];
+  const body = rows.map((r) => [
+    r.workspace,
+    r.hub,
+    r.apiKeyDaysLeft === null ? 'unknown' : `${r.apiKeyDaysLeft} days`,
+    relative(r.s3ExpiresAt, now),
+    relative(r.lastRenewalAt, now),
+    relative(r.nextRenewalAt, now),
+    r.lastError ?? '-',
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const out = [line(header), ...body.map(line)];
+  for (const r of rows) for (const a of r.attention) out.push(red(`! ${r.workspace}: ${a}`));
+  return out;
+}
+
+export async function run(ctx: CliContext): Promise<number> {
+  const { values } = parseArgs({ args: ctx.args, options: { json: { type: 'boolean', default: false } } });
+  const config = configOf(ctx);
+  const now = Date.now();
+  const rows = await collectStatus(config, ctx.env, now);
+  if (values.json) print(ctx.stdout, JSON.stringify(rows, null, 2));
+  else if (rows.length === 0) print(ctx.stdout, 'No workspaces.');
+  else for (const line of renderTable(rows, now, ctx.stdout.isTTY === true)) print(ctx.stdout, line);
+  return rows.some((r) => r.attention.length > 0) ? EXIT.NEEDS_ATTENTION : EXIT.OK;
+}

@@ -1,0 +1,28 @@
+/**
+ * What the HTTP server may ask of the rest of the daemon. The server knows only this interface:
+ * it never talks to the hub, the scheduler or the database itself.
+ */
+import type { ApiKey, S3Credentials } from './types.js';
+
+export type AuthResult =
+  | { readonly ok: true; readonly clientTokenId: string }
+  | { readonly ok: false; readonly code: 'unauthorized' | 'forbidden' };
+
+export interface CredentialSource {
+  /** Check a presented client token against a workspace, in constant time. */
+  authenticate(workspace: string, presentedToken: string): AuthResult;
+  /**
+   * A credential that is safe to hand out now, or null when none is. May wait briefly (bounded by
+   * the configured request wait) for a renewal it started.
+   */
+  credentials(workspace: string): Promise<S3Credentials | null>;
+  /** The workspace's active API key, or null. */
+  apiKey(workspace: string): ApiKey | null;
+}
+
+/** What the admin endpoints may ask: force steps, read state. */
+export interface AdminActions {
+  refresh(workspace: string): Promise<{ ok: boolean; error?: string }>;
+  rotate(workspace: string): Promise<{ ok: boolean; error?: string }>;
+  snapshot(): unknown;
+}

@@ -1,0 +1,191 @@
+/**
+ * Wiring: the one place (besides the CLI) that puts concrete parts together. Starts the daemon
+ * in-process and returns a handle to stop it; `eodh-credd serve` adds signals and readiness.
+ */
+import { unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import cron, { type ScheduledTask } from 'node-cron';
+import type { Logger } from 'pino';
+import type { FastifyInstance } from 'fastify';
+import type { Config } from './config/load.js';
+import { EXIT, UserError } from './core/errors.js';
+import { systemClock, type Clock, type Random } from './core/types.js';
+import { Broker } from './scheduler/broker.js';
+import type { Hub, HubFor } from './scheduler/hub.js';
+import { buildApp } from './server/app.js';
+import { HostPolicy, isLoopbackHost } from './server/hosts.js';
+import { ensureAdminToken } from './store/client-tokens.js';
+import { openDatabase } from './store/database.js';
+import { ensurePrivateDir, replaceSecretFile } from './store/files.js';
+import { acquireProcessLock, type ProcessLock } from './store/lock.js';
+import { readMasterKey } from './store/master-key.js';
+import { sealingKey } from './store/seal.js';
+import { Store } from './store/store.js';
+import { accountIdLookup } from './upstream/account-id.js';
+import { HubClient } from './upstream/client.js';
+
+/** How often the daemon looks for changes the CLI made (workspace add/remove, key changes). */
+const CHANGE_POLL_MS = 1_000;
+
+export interface DaemonOptions {
+  readonly config: Config;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly logger: Logger;
+  readonly clock?: Clock;
+  readonly random?: Random;
+}
+
+export interface Daemon {
+  readonly url: string;
+  readonly port: number;
+  readonly broker: Broker;
+  readonly store: Store;
+  readonly app: FastifyInstance;
+  stop(): Promise<void>;
+}
+
+/** Where a running daemon says it listens; the CLI reads it to reach the daemon. */
+export interface RuntimeInfo {
+  readonly pid: number;
+  readonly url: string;
+  readonly port: number;
+}
+
+export const runtimeFile = (config: Config): string => join(config.paths.dataDir, 'daemon.json');
+
+export function hubClients(config: Config, random: Random): HubFor {
+  const clients = new Map<string, Hub>();
+  return (hubUrl) => {
+    let client = clients.get(hubUrl);
+    if (!client) {
+      client = new HubClient(hubUrl, {
+        timeoutMs: config.hub.timeout_ms,
+        retries: config.hub.retries,
+        backoff: { initialMs: 500, maxMs: 5_000 },
+        random,
+      });
+      clients.set(hubUrl, client);
+    }
+    return client;
+  };
+}
+
+export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
+  const { config, env, logger } = options;
+  const clock = options.clock ?? systemClock;
+  const random = options.random ?? Math.random;
+  const { paths } = config;
+  const host = config.server.host;
+  if (!isLoopbackHost(host) && !config.server.allow_non_loopback) {
+    throw new UserError(
+      `${config.file}: key "server.host": ${host} is not a loopback address; set server.allow_non_loopback = true to serve other machines.`,
+      EXIT.CONFIG,
+    );
+  }
+  if (!isLoopbackHost(host)) logger.warn({ host }, 'serving on a non-loopback address: anyone who can reach it and holds a client token gets credentials');
+
+  ensurePrivateDir(paths.dataDir);
+  const cleanups: Array<() => void> = [];
+  const undo = () => cleanups.reverse().forEach((fn) => fn());
+  try {
+    const lock: ProcessLock = acquireProcessLock(paths.lock);
+    cleanups.push(() => lock.release());
+    const key = sealingKey(readMasterKey(paths.masterKey, env).key);
+    const store = new Store(openDatabase({ file: paths.database, key }), key, clock);
+    cleanups.push(() => store.close());
+    const adminTokenHash = ensureAdminToken(paths);
+
+    const broker = new Broker({
+      store,
+      hubFor: hubClients(config, random),
+      clock,
+      random,
+      logger,
+      backoff: { initialMs: config.renewal.backoff_initial_ms, maxMs: config.renewal.backoff_max_ms },
+      requestWaitMs: config.renewal.request_wait_ms,
+      lookupAccountId: config.sts.verify
+        ? accountIdLookup({ endpoint: config.sts.endpoint, region: config.sts.region, timeoutMs: config.sts.timeout_ms })
+        : undefined,
+    });
+    broker.sync();
+
+    const hosts = new HostPolicy(host);
+    const app = await buildApp({
+      source: broker,
+      hosts,
+      logger,
+      admin: { tokenHash: adminTokenHash, actions: adminActions(broker) },
+    });
+    cleanups.push(() => void app.close());
+    await app.listen({ host, port: config.server.port, listenTextResolver: () => '' });
+    const address = app.server.address();
+    const port = typeof address === 'object' && address ? address.port : config.server.port;
+    hosts.setPort(port);
+    const urlHost = host.includes(':') ? `[${host}]` : host;
+    const url = `http://${urlHost === '0.0.0.0' || urlHost === '[::]' ? '127.0.0.1' : urlHost}:${port}`;
+    const info: RuntimeInfo = { pid: process.pid, url, port };
+    replaceSecretFile(runtimeFile(config), JSON.stringify(info));
+    cleanups.push(() => unlinkSafe(runtimeFile(config)));
+
+    const sweep = (): Promise<void> =>
+      broker.sweep().catch((err: unknown) => logger.error({ err }, 'sweep failed'));
+    const task: ScheduledTask = cron.schedule(config.renewal.sweep_schedule, sweep, { noOverlap: true, name: 'sweep' });
+    cleanups.push(() => void task.destroy());
+    let seenVersion = store.dataVersion();
+    const poll = setInterval(() => {
+      const version = store.dataVersion();
+      if (version === seenVersion) return;
+      seenVersion = version;
+      broker.sync();
+      void sweep();
+    }, CHANGE_POLL_MS);
+    poll.unref();
+    cleanups.push(() => clearInterval(poll));
+    void sweep();
+    logger.info({ url, workspaces: broker.workspaces().length }, 'eodh-credd serving');
+
+    let stopped = false;
+    return {
+      url,
+      port,
+      broker,
+      store,
+      app,
+      async stop() {
+        if (stopped) return;
+        stopped = true;
+        await task.destroy();
+        clearInterval(poll);
+        await app.close();
+        await Promise.race([broker.settle(), new Promise((r) => setTimeout(r, 2_000).unref())]);
+        undo();
+      },
+    };
+  } catch (err) {
+    undo();
+    throw err;
+  }
+}
+
+function adminActions(broker: Broker) {
+  return {
+    async refresh(workspace: string) {
+      if (!broker.slot(workspace)) return { ok: false, error: `no workspace "${workspace}"` };
+      await broker.renew(workspace, true);
+      const slot = broker.slot(workspace);
+      return slot?.lastError ? { ok: false, error: slot.lastError.message } : { ok: true };
+    },
+    async rotate(workspace: string) {
+      return { ok: false, error: `rotation is not available for "${workspace}"` };
+    },
+    snapshot: () => broker.snapshot(),
+  };
+}
+
+function unlinkSafe(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch {
+    // already gone
+  }
+}

@@ -1,0 +1,307 @@
+/**
+ * The broker: per-workspace state in memory, renewal with single flight and backoff, the sweep
+ * the cron schedule drives, and the CredentialSource the server reads. Requests are answered from
+ * memory; the database is written on renewal and read when the CLI changes it.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { AuthResult, CredentialSource } from '../core/source.js';
+import type { Clock, Random, S3Credentials } from '../core/types.js';
+import { backoffDelay, isDueForRenewal, isServable, renewalPoint, type BackoffOptions } from '../core/policy.js';
+import type { Store, StoredApiKey, WorkspaceRecord } from '../store/store.js';
+import { describeFailure, isKeyRejection, type HubFor } from './hub.js';
+
+/** At most this many hub calls from one sweep at a time (a cold start with many workspaces). */
+const SWEEP_CONCURRENCY = 8;
+
+export interface BrokerOptions {
+  readonly store: Store;
+  readonly hubFor: HubFor;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly logger: Logger;
+  readonly backoff: BackoffOptions;
+  /** How long a request waits for a renewal it triggered (JS v3 gives up at 1000 ms). */
+  readonly requestWaitMs: number;
+  /** Learn the account id of fresh credentials (STS GetCallerIdentity); best effort. */
+  readonly lookupAccountId?: ((c: S3Credentials, region: string) => Promise<string | undefined>) | undefined;
+  /** Called after every successful renewal (file sinks). */
+  readonly onRenewed?: ((w: WorkspaceRecord, c: S3Credentials) => void) | undefined;
+  /** Called when a workspace disappears from the database. */
+  readonly onRemoved?: ((w: WorkspaceRecord) => void) | undefined;
+}
+
+export interface LastError {
+  readonly code: string;
+  readonly message: string;
+  readonly at: number;
+}
+
+export interface WorkspaceSnapshot {
+  readonly workspace: string;
+  readonly hubUrl: string;
+  readonly apiKeyTokenId: string | null;
+  readonly apiKeyExpiresAt: string | null;
+  readonly s3AccessKeyIdEnd: string | null;
+  readonly s3ExpiresAt: string | null;
+  readonly nextRenewalAt: string | null;
+  readonly failures: number;
+  readonly lastError: { code: string; message: string; at: string | null } | null;
+  readonly keyRejected: boolean;
+}
+
+export class WorkspaceSlot {
+  apiKey: StoredApiKey | undefined;
+  current: S3Credentials | undefined;
+  renewAt = 0;
+  retryAt = 0;
+  failures = 0;
+  lastError: LastError | null = null;
+  inFlight: Promise<void> | null = null;
+  /** Set while the hub refuses the API key: renewal waits for backoff, status asks for the user. */
+  keyRejected = false;
+
+  constructor(public record: WorkspaceRecord) {}
+}
+
+export class Broker implements CredentialSource {
+  private readonly slots = new Map<string, WorkspaceSlot>();
+  /** SHA-256 (hex) of each client token → workspace name, to tell "wrong token" from "other workspace's". */
+  private tokenOwners = new Map<string, string>();
+  private readonly log: Logger;
+
+  constructor(private readonly options: BrokerOptions) {
+    this.log = options.logger.child({ module: 'broker' });
+  }
+
+  // ---- loading from the database -----------------------------------------------------------
+
+  /** Bring memory in line with the database (at start, and whenever the CLI changed it). */
+  sync(): void {
+    const { store } = this.options;
+    const records = store.listWorkspaces();
+    const present = new Set<string>();
+    for (const record of records) {
+      present.add(record.name);
+      let slot = this.slots.get(record.name);
+      if (!slot || slot.record.id !== record.id) {
+        if (slot) this.options.onRemoved?.(slot.record);
+        slot = new WorkspaceSlot(record);
+        this.slots.set(record.name, slot);
+        this.log.info({ workspace: record.name }, 'workspace loaded');
+      }
+      slot.record = record;
+      this.loadSecrets(slot);
+    }
+    for (const [name, slot] of this.slots) {
+      if (!present.has(name)) {
+        this.slots.delete(name);
+        this.options.onRemoved?.(slot.record);
+        this.log.info({ workspace: name }, 'workspace removed');
+      }
+    }
+    this.tokenOwners = new Map(
+      [...this.slots.values()].map((s) => [s.record.clientTokenHash.toString('hex'), s.record.name]),
+    );
+  }
+
+  private loadSecrets(slot: WorkspaceSlot): void {
+    const { store } = this.options;
+    try {
+      const active = store.activeApiKey(slot.record.id);
+      if (active && active.id !== slot.apiKey?.id) slot.keyRejected = false; // a new key deserves a try
+      slot.apiKey = active;
+      const stored = store.loadS3(slot.record.id);
+      if (stored && (!slot.current || stored.expiresAt > slot.current.expiresAt)) {
+        slot.current = stored;
+        slot.renewAt = renewalPoint(stored, this.options.random);
+      }
+    } catch (err) {
+      // A value that fails to open (damaged row) costs this workspace its cache, not the daemon.
+      this.fail(slot, { code: 'store', message: `stored secrets unreadable: ${describeFailure(err).message}` });
+    }
+  }
+
+  // ---- CredentialSource --------------------------------------------------------------------
+
+  authenticate(workspace: string, presentedToken: string): AuthResult {
+    const digest = createHash('sha256').update(presentedToken, 'utf8').digest();
+    const slot = this.slots.get(workspace);
+    // Fixed-length digests compared in constant time: timing says nothing about the token.
+    if (slot && timingSafeEqual(digest, slot.record.clientTokenHash)) {
+      return { ok: true, clientTokenId: slot.record.clientTokenId };
+    }
+    const owner = this.tokenOwners.get(digest.toString('hex'));
+    return { ok: false, code: owner !== undefined ? 'forbidden' : 'unauthorized' };
+  }
+
+  async credentials(workspace: string): Promise<S3Credentials | null> {
+    const slot = this.slots.get(workspace);
+    if (!slot) return null;
+    const held = slot.current;
+    if (held && !isDueForRenewal(held, slot.renewAt, this.options.clock.now())) return held;
+    // Past the renewal point: the sweep was late, failing, or the machine slept. Renew now and
+    // give the hub a short while; then answer with whatever is still safe to serve.
+    const renewal = this.renew(workspace);
+    if (slot.inFlight) await waitAtMost(renewal, this.options.requestWaitMs);
+    const best = slot.current;
+    return best && isServable(best, this.options.clock.now()) ? best : null;
+  }
+
+  apiKey(workspace: string): StoredApiKey | null {
+    return this.slots.get(workspace)?.apiKey ?? null;
+  }
+
+  // ---- renewal -----------------------------------------------------------------------------
+
+  slot(workspace: string): WorkspaceSlot | undefined {
+    return this.slots.get(workspace);
+  }
+
+  workspaces(): WorkspaceSlot[] {
+    return [...this.slots.values()];
+  }
+
+  /**
+   * Renew one workspace's S3 credentials. Concurrent callers share the call in flight (single
+   * flight); while backing off after a failure nothing is sent unless `force` is set.
+   */
+  renew(workspace: string, force = false): Promise<void> {
+    const slot = this.slots.get(workspace);
+    if (!slot) return Promise.resolve();
+    if (slot.inFlight) return slot.inFlight;
+    const now = this.options.clock.now();
+    // A clock that jumped backwards must not strand us in a backoff longer than any we set.
+    if (slot.retryAt - now > this.options.backoff.maxMs) slot.retryAt = now;
+    if (!force && now < slot.retryAt) return Promise.resolve();
+    const apiKey = slot.apiKey;
+    if (!apiKey) {
+      this.fail(slot, { code: 'no_api_key', message: 'the workspace has no active API key' });
+      return Promise.resolve();
+    }
+    slot.inFlight = this.fetch(slot, apiKey).finally(() => {
+      slot.inFlight = null;
+    });
+    return slot.inFlight;
+  }
+
+  private async fetch(slot: WorkspaceSlot, apiKey: StoredApiKey): Promise<void> {
+    const { clock, store } = this.options;
+    const name = slot.record.name;
+    let fresh: S3Credentials;
+    try {
+      fresh = await this.options.hubFor(slot.record.hubUrl).s3Credentials(name, apiKey.key, clock.now());
+    } catch (err) {
+      const failure = describeFailure(err);
+      slot.keyRejected = isKeyRejection(err);
+      this.fail(slot, failure);
+      return;
+    }
+    if (this.slots.get(name) !== slot) return; // removed while we waited
+    // The account does not change between renewals: keep serving the known id until STS confirms.
+    const creds: S3Credentials = { ...fresh, accountId: slot.current?.accountId };
+    slot.current = creds;
+    slot.renewAt = renewalPoint(creds, this.options.random);
+    slot.failures = 0;
+    slot.retryAt = 0;
+    slot.lastError = null;
+    slot.keyRejected = false;
+    try {
+      store.saveS3(slot.record.id, creds);
+      store.recordRenewal(slot.record.id, clock.now());
+    } catch (err) {
+      this.log.error({ workspace: name, err: describeFailure(err) }, 'could not persist renewed credentials');
+    }
+    this.log.info(
+      { workspace: name, expiresAt: new Date(creds.expiresAt).toISOString(), renewAt: new Date(slot.renewAt).toISOString() },
+      'S3 credentials renewed',
+    );
+    this.options.onRenewed?.(slot.record, creds);
+    void this.learnAccountId(slot, creds);
+  }
+
+  private async learnAccountId(slot: WorkspaceSlot, creds: S3Credentials): Promise<void> {
+    const lookup = this.options.lookupAccountId;
+    if (!lookup) return;
+    try {
+      const accountId = await lookup(creds, slot.record.region);
+      const current = slot.current;
+      if (!accountId || !current || current.accessKeyId !== creds.accessKeyId) return;
+      slot.current = { ...current, accountId };
+      this.options.store.setAccountId(slot.record.id, creds.accessKeyId, accountId);
+    } catch (err) {
+      this.log.debug({ workspace: slot.record.name, err: describeFailure(err) }, 'account id lookup failed');
+    }
+  }
+
+  private fail(slot: WorkspaceSlot, failure: { code: string; message: string }): void {
+    const { clock, random, backoff, store } = this.options;
+    const now = clock.now();
+    slot.failures += 1;
+    const delay = backoffDelay(slot.failures, backoff, random, slot.current, now);
+    slot.retryAt = now + delay;
+    slot.lastError = { ...failure, at: now };
+    try {
+      store.recordFailure(slot.record.id, failure.code, failure.message, now);
+    } catch {
+      // Status bookkeeping must never turn one failure into two.
+    }
+    this.log.warn(
+      { workspace: slot.record.name, code: failure.code, failures: slot.failures, retryInMs: delay },
+      `renewal failed: ${failure.message}`,
+    );
+  }
+
+  /** Renew every workspace that is due (or has nothing); called by the cron schedule. */
+  async sweep(): Promise<void> {
+    const now = this.options.clock.now();
+    const due = this.workspaces().filter((s) => !s.current || isDueForRenewal(s.current, s.renewAt, now));
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < due.length) {
+        const slot = due[next++]!;
+        await this.renew(slot.record.name);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(SWEEP_CONCURRENCY, due.length) }, worker));
+  }
+
+  /** What `status` and the admin route show: no secret, only times, ids and errors. */
+  snapshot(): WorkspaceSnapshot[] {
+    const iso = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString() : null);
+    return this.workspaces().map((s) => ({
+      workspace: s.record.name,
+      hubUrl: s.record.hubUrl,
+      apiKeyTokenId: s.apiKey?.tokenId ?? null,
+      apiKeyExpiresAt: iso(s.apiKey?.expiresAt),
+      s3AccessKeyIdEnd: s.current ? s.current.accessKeyId.slice(-4) : null,
+      s3ExpiresAt: iso(s.current?.expiresAt),
+      nextRenewalAt: s.current ? iso(Math.max(s.renewAt, s.retryAt)) : iso(s.retryAt || this.options.clock.now()),
+      failures: s.failures,
+      lastError: s.lastError ? { ...s.lastError, at: iso(s.lastError.at) } : null,
+      keyRejected: s.keyRejected,
+    }));
+  }
+
+  /** Wait for every renewal in flight (graceful stop). */
+  async settle(): Promise<void> {
+    await Promise.all(this.workspaces().map((s) => s.inFlight ?? Promise.resolve()));
+  }
+}
+
+/** Resolve when the promise settles or after `ms`, whichever is first; never rejects. */
+function waitAtMost(promise: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    promise.then(
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+    );
+  });
+}

@@ -1,0 +1,36 @@
+/** What the scheduler needs from a hub: the narrow face of upstream's HubClient. */
+import type { S3Credentials } from '../core/types.js';
+
+export interface HubToken {
+  readonly id: string;
+  readonly name?: string | null | undefined;
+  readonly expiresAt?: number | null | undefined;
+}
+
+export interface Hub {
+  s3Credentials(workspace: string, apiKey: string, now: number): Promise<S3Credentials>;
+  listTokens(workspace: string, apiKey: string): Promise<HubToken[]>;
+  createToken(
+    workspace: string,
+    apiKey: string,
+    request: { name: string; expiresDays: number },
+  ): Promise<HubToken & { token: string }>;
+  deleteToken(workspace: string, apiKey: string, id: string): Promise<void>;
+}
+
+/** One hub client per hub URL; workspaces on the same hub share it. */
+export type HubFor = (hubUrl: string) => Hub;
+
+/** Describe a failure for status and logs without ever carrying a secret: kind and message only. */
+export function describeFailure(err: unknown): { code: string; message: string } {
+  if (err && typeof err === 'object' && 'kind' in err && typeof (err as { kind: unknown }).kind === 'string') {
+    const { kind, message } = err as { kind: string; message?: unknown };
+    return { code: kind, message: String(message ?? kind) };
+  }
+  return { code: 'internal', message: err instanceof Error ? err.message : String(err) };
+}
+
+export function isKeyRejection(err: unknown): boolean {
+  const code = describeFailure(err).code;
+  return code === 'unauthorized' || code === 'forbidden';
+}

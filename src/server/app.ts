@@ -1,0 +1,140 @@
+/**
+ * The HTTP app factory: builds the fastify instance, never listens (the caller does, so tests use
+ * inject() or a real ephemeral port alike). The server reads a CredentialSource and nothing else.
+ */
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { AdminActions, CredentialSource } from '../core/source.js';
+import { errorBody } from '../core/errors.js';
+import { rfc3339 } from '../core/time.js';
+import { registerGuard, sendError } from './guard.js';
+import type { HostPolicy } from './hosts.js';
+import { apiKeySchema, containerCredentialsSchema, errorSchema, workspaceParams } from './schemas.js';
+import { AuditTrail } from './audit.js';
+
+export interface AppOptions {
+  readonly source: CredentialSource;
+  readonly hosts: HostPolicy;
+  readonly logger: Logger;
+  readonly admin?: { readonly tokenHash: Buffer; readonly actions: AdminActions } | undefined;
+  readonly metrics?: (() => Promise<string>) | undefined;
+  readonly failedAuth?: { readonly max: number; readonly timeWindowMs: number } | undefined;
+}
+
+const errorResponses = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 429: errorSchema, 503: errorSchema };
+
+export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const log = options.logger.child({ module: 'server' });
+  const app = Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    // No line per request: the audit trail logs what matters, and the hot path stays free of I/O.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: 1024,
+    routerOptions: { maxParamLength: 100 },
+    // Requests are answered from memory; a client that is this slow is not a client.
+    connectionTimeout: 10_000,
+    requestTimeout: 10_000,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  });
+  const audit = new AuditTrail(log);
+
+  app.addHook('onSend', async (_request, reply, payload) => {
+    reply.header('cache-control', 'no-store');
+    reply.header('x-content-type-options', 'nosniff');
+    return payload;
+  });
+
+  app.setErrorHandler((err: { statusCode?: number; validation?: unknown }, request, reply) => {
+    const status = err.statusCode ?? 500;
+    if (status === 429) return reply.code(429).send(err);
+    if (status >= 500) {
+      // Internals stay in the log (without the request's headers); the client learns nothing.
+      log.error({ err, url: request.routeOptions.url }, 'request failed');
+      return sendError(reply, 'internal');
+    }
+    if (err.validation) return sendError(reply, 'not_found', 'No such route or workspace.');
+    return sendError(reply, 'bad_request');
+  });
+  app.setNotFoundHandler((_request, reply) => sendError(reply, 'not_found'));
+
+  await registerGuard(app, {
+    source: options.source,
+    hosts: options.hosts,
+    adminTokenHash: options.admin?.tokenHash,
+    failedAuth: options.failedAuth ?? { max: 20, timeWindowMs: 60_000 },
+  });
+
+  app.get('/healthz', { config: { auth: 'none' } }, async () => ({ status: 'ok' }));
+
+  app.get<{ Params: { workspace: string } }>(
+    '/v1/workspaces/:workspace/credentials',
+    {
+      config: { auth: 'workspace' },
+      schema: { params: workspaceParams, response: { 200: containerCredentialsSchema, ...errorResponses } },
+    },
+    async (request, reply) => {
+      const { workspace } = request.params;
+      const creds = await options.source.credentials(workspace);
+      if (!creds) return sendError(reply, 'no_credentials');
+      const auth = request.credd?.auth;
+      if (auth?.ok) audit.handedOut(workspace, auth.clientTokenId, request.ip, creds);
+      return {
+        AccessKeyId: creds.accessKeyId,
+        SecretAccessKey: creds.secretAccessKey,
+        Token: creds.sessionToken,
+        Expiration: rfc3339(creds.expiresAt),
+        ...(creds.accountId ? { AccountId: creds.accountId } : {}),
+      };
+    },
+  );
+
+  app.get<{ Params: { workspace: string } }>(
+    '/v1/workspaces/:workspace/token',
+    { config: { auth: 'workspace' }, schema: { params: workspaceParams, response: { 200: apiKeySchema, ...errorResponses } } },
+    async (request, reply) => {
+      const { workspace } = request.params;
+      const key = options.source.apiKey(workspace);
+      if (!key) return sendError(reply, 'no_credentials', 'The workspace has no usable API key.');
+      const auth = request.credd?.auth;
+      if (auth?.ok) audit.apiKeyHandedOut(workspace, auth.clientTokenId, request.ip, key.tokenId);
+      return {
+        workspace,
+        tokenId: key.tokenId,
+        token: key.key,
+        expiry: key.expiresAt === null ? null : rfc3339(key.expiresAt),
+      };
+    },
+  );
+
+  // Credential routes answer GET and HEAD only; say so instead of a bare 404.
+  for (const url of ['/v1/workspaces/:workspace/credentials', '/v1/workspaces/:workspace/token']) {
+    app.route({
+      method: ['POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'],
+      url,
+      config: { auth: 'none' },
+      handler: async (_request, reply) => sendError(reply.header('allow', 'GET, HEAD'), 'method_not_allowed'),
+    });
+  }
+
+  if (options.admin) registerAdmin(app, options.admin.actions, options.metrics);
+
+  return app;
+}
+
+function registerAdmin(app: FastifyInstance, actions: AdminActions, metrics: AppOptions['metrics']): void {
+  const opts = { config: { auth: 'admin' as const }, schema: { params: workspaceParams } };
+  app.get('/v1/admin/status', { config: { auth: 'admin' } }, async () => actions.snapshot());
+  for (const action of ['refresh', 'rotate'] as const) {
+    app.post<{ Params: { workspace: string } }>(`/v1/admin/workspaces/:workspace/${action}`, opts, async (request, reply) => {
+      const result = await actions[action](request.params.workspace);
+      if (!result.ok) return reply.code(502).send(errorBody('no_credentials', result.error ?? `${action} failed`));
+      return { ok: true };
+    });
+  }
+  if (metrics) {
+    app.get('/metrics', { config: { auth: 'admin' } }, async (_request, reply) =>
+      reply.type('text/plain; version=0.0.4').send(await metrics()),
+    );
+  }
+}

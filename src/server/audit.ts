@@ -1,0 +1,43 @@
+/**
+ * The audit trail: one line each time a credential goes to a client it has not gone to before
+ * (workspace, client token id, remote address, the last 4 characters of the access key id,
+ * expiry). Repeats of the same credential to the same client are not logged again: botocore and
+ * the SDKs poll every few minutes, and a line per poll would put logging on the hot path while
+ * adding nothing an auditor needs. Never a secret.
+ */
+import type { Logger } from 'pino';
+import type { S3Credentials } from '../core/types.js';
+import { rfc3339 } from '../core/time.js';
+
+const MAX_REMEMBERED = 10_000;
+
+export class AuditTrail {
+  private readonly seen = new Set<string>();
+  private readonly log: Logger;
+
+  constructor(logger: Logger) {
+    this.log = logger.child({ audit: true });
+  }
+
+  handedOut(workspace: string, clientTokenId: string, remote: string, creds: S3Credentials): void {
+    const key = `${workspace}|${clientTokenId}|${remote}|${creds.accessKeyId}`;
+    if (!this.remember(key)) return;
+    this.log.info(
+      { workspace, clientTokenId, remote, accessKeyIdEnd: creds.accessKeyId.slice(-4), expiresAt: rfc3339(creds.expiresAt) },
+      'S3 credential handed out',
+    );
+  }
+
+  apiKeyHandedOut(workspace: string, clientTokenId: string, remote: string, tokenId: string | null): void {
+    const key = `${workspace}|${clientTokenId}|${remote}|api:${tokenId}`;
+    if (!this.remember(key)) return;
+    this.log.info({ workspace, clientTokenId, remote, tokenId }, 'API key handed out');
+  }
+
+  private remember(key: string): boolean {
+    if (this.seen.has(key)) return false;
+    if (this.seen.size >= MAX_REMEMBERED) this.seen.clear();
+    this.seen.add(key);
+    return true;
+  }
+}

@@ -1,0 +1,54 @@
+/**
+ * Local client tokens: what keeps other users of the machine away from a workspace's credentials.
+ * 32 random bytes, kept in a 0600 file with no trailing newline (the AWS clients reject a token
+ * containing CR or LF), stored in the database only as a SHA-256 digest. The admin token guards
+ * the daemon's admin routes the same way.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { clientTokenFile, type DataPaths } from '../config/paths.js';
+import { EXIT, UserError } from '../core/errors.js';
+import { assertPrivate, createSecretFile, ensurePrivateDir, replaceSecretFile } from './files.js';
+
+export interface NewClientToken {
+  readonly token: string;
+  /** Public handle, used in audit lines instead of the token. */
+  readonly id: string;
+  readonly hash: Buffer;
+}
+
+export function tokenDigest(token: string): Buffer {
+  return createHash('sha256').update(token, 'utf8').digest();
+}
+
+export function newClientToken(): NewClientToken {
+  const token = randomBytes(32).toString('base64url');
+  return { token, id: `ct-${randomBytes(4).toString('hex')}`, hash: tokenDigest(token) };
+}
+
+export function writeClientTokenFile(paths: DataPaths, workspace: string, token: string): string {
+  ensurePrivateDir(paths.tokensDir);
+  const file = clientTokenFile(paths, workspace);
+  replaceSecretFile(file, token);
+  return file;
+}
+
+export function readSecretFile(file: string, what: string): string {
+  try {
+    assertPrivate(file, 'file', 600);
+    return readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    if (err instanceof UserError) throw err;
+    throw new UserError(`Cannot read the ${what} at ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'}).`, EXIT.NOPERM);
+  }
+}
+
+export function readClientTokenFile(paths: DataPaths, workspace: string): string {
+  return readSecretFile(clientTokenFile(paths, workspace), `client token of workspace "${workspace}"`);
+}
+
+/** The admin token (created on first use); returns its digest for the server. */
+export function ensureAdminToken(paths: DataPaths): Buffer {
+  createSecretFile(paths.adminToken, randomBytes(32).toString('base64url'));
+  return tokenDigest(readSecretFile(paths.adminToken, 'admin token'));
+}
