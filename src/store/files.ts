@@ -3,7 +3,7 @@
  * so directories are 0700, files 0600, and anything found wider is refused rather than "fixed":
  * a widened mode may mean someone else already read it.
  */
-import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, renameSync, statSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { EXIT, UserError } from '../core/errors.js';
@@ -55,11 +55,17 @@ export function replaceSecretFile(path: string, content: string, mode = 0o600): 
   const temp = `${dirname(path)}/.${randomBytes(6).toString('hex')}.tmp`;
   const fd = openSync(temp, 'wx', mode);
   try {
-    writeSync(fd, content);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    try {
+      writeSync(fd, content);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    chmodSync(temp, mode);
+    renameSync(temp, path);
+  } catch (err) {
+    // Don't leave a stray copy of the secret behind when the replace fails.
+    rmSync(temp, { force: true });
+    throw err;
   }
-  chmodSync(temp, mode);
-  renameSync(temp, path);
 }

@@ -60,7 +60,16 @@ export function open(key: SealingKey, envelope: string, aad: string): string {
   if (keyId !== key.id) throw new SealError('sealed with a different master key', 'wrong_key');
   const nonce = Buffer.from(nonceText, 'base64url');
   const body = Buffer.from(bodyText, 'base64url');
-  if (nonce.length !== NONCE_BYTES || body.length < TAG_BYTES) throw new SealError('sealed value is malformed', 'malformed');
+  // Node's base64 decoder skips stray characters and ignores spare bits, so several texts decode to
+  // the same bytes; accept only the canonical text, so an altered envelope never opens.
+  if (
+    nonce.length !== NONCE_BYTES ||
+    body.length < TAG_BYTES ||
+    nonce.toString('base64url') !== nonceText ||
+    body.toString('base64url') !== bodyText
+  ) {
+    throw new SealError('sealed value is malformed', 'malformed');
+  }
   const decipher = createDecipheriv('aes-256-gcm', key.encryptionKey, nonce);
   decipher.setAAD(Buffer.from(aad, 'utf8'));
   decipher.setAuthTag(body.subarray(body.length - TAG_BYTES));

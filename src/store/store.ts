@@ -115,7 +115,7 @@ export class Store {
       allApiKeys: p(`SELECT * FROM api_keys ORDER BY stored_at`),
       insertApiKey: p(`INSERT INTO api_keys (id, workspace_id, state, token_id, name, sealed_key, expires_at, stored_at)
                        VALUES (@id, @workspace_id, @state, @token_id, @name, @sealed_key, @expires_at, @stored_at)`),
-      setKeyState: p(`UPDATE api_keys SET state = ? WHERE id = ?`),
+      activatePending: p(`UPDATE api_keys SET state = 'active' WHERE id = ? AND workspace_id = ? AND state = 'pending'`),
       setKeyDetails: p(`UPDATE api_keys SET token_id = ?, expires_at = ? WHERE id = ?`),
       retireActive: p(`UPDATE api_keys SET state = 'retiring' WHERE workspace_id = ? AND state = 'active'`),
       deleteApiKey: p(`DELETE FROM api_keys WHERE id = ?`),
@@ -127,11 +127,10 @@ export class Store {
       loadS3: p(`SELECT * FROM s3_credentials WHERE workspace_id = ?`),
       setAccountId: p(`UPDATE s3_credentials SET account_id = ? WHERE workspace_id = ? AND access_key_id = ?`),
       status: p(`SELECT * FROM workspace_status WHERE workspace_id = ?`),
-      recordRenewal: p(`UPDATE workspace_status SET last_renewal_at = ?, failures = 0 WHERE workspace_id = ?`),
+      recordRenewal: p(`UPDATE workspace_status SET last_renewal_at = ?, last_error_code = NULL, last_error_message = NULL,
+                          last_error_at = NULL, failures = 0 WHERE workspace_id = ?`),
       recordFailure: p(`UPDATE workspace_status SET last_error_code = ?, last_error_message = ?, last_error_at = ?,
                           failures = failures + 1 WHERE workspace_id = ?`),
-      clearError: p(`UPDATE workspace_status SET last_error_code = NULL, last_error_message = NULL, last_error_at = NULL,
-                       failures = 0 WHERE workspace_id = ?`),
       setRotation: p(`UPDATE workspace_status SET rotation_state = ?, rotation_note = ? WHERE workspace_id = ?`),
     };
   }
@@ -215,11 +214,17 @@ export class Store {
     this.sql.setKeyDetails!.run(tokenId, expiresAt, keyId);
   }
 
-  /** Make the pending key active and the active one retiring, in one transaction. */
+  /**
+   * Make the pending key active and the active one retiring, in one transaction. Throws (changing
+   * nothing) unless pendingId is this workspace's pending key, so a stale id from an interrupted
+   * rotation can neither leave the workspace without an active key nor revive a retiring one.
+   */
   promotePendingKey(workspaceId: string, pendingId: string): void {
     this.db.transaction(() => {
       this.sql.retireActive!.run(workspaceId);
-      this.sql.setKeyState!.run('active', pendingId);
+      if (this.sql.activatePending!.run(pendingId, workspaceId).changes !== 1) {
+        throw new Error(`API key ${pendingId} is not the pending key of workspace ${workspaceId}`);
+      }
     }).immediate();
   }
 
@@ -307,9 +312,9 @@ export class Store {
     };
   }
 
+  /** One statement, so the renewal time and the cleared error are recorded together or not at all. */
   recordRenewal(workspaceId: string, at: number): void {
     this.sql.recordRenewal!.run(at, workspaceId);
-    this.sql.clearError!.run(workspaceId);
   }
 
   recordFailure(workspaceId: string, code: string, message: string, at: number): void {
