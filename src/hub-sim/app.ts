@@ -1,0 +1,299 @@
+/**
+ * The EODH hub simulator: the workspace API of eodh-api.md (bearer auth, tokens, s3-tokens) plus
+ * unauthenticated control routes under /_sim/ for tests and the demo. It only ever listens on
+ * loopback, because the control routes can mint keys for anyone who can reach them.
+ *
+ * Logging is off: requests carry API keys and answers carry credentials.
+ */
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { Type, type TSchema, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { systemClock, type Clock } from '../core/types.js';
+import { randomMinter, stsMinter, type S3Minter, type StsOptions } from './credentials.js';
+import { FAULT_MODES, HubSimState, type Route, type SimToken } from './state.js';
+
+export interface HubSimulatorOptions {
+  /** Lifetime of minted S3 credentials (the hub's is one hour). */
+  readonly s3LifetimeSeconds?: number;
+  /** Length of one "day" of API-key lifetime, so tests can shrink 30-day keys to seconds. */
+  readonly dayMs?: number;
+  /** Longest API-key lifetime accepted, in days (the hub caps it at 30). */
+  readonly maxTokenDays?: number;
+  readonly clock?: Clock;
+  /** Mint real credentials from this STS endpoint (e.g. moto_server) instead of random strings. */
+  readonly sts?: StsOptions;
+  /** Whether an API key may create another key (UNCERTAIN on the real hub). */
+  readonly allowMintWithApiKey?: boolean;
+}
+
+export interface HubSimulator {
+  readonly app: FastifyInstance;
+  readonly state: HubSimState;
+}
+
+const DEFAULT_USER = 'sim-user';
+
+/** A token record as the API shows it (the key itself only when just created). */
+export function tokenRecord(t: SimToken, withKey: boolean): Record<string, string> {
+  const record: Record<string, string> = {
+    id: t.id,
+    user_id: t.userId,
+    workspace: t.workspace,
+    name: t.name,
+    scope: t.scope,
+    created: new Date(t.created).toISOString(),
+    expiry: new Date(t.expiry).toISOString(),
+  };
+  if (withKey) record.token = t.token;
+  return record;
+}
+
+function fail(reply: FastifyReply, status: number, error: string, message: string): FastifyReply {
+  return reply.code(status).send({ error, message });
+}
+
+function parseBody<S extends TSchema>(schema: S, body: unknown): Static<S> | null {
+  const value = body === undefined ? {} : body;
+  return Value.Check(schema, value) ? value : null;
+}
+
+function bearer(request: FastifyRequest): string | null {
+  const m = /^Bearer +(\S+)\s*$/i.exec(request.headers.authorization ?? '');
+  return m?.[1] ?? null;
+}
+
+const WsParams = Type.Object({ ws: Type.String() });
+type WsParams = Static<typeof WsParams>;
+
+export function createHubSimulator(options: HubSimulatorOptions = {}): HubSimulator {
+  const clock = options.clock ?? systemClock;
+  const state = new HubSimState({
+    clock,
+    dayMs: options.dayMs ?? 86_400_000,
+    maxTokenDays: options.maxTokenDays ?? 30,
+    settings: {
+      s3LifetimeSeconds: options.s3LifetimeSeconds ?? 3600,
+      allowMintWithApiKey: options.allowMintWithApiKey ?? true,
+    },
+  });
+  const minter: S3Minter = options.sts ? stsMinter(options.sts) : randomMinter(clock);
+  const app = Fastify({ logger: false, forceCloseConnections: true });
+
+  // Accept an empty JSON body (s3-tokens has none, and some clients still send the header).
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch {
+      done(Object.assign(new Error('The request body is not valid JSON.'), { statusCode: 400 }), undefined);
+    }
+  });
+
+  app.setErrorHandler((err: { statusCode?: number }, _request, reply) => {
+    const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    return status === 500
+      ? fail(reply, 500, 'internal', 'Internal error.')
+      : fail(reply, status, 'bad_request', 'The request is malformed.');
+  });
+  app.setNotFoundHandler((_request, reply) => fail(reply, 404, 'not_found', 'No such route.'));
+  app.addHook('onClose', async () => minter.close());
+
+  app.register(async (api) => {
+    const routeOf = (request: FastifyRequest): Route | null => {
+      const url = request.routeOptions.url ?? '';
+      if (url.endsWith('/s3-tokens')) return 's3Tokens';
+      if (url.endsWith('/tokens/:id')) return 'deleteTokens';
+      if (url.endsWith('/tokens')) return request.method === 'GET' ? 'listTokens' : 'mintTokens';
+      return null;
+    };
+
+    // Every call is counted, faulted or not, so tests can see how often a client tried.
+    api.addHook('onRequest', async (request, reply) => {
+      const route = routeOf(request);
+      const ws = (request.params as Partial<WsParams>).ws ?? '';
+      if (route) state.count(ws, route);
+      const fault = state.takeFault(route);
+      if (!fault) return;
+      switch (fault.mode) {
+        case 'down':
+          reply.hijack();
+          request.raw.socket.destroy();
+          return;
+        case 'error500':
+          return fail(reply, 500, 'internal', 'Simulated server error.');
+        case 'rate_limited':
+          reply.header('retry-after', '1');
+          return fail(reply, 429, 'rate_limited', 'Too many requests.');
+        case 'mint_unauthorized':
+          return fail(reply, 401, 'unauthorized', 'Not authorised to create tokens.');
+        case 'mint_forbidden':
+          return fail(reply, 403, 'forbidden', 'Forbidden.');
+        case 's3_forbidden':
+          return fail(reply, 403, 'forbidden', 'Forbidden.');
+        case 'garbage':
+          if (state.nextGarbageIsText()) {
+            return reply.code(200).type('application/json').send('<html><body>Bad gateway</body></html>');
+          }
+          return reply.code(200).type('application/json').send('{"unexpected":true}');
+        case 'slow': {
+          const socket = request.raw.socket;
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(done, fault.delayMs);
+            function done(): void {
+              clearTimeout(timer);
+              socket.off('close', done);
+              resolve();
+            }
+            socket.once('close', done);
+          });
+          // The client gave up (or the simulator is closing): nobody is left to answer.
+          if (socket.destroyed) reply.hijack();
+          return;
+        }
+        case 'none':
+          return;
+      }
+    });
+
+    /** The bearer check; sends the refusal and returns null when the key is not good for `ws`. */
+    const authorise = (request: FastifyRequest<{ Params: WsParams }>, reply: FastifyReply): SimToken | null => {
+      const result = state.authenticate(bearer(request), request.params.ws);
+      if (result.ok) return result.token;
+      if (result.status === 401) fail(reply, 401, 'unauthorized', 'Invalid or expired API key.');
+      else fail(reply, 403, 'forbidden', 'This API key is not valid for this workspace.');
+      return null;
+    };
+
+    api.get<{ Params: WsParams }>('/api/workspaces/:ws/me/tokens', async (request, reply) => {
+      const me = authorise(request, reply);
+      if (!me) return reply;
+      return state.tokensOf(me.workspace, me.userId).map((t) => tokenRecord(t, false));
+    });
+
+    const MintBody = Type.Object({
+      name: Type.String({ minLength: 1, maxLength: 200 }),
+      expires: Type.Integer({ minimum: 1, maximum: state.maxTokenDays }),
+      scope: Type.Optional(Type.String({ maxLength: 1000 })),
+    });
+
+    api.post<{ Params: WsParams }>('/api/workspaces/:ws/me/tokens', async (request, reply) => {
+      const me = authorise(request, reply);
+      if (!me) return reply;
+      if (!state.settings.allowMintWithApiKey) {
+        return fail(reply, 403, 'forbidden', 'API keys cannot create API keys; use the web interface.');
+      }
+      const body = parseBody(MintBody, request.body);
+      if (!body) {
+        return fail(reply, 400, 'bad_request', `Expected {name, expires: 1..${state.maxTokenDays} days, scope?}.`);
+      }
+      const created = state.createToken({
+        workspace: me.workspace,
+        userId: me.userId,
+        name: body.name,
+        ...(body.scope === undefined ? {} : { scope: body.scope }),
+        lifetimeMs: body.expires * state.dayMs,
+      });
+      return reply.code(201).send(tokenRecord(created, true));
+    });
+
+    api.delete<{ Params: WsParams & { id: string } }>('/api/workspaces/:ws/me/tokens/:id', async (request, reply) => {
+      const me = authorise(request, reply);
+      if (!me) return reply;
+      if (!state.revoke(me.workspace, me.userId, request.params.id)) return fail(reply, 404, 'not_found', 'No such token.');
+      return reply.code(204).send();
+    });
+
+    api.post<{ Params: WsParams }>('/api/workspaces/:ws/me/s3-tokens', async (request, reply) => {
+      const me = authorise(request, reply);
+      if (!me) return reply;
+      return minter.mint(me.workspace, me.userId, state.settings.s3LifetimeSeconds);
+    });
+  });
+
+  app.register(
+    async (sim) => {
+      const CreateKey = Type.Object({
+        name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+        expiresDays: Type.Optional(Type.Integer({ minimum: 1, maximum: state.maxTokenDays })),
+        expiresInMs: Type.Optional(Type.Integer()),
+        user: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+      });
+      let made = 0;
+
+      // A key made as the web UI would, with a browser session rather than a bearer key.
+      sim.post<{ Params: WsParams }>('/workspaces/:ws/tokens', async (request, reply) => {
+        const body = parseBody(CreateKey, request.body);
+        if (!body) return fail(reply, 400, 'bad_request', 'Expected {name?, expiresDays?, expiresInMs?, user?}.');
+        made += 1;
+        const created = state.createToken({
+          workspace: request.params.ws,
+          userId: body.user ?? DEFAULT_USER,
+          name: body.name ?? `sim-key-${made}`,
+          lifetimeMs: body.expiresInMs ?? (body.expiresDays ?? state.maxTokenDays) * state.dayMs,
+        });
+        return reply.code(201).send(tokenRecord(created, true));
+      });
+
+      sim.get('/tokens', async () =>
+        state.allTokens().map((t) => ({ ...tokenRecord(t, false), revoked: t.revoked, expired: state.isExpired(t) })),
+      );
+
+      const FaultBody = Type.Object({
+        mode: Type.Union(FAULT_MODES.map((m) => Type.Literal(m))),
+        delayMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000 })),
+        count: Type.Optional(Type.Integer({ minimum: 1 })),
+      });
+      sim.put('/faults', async (request, reply) => {
+        const body = parseBody(FaultBody, request.body);
+        if (!body) return fail(reply, 400, 'bad_request', `Expected {mode: ${FAULT_MODES.join('|')}, delayMs?, count?}.`);
+        state.setFault(body.mode, body);
+        return state.currentFault();
+      });
+
+      const SettingsBody = Type.Object({
+        s3LifetimeSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 129_600 })),
+        allowMintWithApiKey: Type.Optional(Type.Boolean()),
+      });
+      sim.put('/settings', async (request, reply) => {
+        const body = parseBody(SettingsBody, request.body);
+        if (!body) return fail(reply, 400, 'bad_request', 'Expected {s3LifetimeSeconds?, allowMintWithApiKey?}.');
+        if (body.s3LifetimeSeconds !== undefined) state.settings.s3LifetimeSeconds = body.s3LifetimeSeconds;
+        if (body.allowMintWithApiKey !== undefined) state.settings.allowMintWithApiKey = body.allowMintWithApiKey;
+        return { ...state.settings };
+      });
+
+      sim.get('/stats', async () => state.stats());
+    },
+    { prefix: '/_sim' },
+  );
+
+  return { app, state };
+}
+
+export interface StartedHubSimulator {
+  /** e.g. "http://127.0.0.1:41234", without a trailing slash. */
+  readonly url: string;
+  readonly app: FastifyInstance;
+  readonly state: HubSimState;
+  close(): Promise<void>;
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+export async function startHubSimulator(
+  options: HubSimulatorOptions & { readonly host?: string; readonly port?: number } = {},
+): Promise<StartedHubSimulator> {
+  const host = options.host ?? '127.0.0.1';
+  if (!isLoopback(host)) {
+    throw new Error(`The hub simulator listens on loopback only; ${host} is not a loopback address.`);
+  }
+  const { app, state } = createHubSimulator(options);
+  await app.listen({ host, port: options.port ?? 0 });
+  const address = app.server.address();
+  if (address === null || typeof address === 'string') throw new Error('The hub simulator has no TCP address.');
+  const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return { url: `http://${shownHost}:${address.port}`, app, state, close: () => app.close() };
+}

@@ -1,0 +1,254 @@
+/**
+ * The EODH HTTP client: the only code that talks to the hub. Each call is a small number of
+ * attempts, each with its own timeout; network failures, timeouts, 5xx and 429 are retried with
+ * exponential backoff and jitter, anything else is final. Every answer is validated before it is
+ * returned (see responses.ts). Nothing here logs; errors carry no body and no key.
+ */
+import { setTimeout as delay } from 'node:timers/promises';
+import { backoffDelay, type BackoffOptions } from '../core/policy.js';
+import type { Random, S3Credentials } from '../core/types.js';
+import { classifyStatus, HubError, type HubErrorKind } from './errors.js';
+import {
+  InvalidAnswer,
+  parseCreatedToken,
+  parseS3Credentials,
+  parseTokenList,
+  type CreatedToken,
+  type TokenRecord,
+} from './responses.js';
+import { assertHubUrlAllowed } from './url.js';
+
+export interface HubClientOptions {
+  /** Per attempt, covering the response body as well as the headers. */
+  readonly timeoutMs: number;
+  /** Extra attempts after the first, for retryable failures only. */
+  readonly retries: number;
+  readonly backoff: BackoffOptions;
+  readonly random?: Random;
+  readonly sleep?: (ms: number) => Promise<void>;
+  readonly userAgent?: string;
+}
+
+export interface CreateTokenRequest {
+  readonly name: string;
+  /** Whole days; the hub caps this at 30. */
+  readonly expiresDays: number;
+  readonly scope?: string;
+}
+
+/** A hub answer is at most a few kilobytes; anything far larger is not one. */
+const MAX_BODY_BYTES = 1024 * 1024;
+
+interface Failure {
+  readonly kind: HubErrorKind;
+  readonly what: string;
+  readonly status?: number;
+  readonly retryAfterMs?: number;
+  readonly retryable: boolean;
+}
+
+interface Answer {
+  readonly status: number;
+  readonly text: string;
+}
+
+export class HubClient {
+  readonly baseUrl: URL;
+  private readonly basePath: string;
+  private readonly random: Random;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly userAgent: string;
+
+  constructor(
+    baseUrl: string,
+    private readonly options: HubClientOptions,
+  ) {
+    this.baseUrl = assertHubUrlAllowed(baseUrl);
+    this.basePath = this.baseUrl.pathname.replace(/\/+$/, '');
+    this.random = options.random ?? Math.random;
+    this.sleep = options.sleep ?? ((ms) => delay(ms));
+    this.userAgent = options.userAgent ?? 'eodh-credd';
+  }
+
+  /** Fresh temporary S3 credentials for the workspace. `now` becomes issuedAt and is the reference for "already expired". */
+  async s3Credentials(workspace: string, apiKey: string, now: number): Promise<S3Credentials> {
+    const path = `${this.workspacePath(workspace)}/me/s3-tokens`;
+    const answer = await this.request('POST', path, apiKey);
+    return this.parse('POST', path, answer, (body) => parseS3Credentials(body, now));
+  }
+
+  async listTokens(workspace: string, apiKey: string): Promise<TokenRecord[]> {
+    const path = `${this.workspacePath(workspace)}/me/tokens`;
+    const answer = await this.request('GET', path, apiKey);
+    return this.parse('GET', path, answer, parseTokenList);
+  }
+
+  async createToken(workspace: string, apiKey: string, request: CreateTokenRequest): Promise<CreatedToken> {
+    const path = `${this.workspacePath(workspace)}/me/tokens`;
+    const body: Record<string, unknown> = { name: request.name, expires: request.expiresDays };
+    if (request.scope !== undefined) body.scope = request.scope;
+    const answer = await this.request('POST', path, apiKey, body);
+    return this.parse('POST', path, answer, parseCreatedToken);
+  }
+
+  /** Revoke a token. A 404 means it is already gone, which is what the caller wanted. */
+  async deleteToken(workspace: string, apiKey: string, id: string): Promise<void> {
+    const path = `${this.workspacePath(workspace)}/me/tokens/${segment(id, 'token id')}`;
+    try {
+      await this.request('DELETE', path, apiKey);
+    } catch (err) {
+      if (err instanceof HubError && err.kind === 'not_found') return;
+      throw err;
+    }
+  }
+
+  private workspacePath(workspace: string): string {
+    return `${this.basePath}/api/workspaces/${segment(workspace, 'workspace name')}`;
+  }
+
+  private parse<T>(method: string, path: string, answer: Answer, parser: (body: unknown) => T): T {
+    try {
+      let body: unknown;
+      try {
+        body = JSON.parse(answer.text);
+      } catch {
+        throw new InvalidAnswer('the hub answered with something that is not JSON');
+      }
+      return parser(body);
+    } catch (err) {
+      if (err instanceof InvalidAnswer) {
+        throw new HubError('bad_response', err.message, { method, path, status: answer.status });
+      }
+      throw err;
+    }
+  }
+
+  private async request(method: string, path: string, apiKey: string, jsonBody?: unknown): Promise<Answer> {
+    const url = new URL(path, this.baseUrl);
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${apiKey}`,
+      accept: 'application/json',
+      'user-agent': this.userAgent,
+    };
+    if (jsonBody !== undefined) headers['content-type'] = 'application/json';
+    const body = jsonBody === undefined ? undefined : JSON.stringify(jsonBody);
+    const attempts = Math.max(0, Math.floor(this.options.retries)) + 1;
+
+    for (let attempt = 1; ; attempt++) {
+      const outcome = await this.attempt(url, method, headers, body);
+      if ('text' in outcome) return outcome;
+      if (!outcome.retryable || attempt >= attempts) {
+        throw new HubError(outcome.kind, outcome.what, {
+          method,
+          path,
+          status: outcome.status,
+          retryAfterMs: outcome.retryAfterMs,
+          attempts: attempt,
+        });
+      }
+      await this.sleep(outcome.retryAfterMs ?? backoffDelay(attempt, this.options.backoff, this.random));
+    }
+  }
+
+  private async attempt(
+    url: URL,
+    method: string,
+    headers: Record<string, string>,
+    body: string | undefined,
+  ): Promise<Answer | Failure> {
+    const timeoutMs = this.options.timeoutMs;
+    let response: Response;
+    try {
+      response = await fetch(url, {
+        method,
+        headers,
+        body,
+        // A redirect could carry the bearer key to another host or downgrade to http: never follow one.
+        redirect: 'manual',
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (err) {
+      return networkFailure(err, timeoutMs);
+    }
+
+    if (response.status >= 200 && response.status < 300) {
+      try {
+        const text = await readCapped(response);
+        if (text === null) {
+          return { kind: 'bad_response', what: 'the hub answer is too large or not UTF-8 text', status: response.status, retryable: false };
+        }
+        return { status: response.status, text };
+      } catch (err) {
+        return networkFailure(err, timeoutMs);
+      }
+    }
+
+    // The body of an error answer is never read: it is not needed and may echo what we sent.
+    await response.body?.cancel().catch(() => undefined);
+    const { kind, what } = classifyStatus(response.status);
+    if (kind === 'rate_limited') {
+      const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), this.options.backoff.maxMs);
+      return { kind, what, status: response.status, retryable: true, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) };
+    }
+    return { kind, what, status: response.status, retryable: kind === 'hub_down' };
+  }
+}
+
+/** A path segment, percent-encoded. "." and ".." would be resolved away by URL parsing, so they are refused. */
+function segment(value: string, what: string): string {
+  if (value === '' || value === '.' || value === '..') {
+    throw new RangeError(`Invalid ${what} for a hub request: ${JSON.stringify(value)}.`);
+  }
+  return encodeURIComponent(value);
+}
+
+function networkFailure(err: unknown, timeoutMs: number): Failure {
+  const name = err instanceof Error ? err.name : '';
+  if (name === 'TimeoutError' || name === 'AbortError') {
+    return { kind: 'hub_down', what: `no answer from the hub within ${timeoutMs} ms`, retryable: true };
+  }
+  // undici reports "fetch failed" with the socket error as the cause; its code is enough to act on.
+  const cause = err instanceof Error ? (err.cause as { code?: unknown } | undefined) : undefined;
+  const code = typeof cause?.code === 'string' && /^[A-Z0-9_]+$/.test(cause.code) ? ` (${cause.code})` : '';
+  return { kind: 'hub_down', what: `could not reach the hub${code}`, retryable: true };
+}
+
+/** Retry-After as delay-seconds or an HTTP-date, in ms, capped; undefined when absent or unreadable. */
+export function parseRetryAfter(value: string | null, capMs: number, now: number = Date.now()): number | undefined {
+  if (value === null) return undefined;
+  const text = value.trim();
+  let ms: number;
+  if (/^\d+$/.test(text)) {
+    ms = Number(text) * 1000;
+  } else {
+    // An HTTP-date names the weekday and month; Date.parse alone would also take "-1" or "2025".
+    if (!/^[A-Za-z]{3}, /.test(text)) return undefined;
+    const at = Date.parse(text);
+    if (Number.isNaN(at)) return undefined;
+    ms = at - now;
+  }
+  return Math.min(Math.max(0, ms), capMs);
+}
+
+/** The response body as text, or null when it exceeds MAX_BODY_BYTES or is not valid UTF-8. */
+async function readCapped(response: Response): Promise<string | null> {
+  if (!response.body) return '';
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > MAX_BODY_BYTES) {
+      await reader.cancel().catch(() => undefined);
+      return null;
+    }
+    chunks.push(value);
+  }
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks));
+  } catch {
+    return null;
+  }
+}
