@@ -11,6 +11,8 @@ import type { Config } from './config/load.js';
 import { EXIT, UserError } from './core/errors.js';
 import { systemClock, type Clock, type Random } from './core/types.js';
 import { Broker } from './scheduler/broker.js';
+import { KeyRotator, type RotationStep } from './scheduler/rotation.js';
+import { durations } from './core/policy.js';
 import type { Hub, HubFor } from './scheduler/hub.js';
 import { buildApp } from './server/app.js';
 import { HostPolicy, isLoopbackHost } from './server/hosts.js';
@@ -95,13 +97,30 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     cleanups.push(() => store.close());
     const adminTokenHash = ensureAdminToken(paths);
 
-    const broker = new Broker({
+    const hubFor = hubClients(config, random);
+    const backoff = { initialMs: config.renewal.backoff_initial_ms, maxMs: config.renewal.backoff_max_ms };
+    const rotator = new KeyRotator({
       store,
-      hubFor: hubClients(config, random),
+      hubFor,
       clock,
       random,
       logger,
-      backoff: { initialMs: config.renewal.backoff_initial_ms, maxMs: config.renewal.backoff_max_ms },
+      backoff,
+      settings: {
+        enabled: config.rotation.enabled,
+        rotateBeforeMs: config.rotation.rotate_before_days * durations.DAY,
+        keyLifetimeDays: config.rotation.key_lifetime_days,
+      },
+      onStep: failpoint(env.EODH_CREDD_FAILPOINT),
+    });
+    const broker = new Broker({
+      store,
+      hubFor,
+      clock,
+      random,
+      logger,
+      rotator,
+      backoff,
       requestWaitMs: config.renewal.request_wait_ms,
       lookupAccountId: config.sts.verify
         ? accountIdLookup({ endpoint: config.sts.endpoint, region: config.sts.region, timeoutMs: config.sts.timeout_ms })
@@ -176,9 +195,26 @@ function adminActions(broker: Broker) {
       return slot?.lastError ? { ok: false, error: slot.lastError.message } : { ok: true };
     },
     async rotate(workspace: string) {
-      return { ok: false, error: `rotation is not available for "${workspace}"` };
+      const slot = broker.slot(workspace);
+      if (!slot) return { ok: false, error: `no workspace "${workspace}"` };
+      const outcome = await broker.rotate(workspace, true);
+      if (outcome === 'rotated') return { ok: true };
+      if (outcome === 'needs_user') return { ok: false, error: 'the hub does not let the API key create its successor; add a new key with "eodh-credd workspace set-key"' };
+      return { ok: false, error: slot.rotation.lastError ?? `rotation ${outcome}` };
     },
     snapshot: () => broker.snapshot(),
+  };
+}
+
+/**
+ * Fault injection for the crash tests: EODH_CREDD_FAILPOINT=rotation:<step> kills the process
+ * with SIGKILL right after that rotation step, the way a power cut would.
+ */
+function failpoint(spec: string | undefined): ((step: RotationStep) => void) | undefined {
+  const wanted = spec?.startsWith('rotation:') ? spec.slice('rotation:'.length) : undefined;
+  if (!wanted) return undefined;
+  return (step) => {
+    if (step === wanted) process.kill(process.pid, 'SIGKILL');
   };
 }
 

@@ -10,6 +10,7 @@ import type { Clock, Random, S3Credentials } from '../core/types.js';
 import { backoffDelay, isDueForRenewal, isServable, renewalPoint, type BackoffOptions } from '../core/policy.js';
 import type { Store, StoredApiKey, WorkspaceRecord } from '../store/store.js';
 import { describeFailure, isKeyRejection, type HubFor } from './hub.js';
+import type { KeyRotator, RotationOutcome } from './rotation.js';
 
 /** At most this many hub calls from one sweep at a time (a cold start with many workspaces). */
 const SWEEP_CONCURRENCY = 8;
@@ -29,6 +30,20 @@ export interface BrokerOptions {
   readonly onRenewed?: ((w: WorkspaceRecord, c: S3Credentials) => void) | undefined;
   /** Called when a workspace disappears from the database. */
   readonly onRemoved?: ((w: WorkspaceRecord) => void) | undefined;
+  /** API-key rotation; absent in setups that only renew S3 credentials. */
+  readonly rotator?: KeyRotator | undefined;
+}
+
+/** Per-workspace rotation bookkeeping (the durable part lives in the database). */
+export interface RotationSlot {
+  /** A crash left rotation work behind (pending/retiring keys, a minting mark). */
+  recovery: boolean;
+  retryAt: number;
+  failures: number;
+  lastError: string | null;
+  needsUser: boolean;
+  warnedAt: number;
+  inFlight: Promise<RotationOutcome> | null;
 }
 
 export interface LastError {
@@ -48,6 +63,7 @@ export interface WorkspaceSnapshot {
   readonly failures: number;
   readonly lastError: { code: string; message: string; at: string | null } | null;
   readonly keyRejected: boolean;
+  readonly rotation: { needsUser: boolean; recovering: boolean; lastError: string | null; retryAt: string | null };
 }
 
 export class WorkspaceSlot {
@@ -60,6 +76,7 @@ export class WorkspaceSlot {
   inFlight: Promise<void> | null = null;
   /** Set while the hub refuses the API key: renewal waits for backoff, status asks for the user. */
   keyRejected = false;
+  rotation: RotationSlot = { recovery: false, retryAt: 0, failures: 0, lastError: null, needsUser: false, warnedAt: 0, inFlight: null };
 
   constructor(public record: WorkspaceRecord) {}
 }
@@ -111,6 +128,10 @@ export class Broker implements CredentialSource {
       const active = store.activeApiKey(slot.record.id);
       if (active && active.id !== slot.apiKey?.id) slot.keyRejected = false; // a new key deserves a try
       slot.apiKey = active;
+      if (this.options.rotator) {
+        slot.rotation.recovery = this.options.rotator.needsRecovery(slot);
+        slot.rotation.needsUser = store.status(slot.record.id).rotationState === 'needs_user';
+      }
       const stored = store.loadS3(slot.record.id);
       if (stored && (!slot.current || stored.expiresAt > slot.current.expiresAt)) {
         slot.current = stored;
@@ -264,6 +285,24 @@ export class Broker implements CredentialSource {
       }
     };
     await Promise.all(Array.from({ length: Math.min(SWEEP_CONCURRENCY, due.length) }, worker));
+    const rotator = this.options.rotator;
+    if (!rotator) return;
+    for (const slot of this.workspaces()) {
+      rotator.warnNeedsUser(slot);
+      if (!slot.rotation.inFlight && rotator.isDue(slot, this.options.clock.now())) void this.rotate(slot.record.name);
+    }
+  }
+
+  /** Rotate a workspace's API key (finishing interrupted work first); one rotation at a time. */
+  rotate(workspace: string, force = false): Promise<RotationOutcome> {
+    const slot = this.slots.get(workspace);
+    const rotator = this.options.rotator;
+    if (!slot || !rotator) return Promise.resolve('failed');
+    if (slot.rotation.inFlight) return slot.rotation.inFlight;
+    slot.rotation.inFlight = rotator.run(slot, force).finally(() => {
+      slot.rotation.inFlight = null;
+    });
+    return slot.rotation.inFlight;
   }
 
   /** What `status` and the admin route show: no secret, only times, ids and errors. */
@@ -280,12 +319,18 @@ export class Broker implements CredentialSource {
       failures: s.failures,
       lastError: s.lastError ? { ...s.lastError, at: iso(s.lastError.at) } : null,
       keyRejected: s.keyRejected,
+      rotation: {
+        needsUser: s.rotation.needsUser,
+        recovering: s.rotation.recovery,
+        lastError: s.rotation.lastError,
+        retryAt: iso(s.rotation.retryAt),
+      },
     }));
   }
 
   /** Wait for every renewal in flight (graceful stop). */
   async settle(): Promise<void> {
-    await Promise.all(this.workspaces().map((s) => s.inFlight ?? Promise.resolve()));
+    await Promise.all(this.workspaces().flatMap((s) => [s.inFlight, s.rotation.inFlight]));
   }
 }
 

@@ -48,10 +48,14 @@ export function openDatabase(options: OpenOptions): Database {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
-    migrate(db, file, migrations);
-    db.prepare(`INSERT OR IGNORE INTO meta (key, value) VALUES ('key_check', ?)`).run(
-      seal(key, KEY_CHECK_PLAINTEXT, KEY_CHECK_AAD),
-    );
+    // The key check goes in with the schema, in one transaction: a database never exists in a
+    // state where any key would be accepted and recorded.
+    db.transaction(() => {
+      migrate(db, file, migrations);
+      db.prepare(`INSERT OR IGNORE INTO meta (key, value) VALUES ('key_check', ?)`).run(
+        seal(key, KEY_CHECK_PLAINTEXT, KEY_CHECK_AAD),
+      );
+    }).immediate();
     return db;
   } catch (err) {
     db.close();

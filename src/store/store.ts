@@ -37,6 +37,8 @@ export interface WorkspaceStatus {
   readonly failures: number;
   readonly rotationState: RotationState;
   readonly rotationNote: string | null;
+  /** Set while a key may have been minted but not yet stored (see migrations/002_rotation.sql). */
+  readonly mintingSince: number | null;
 }
 
 export interface NewWorkspace {
@@ -132,6 +134,8 @@ export class Store {
       recordFailure: p(`UPDATE workspace_status SET last_error_code = ?, last_error_message = ?, last_error_at = ?,
                           failures = failures + 1 WHERE workspace_id = ?`),
       setRotation: p(`UPDATE workspace_status SET rotation_state = ?, rotation_note = ? WHERE workspace_id = ?`),
+      markMinting: p(`UPDATE workspace_status SET minting_since = ? WHERE workspace_id = ?`),
+      installId: p(`SELECT value FROM meta WHERE key = 'install_id'`),
     };
   }
 
@@ -299,6 +303,7 @@ export class Store {
           failures: number;
           rotation_state: RotationState;
           rotation_note: string | null;
+          minting_since: number | null;
         }
       | undefined;
     return {
@@ -309,6 +314,7 @@ export class Store {
       failures: r?.failures ?? 0,
       rotationState: r?.rotation_state ?? 'ok',
       rotationNote: r?.rotation_note ?? null,
+      mintingSince: r?.minting_since ?? null,
     };
   }
 
@@ -323,6 +329,26 @@ export class Store {
 
   setRotationState(workspaceId: string, state: RotationState, note: string | null): void {
     this.sql.setRotation!.run(state, note, workspaceId);
+  }
+
+  markMinting(workspaceId: string, since: number | null): void {
+    this.sql.markMinting!.run(since, workspaceId);
+  }
+
+  /** Store a freshly minted key as pending and clear the minting mark, in one transaction. */
+  insertPendingKey(workspaceId: string, key: ApiKey, name: string): StoredApiKey {
+    return this.db
+      .transaction(() => {
+        const stored = this.insertApiKey(workspaceId, 'pending', key, name);
+        this.sql.markMinting!.run(null, workspaceId);
+        return stored;
+      })
+      .immediate();
+  }
+
+  /** A random id of this installation, part of the names of the keys it mints. */
+  installId(): string {
+    return (this.sql.installId!.get() as { value: string } | undefined)?.value ?? 'unknown';
   }
 
   /** Changes whenever another connection (the CLI) commits: the daemon polls it to pick up edits. */

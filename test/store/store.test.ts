@@ -115,6 +115,7 @@ t.test('workspaces: add, get, list', async (t) => {
     failures: 0,
     rotationState: 'ok',
     rotationNote: null,
+    mintingSince: null,
   });
   t.equal(count(store, 'workspace_status', beta.id), 1, 'status row created');
 });
@@ -295,6 +296,7 @@ t.test('status: failures, renewal, rotation', async (t) => {
     failures: 0,
     rotationState: 'ok',
     rotationNote: null,
+    mintingSince: null,
   });
   store.setRotationState(w.id, 'needs_user', 'The API key expires in 2 days; run "eodh-credd set-key w".');
   t.match(store.status(w.id), { rotationState: 'needs_user', rotationNote: /expires in 2 days/, lastRenewalAt: 300 });
