@@ -10,7 +10,7 @@ type Command = (ctx: CliContext) => Promise<number> | number;
 
 const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
   init: { summary: 'create the data directory, master key and database', load: async () => (await import('./init.js')).run },
-  workspace: { summary: 'add|list|remove workspaces (the API key is read from stdin or a prompt)', load: async () => (await import('./workspace.js')).run },
+  workspace: { summary: 'add|list|remove|set-key workspaces (keys are read from stdin or a prompt)', load: async () => (await import('./workspace.js')).run },
   serve: { summary: 'run the daemon in the foreground', load: async () => (await import('./serve.js')).run },
   env: { summary: 'print the variables that point AWS clients at the daemon', load: async () => (await import('./env.js')).run },
   status: { summary: 'show each workspace\'s keys, credentials and errors (--json)', load: async () => (await import('./status.js')).run },

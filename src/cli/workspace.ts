@@ -49,6 +49,39 @@ export function assertWorkspaceName(name: string | undefined): string {
   return name;
 }
 
+/**
+ * Prove an API key against the hub before anything is stored: list the workspace's tokens (which
+ * also tells the key's expiry when its token id is given) and fetch S3 credentials.
+ */
+export async function proveKey(
+  config: Config,
+  input: Pick<AddWorkspaceInput, 'name' | 'hubUrl' | 'tokenId' | 'apiKey'>,
+): Promise<{ keyExpiresAt: number | null; s3: S3Credentials }> {
+  const hub = new HubClient(input.hubUrl, {
+    timeoutMs: config.hub.timeout_ms,
+    retries: config.hub.retries,
+    backoff: { initialMs: 500, maxMs: 5_000 },
+  });
+  let keyExpiresAt: number | null = null;
+  let s3: S3Credentials;
+  try {
+    const tokens = await hub.listTokens(input.name, input.apiKey);
+    if (input.tokenId !== null) {
+      const mine = tokens.find((t) => t.id === input.tokenId);
+      if (!mine) throw new UserError(`The hub lists no token with id "${input.tokenId}" in workspace "${input.name}"; check --token-id.`, EXIT.DATAERR);
+      keyExpiresAt = mine.expiresAt;
+    }
+    s3 = await hub.s3Credentials(input.name, input.apiKey, Date.now());
+  } catch (err) {
+    if (err instanceof UserError) throw err;
+    if (isKeyRejected(err)) {
+      throw new UserError(`The hub refused this API key for workspace "${input.name}" (${err.message}); nothing was stored.`, EXIT.NOPERM);
+    }
+    throw new UserError(`Could not prove the key against ${input.hubUrl}: ${(err as Error).message}; nothing was stored.`, EXIT.UNAVAILABLE);
+  }
+  return { keyExpiresAt, s3 };
+}
+
 export async function addWorkspace(config: Config, env: CliContext['env'], input: AddWorkspaceInput): Promise<AddedWorkspace> {
   assertHubUrlAllowed(input.hubUrl);
   const store = openStore(config, env);
@@ -56,28 +89,7 @@ export async function addWorkspace(config: Config, env: CliContext['env'], input
     if (store.getWorkspace(input.name)) {
       throw new UserError(`Workspace "${input.name}" is already configured; remove it first to replace it.`, EXIT.USAGE);
     }
-    const hub = new HubClient(input.hubUrl, {
-      timeoutMs: config.hub.timeout_ms,
-      retries: config.hub.retries,
-      backoff: { initialMs: 500, maxMs: 5_000 },
-    });
-    let keyExpiresAt: number | null = null;
-    let s3: S3Credentials;
-    try {
-      const tokens = await hub.listTokens(input.name, input.apiKey);
-      if (input.tokenId !== null) {
-        const mine = tokens.find((t) => t.id === input.tokenId);
-        if (!mine) throw new UserError(`The hub lists no token with id "${input.tokenId}" in workspace "${input.name}"; check --token-id.`, EXIT.DATAERR);
-        keyExpiresAt = mine.expiresAt;
-      }
-      s3 = await hub.s3Credentials(input.name, input.apiKey, Date.now());
-    } catch (err) {
-      if (err instanceof UserError) throw err;
-      if (isKeyRejected(err)) {
-        throw new UserError(`The hub refused this API key for workspace "${input.name}" (${err.message}); nothing was stored.`, EXIT.NOPERM);
-      }
-      throw new UserError(`Could not prove the key against ${input.hubUrl}: ${(err as Error).message}; nothing was stored.`, EXIT.UNAVAILABLE);
-    }
+    const { keyExpiresAt, s3 } = await proveKey(config, input);
     const client = newClientToken();
     const tokenFile = writeClientTokenFile(config.paths, input.name, client.token);
     try {
@@ -131,6 +143,29 @@ async function add(ctx: CliContext, args: string[]): Promise<number> {
   return 0;
 }
 
+/** `workspace set-key <ws> [--token-id ID]`: give a workspace a fresh key (when rotation needs the user). */
+async function setKey(ctx: CliContext, args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { 'token-id': { type: 'string' } } });
+  const name = assertWorkspaceName(positionals[0]);
+  const config = configOf(ctx);
+  const store = openStore(config, ctx.env);
+  try {
+    const record = store.getWorkspace(name);
+    if (!record) throw new UserError(`No workspace "${name}".`, EXIT.USAGE);
+    const apiKey = await readSecret(ctx, `New API key for workspace ${name}: `);
+    const tokenId = values['token-id'] ?? null;
+    const { keyExpiresAt, s3 } = await proveKey(config, { name, hubUrl: record.hubUrl, tokenId, apiKey });
+    store.db.transaction(() => {
+      store.replaceActiveKey(record.id, { tokenId, key: apiKey, expiresAt: keyExpiresAt });
+      store.saveS3(record.id, s3);
+    }).immediate();
+    print(ctx.stdout, `Workspace "${name}" now uses the new API key${keyExpiresAt === null ? '' : ` (expires ${rfc3339(keyExpiresAt)})`}.`);
+    return 0;
+  } finally {
+    store.close();
+  }
+}
+
 function list(ctx: CliContext): number {
   const config = configOf(ctx);
   const store = openStore(config, ctx.env);
@@ -170,7 +205,9 @@ export async function run(ctx: CliContext): Promise<number> {
       return list(ctx);
     case 'remove':
       return remove(ctx, rest);
+    case 'set-key':
+      return setKey(ctx, rest);
     default:
-      throw new UserError('Usage: eodh-credd workspace add|list|remove …', EXIT.USAGE);
+      throw new UserError('Usage: eodh-credd workspace add|list|remove|set-key …', EXIT.USAGE);
   }
 }

@@ -121,6 +121,8 @@ export class Store {
       setKeyDetails: p(`UPDATE api_keys SET token_id = ?, expires_at = ? WHERE id = ?`),
       retireActive: p(`UPDATE api_keys SET state = 'retiring' WHERE workspace_id = ? AND state = 'active'`),
       deleteApiKey: p(`DELETE FROM api_keys WHERE id = ?`),
+      deletePending: p(`DELETE FROM api_keys WHERE workspace_id = ? AND state = 'pending'`),
+      deleteUserActive: p(`DELETE FROM api_keys WHERE workspace_id = ? AND state = 'active' AND name IS NULL`),
       saveS3: p(`INSERT INTO s3_credentials (workspace_id, access_key_id, sealed_secret, sealed_session_token, account_id, issued_at, expires_at)
                  VALUES (@workspace_id, @access_key_id, @sealed_secret, @sealed_session_token, @account_id, @issued_at, @expires_at)
                  ON CONFLICT (workspace_id) DO UPDATE SET access_key_id = excluded.access_key_id,
@@ -232,11 +234,19 @@ export class Store {
     }).immediate();
   }
 
-  /** Replace the active key with one the user supplied; the old one is kept as retiring. */
+  /**
+   * Replace the active key with one the user supplied (after rotation needed them). A pending key
+   * from an interrupted rotation is dropped, so recovery can never promote it over the user's key.
+   * The old key is kept as retiring (to be revoked) only if we minted it; a key the user created
+   * stays theirs to revoke, since it may be in use elsewhere.
+   */
   replaceActiveKey(workspaceId: string, key: ApiKey): StoredApiKey {
     return this.db
       .transaction(() => {
+        this.sql.deletePending!.run(workspaceId);
+        this.sql.deleteUserActive!.run(workspaceId);
         this.sql.retireActive!.run(workspaceId);
+        this.sql.setRotation!.run('ok', null, workspaceId);
         return this.insertApiKey(workspaceId, 'active', key, null);
       })
       .immediate();

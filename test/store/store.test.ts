@@ -452,3 +452,35 @@ t.test('close is idempotent', async (t) => {
   t.doesNotThrow(() => store.close());
   t.notOk(store.db.open);
 });
+
+t.test('replaceActiveKey drops a pending key, forgets a user key, retires a minted one', async (t) => {
+  const { store } = openStore(t);
+  const w = store.addWorkspace({ ...workspace('w'), apiKey: { tokenId: 'u1', key: 'user-made', expiresAt: null } });
+  store.insertPendingKey(w.id, { tokenId: 'p1', key: 'pending-one', expiresAt: 5 }, 'eodh-credd host abcd 2026');
+  store.setRotationState(w.id, 'needs_user', 'help');
+  store.replaceActiveKey(w.id, { tokenId: 'u2', key: 'user-fresh', expiresAt: 10 });
+  t.same(
+    store.apiKeys(w.id).map((k) => [k.state, k.key]),
+    [['active', 'user-fresh']],
+    'pending dropped, user-created old key forgotten (not queued for revocation)',
+  );
+  t.equal(store.status(w.id).rotationState, 'ok');
+  store.insertPendingKey(w.id, { tokenId: 'm1', key: 'minted', expiresAt: 20 }, 'eodh-credd host abcd 2026');
+  store.promotePendingKey(w.id, store.apiKeys(w.id).find((k) => k.state === 'pending')!.id);
+  store.replaceActiveKey(w.id, { tokenId: 'u3', key: 'user-third', expiresAt: 30 });
+  t.same(
+    store.apiKeys(w.id).map((k) => [k.state, k.key]).sort(),
+    [['active', 'user-third'], ['retiring', 'minted'], ['retiring', 'user-fresh']].sort(),
+    'a key we minted is retired, to be revoked (user-fresh was retired by the promotion, as rotation does)',
+  );
+});
+
+t.test('install id and the minting mark', async (t) => {
+  const { store } = openStore(t);
+  t.match(store.installId(), /^[0-9a-f]{8}$/);
+  const w = store.addWorkspace(workspace('w'));
+  store.markMinting(w.id, 1234);
+  t.equal(store.status(w.id).mintingSince, 1234);
+  store.insertPendingKey(w.id, { tokenId: 'p', key: 'k', expiresAt: 1 }, 'n');
+  t.equal(store.status(w.id).mintingSince, null, 'storing the minted key clears the mark in the same transaction');
+});
