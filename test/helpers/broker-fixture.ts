@@ -1,0 +1,148 @@
+/**
+ * An in-process broker over a real SQLite store and a real hub simulator on an ephemeral loopback
+ * port, sharing one manual clock: time-dependent behaviour runs in milliseconds.
+ */
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import type { Test } from 'tap';
+import { openDatabase } from '../../src/store/database.js';
+import { sealingKey } from '../../src/store/seal.js';
+import { Store } from '../../src/store/store.js';
+import { newClientToken } from '../../src/store/client-tokens.js';
+import { startHubSimulator, type StartedHubSimulator } from '../../src/hub-sim/app.js';
+import { HubSimulatorClient } from '../../src/hub-sim/client.js';
+import { HubClient } from '../../src/upstream/client.js';
+import { Broker } from '../../src/scheduler/broker.js';
+import { KeyRotator, type RotationStep } from '../../src/scheduler/rotation.js';
+import { createLogger } from '../../src/log.js';
+import { durations } from '../../src/core/policy.js';
+import type { Clock } from '../../src/core/types.js';
+
+export class ManualClock implements Clock {
+  constructor(private time: number) {}
+  now(): number {
+    return this.time;
+  }
+  advance(ms: number): void {
+    this.time += ms;
+  }
+  set(ms: number): void {
+    this.time = ms;
+  }
+}
+
+export interface FixtureOptions {
+  readonly s3LifetimeSeconds?: number;
+  /** Days the user's first key lives (simulator days). */
+  readonly keyDays?: number;
+  /** null: the user gave no token id. */
+  readonly tokenIdKnown?: boolean;
+  readonly rotateBeforeDays?: number;
+  readonly requestWaitMs?: number;
+  readonly hubTimeoutMs?: number;
+  readonly onStep?: (step: RotationStep, workspace: string) => void;
+  readonly workspaces?: string[];
+}
+
+export interface Fixture {
+  readonly clock: ManualClock;
+  readonly sim: StartedHubSimulator;
+  readonly simClient: HubSimulatorClient;
+  readonly store: Store;
+  readonly broker: Broker;
+  readonly rotator: KeyRotator;
+  readonly logs: string[];
+  readonly clientTokens: Map<string, string>;
+  readonly dbFile: string;
+  /** A new broker + rotator over the same database, as after a restart. */
+  restart(onStep?: FixtureOptions['onStep']): Fixture;
+}
+
+export const START = Date.parse('2026-11-01T00:00:00Z');
+
+export async function brokerFixture(t: Test, options: FixtureOptions = {}): Promise<Fixture> {
+  const clock = new ManualClock(START);
+  const sim = await startHubSimulator({ clock, s3LifetimeSeconds: options.s3LifetimeSeconds ?? 3600 });
+  t.teardown(() => sim.close());
+  const simClient = new HubSimulatorClient(sim.url);
+  const dir = t.testdir({});
+  const dbFile = join(dir, 'data', 'credd.db');
+  const key = sealingKey(randomBytes(32));
+  const store = new Store(openDatabase({ file: dbFile, key, create: true }), key, clock);
+  t.teardown(() => store.close());
+  const logs: string[] = [];
+  const logger = createLogger({
+    level: 'debug',
+    format: 'json',
+    destination: new Writable({
+      write(chunk, _enc, done) {
+        logs.push(String(chunk));
+        done();
+      },
+    }),
+  });
+  const clientTokens = new Map<string, string>();
+  for (const name of options.workspaces ?? ['ws']) {
+    const userKey = await simClient.createKey(name, { expiresDays: options.keyDays ?? 30, name: 'made in the web UI' });
+    const client = newClientToken();
+    clientTokens.set(name, client.token);
+    store.addWorkspace({
+      name,
+      hubUrl: sim.url,
+      region: 'eu-west-2',
+      clientTokenId: client.id,
+      clientTokenHash: client.hash,
+      apiKey: {
+        tokenId: options.tokenIdKnown === false ? null : userKey.id,
+        key: userKey.token,
+        expiresAt: options.tokenIdKnown === false ? null : Date.parse(userKey.expiry),
+      },
+    });
+  }
+  const hubs = new Map<string, HubClient>();
+  const hubFor = (url: string) => {
+    let hub = hubs.get(url);
+    if (!hub) {
+      hub = new HubClient(url, {
+        timeoutMs: options.hubTimeoutMs ?? 2_000,
+        retries: 0,
+        backoff: { initialMs: 10, maxMs: 20 },
+        sleep: async () => {},
+      });
+      hubs.set(url, hub);
+    }
+    return hub;
+  };
+  const build = (onStep: FixtureOptions['onStep']): Fixture => {
+    const backoff = { initialMs: 5_000, maxMs: 300_000 };
+    const rotator = new KeyRotator({
+      store,
+      hubFor,
+      clock,
+      random: Math.random,
+      logger,
+      backoff,
+      settings: { enabled: true, rotateBeforeMs: (options.rotateBeforeDays ?? 7) * durations.DAY, keyLifetimeDays: 30 },
+      onStep,
+    });
+    const broker = new Broker({
+      store,
+      hubFor,
+      clock,
+      random: Math.random,
+      logger,
+      backoff,
+      requestWaitMs: options.requestWaitMs ?? 700,
+      rotator,
+    });
+    broker.sync();
+    return { clock, sim, simClient, store, broker, rotator, logs, clientTokens, dbFile, restart: build };
+  };
+  return build(options.onStep);
+}
+
+/** Tokens of a workspace that still work on the hub (neither revoked nor expired). */
+export async function liveTokens(f: Fixture, workspace = 'ws') {
+  return (await f.simClient.tokens()).filter((k) => k.workspace === workspace && !k.revoked && !k.expired);
+}

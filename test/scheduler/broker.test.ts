@@ -1,0 +1,152 @@
+import t from 'tap';
+import { brokerFixture } from '../helpers/broker-fixture.js';
+import { durations, isServable } from '../../src/core/policy.js';
+
+const { MINUTE } = durations;
+
+t.test('a cold workspace is filled on first request; 500 concurrent requests make one hub call', async (t) => {
+  const f = await brokerFixture(t);
+  const answers = await Promise.all(Array.from({ length: 500 }, () => f.broker.credentials('ws')));
+  t.ok(answers.every((a) => a !== null && a.accessKeyId === answers[0]!.accessKeyId), 'all got the same credential');
+  t.equal((await f.simClient.stats()).total.s3Tokens, 1, 'single flight');
+  t.equal(f.store.loadS3(f.store.getWorkspace('ws')!.id)?.accessKeyId, answers[0]!.accessKeyId, 'persisted');
+});
+
+t.test('answers from memory until the renewal point, then renews once', async (t) => {
+  const f = await brokerFixture(t);
+  const first = await f.broker.credentials('ws');
+  f.clock.advance(20 * MINUTE);
+  t.equal((await f.broker.credentials('ws'))?.accessKeyId, first?.accessKeyId, 'still fresh: no hub call');
+  t.equal((await f.simClient.stats()).total.s3Tokens, 1);
+  f.clock.advance(15 * MINUTE); // 35 min in: past the renewal point (27–33 min)
+  const second = await f.broker.credentials('ws');
+  t.not(second?.accessKeyId, first?.accessKeyId, 'renewed on the request path');
+  t.ok(second!.expiresAt - f.clock.now() >= 59 * MINUTE);
+  t.equal((await f.simClient.stats()).total.s3Tokens, 2);
+});
+
+t.test('the sweep renews what is due and nothing else', async (t) => {
+  const f = await brokerFixture(t, { workspaces: ['a', 'b'] });
+  await f.broker.sweep();
+  t.equal((await f.simClient.stats()).total.s3Tokens, 2, 'both empty: both filled');
+  await f.broker.sweep();
+  t.equal((await f.simClient.stats()).total.s3Tokens, 2, 'nothing due');
+  f.clock.advance(34 * MINUTE);
+  await f.broker.sweep();
+  t.equal((await f.simClient.stats()).total.s3Tokens, 4, 'both due again');
+});
+
+t.test('hub down: keep serving the cached credential until the safety margin, then null; never expired', async (t) => {
+  const f = await brokerFixture(t);
+  const held = await f.broker.credentials('ws');
+  await f.simClient.setFault('down');
+  for (let minute = 1; minute <= 70; minute++) {
+    f.clock.advance(MINUTE);
+    await f.broker.sweep();
+    const c = await f.broker.credentials('ws');
+    if (c) {
+      t.equal(c.accessKeyId, held!.accessKeyId);
+      if (c.expiresAt - f.clock.now() <= MINUTE) t.fail(`served with ${c.expiresAt - f.clock.now()} ms left`);
+    } else if (f.clock.now() < held!.expiresAt - MINUTE) {
+      t.fail(`nothing served at minute ${minute} although the credential was still good`);
+    }
+  }
+  t.equal(await f.broker.credentials('ws'), null, 'expired: nothing');
+  const slot = f.broker.slot('ws')!;
+  t.equal(slot.lastError?.code, 'hub_down');
+  t.equal(f.store.status(f.store.getWorkspace('ws')!.id).lastErrorCode, 'hub_down', 'status says why');
+  await f.simClient.setFault('none');
+  f.clock.advance(6 * MINUTE); // past any backoff
+  const back = await f.broker.credentials('ws');
+  t.ok(back && isServable(back, f.clock.now()), 'recovers when the hub does');
+  t.equal(f.store.status(f.store.getWorkspace('ws')!.id).lastErrorCode, null, 'error cleared');
+});
+
+t.test('failures back off: requests during the backoff make no hub calls', async (t) => {
+  const f = await brokerFixture(t);
+  await f.broker.credentials('ws');
+  f.clock.advance(40 * MINUTE);
+  await f.simClient.setFault('error500');
+  await Promise.all(Array.from({ length: 50 }, () => f.broker.credentials('ws')));
+  const afterFirst = (await f.simClient.stats()).total.s3Tokens;
+  t.equal(afterFirst, 2, 'one failed attempt');
+  for (let i = 0; i < 20; i++) await f.broker.credentials('ws');
+  t.equal((await f.simClient.stats()).total.s3Tokens, afterFirst, 'no stream of hub calls');
+  const slot = f.broker.slot('ws')!;
+  t.ok(slot.retryAt > f.clock.now(), 'backing off');
+  t.ok(slot.retryAt - f.clock.now() <= 5_000, 'first backoff at most the initial delay');
+  f.clock.set(slot.retryAt);
+  await f.broker.credentials('ws');
+  t.equal((await f.simClient.stats()).total.s3Tokens, afterFirst + 1, 'retried once the backoff passed');
+  t.equal(slot.failures, 2);
+});
+
+t.test('a garbled answer keeps the last good credential', async (t) => {
+  const f = await brokerFixture(t);
+  const good = await f.broker.credentials('ws');
+  f.clock.advance(40 * MINUTE);
+  await f.simClient.setFault('garbage');
+  const served = await f.broker.credentials('ws');
+  t.equal(served?.accessKeyId, good?.accessKeyId);
+  t.equal(f.broker.slot('ws')?.lastError?.code, 'bad_response');
+  t.equal(f.store.loadS3(f.store.getWorkspace('ws')!.id)?.accessKeyId, good?.accessKeyId, 'database keeps it too');
+});
+
+t.test('a slow hub: the request waits at most requestWaitMs, then answers with what it has', async (t) => {
+  const f = await brokerFixture(t, { requestWaitMs: 150, hubTimeoutMs: 2_000 });
+  const good = await f.broker.credentials('ws');
+  f.clock.advance(40 * MINUTE);
+  await f.simClient.setFault('slow', { delayMs: 1_500 });
+  const started = process.hrtime.bigint();
+  const served = await f.broker.credentials('ws');
+  const waitedMs = Number(process.hrtime.bigint() - started) / 1e6;
+  t.equal(served?.accessKeyId, good?.accessKeyId, 'the cached credential');
+  t.ok(waitedMs < 1_400, 'did not wait for the slow hub');
+  await f.broker.settle();
+});
+
+t.test('a rejected key (403 on s3-tokens) is reported and not retried in a tight loop', async (t) => {
+  const f = await brokerFixture(t);
+  await f.simClient.setFault('s3_forbidden');
+  for (let i = 0; i < 30; i++) await f.broker.credentials('ws');
+  t.equal((await f.simClient.stats()).total.s3Tokens, 1, 'one attempt, then backoff');
+  t.equal(f.broker.slot('ws')?.keyRejected, true);
+  t.equal(f.store.status(f.store.getWorkspace('ws')!.id).lastErrorCode, 'forbidden');
+});
+
+t.test('authenticate: constant-time match, other workspace is forbidden, unknown is unauthorized', async (t) => {
+  const f = await brokerFixture(t, { workspaces: ['a', 'b'] });
+  t.match(f.broker.authenticate('a', f.clientTokens.get('a')!), { ok: true });
+  t.same(f.broker.authenticate('a', f.clientTokens.get('b')!), { ok: false, code: 'forbidden' });
+  t.same(f.broker.authenticate('a', 'nope'), { ok: false, code: 'unauthorized' });
+  t.same(f.broker.authenticate('zzz', 'nope'), { ok: false, code: 'unauthorized' });
+});
+
+t.test('sync picks up workspaces added and removed by another connection', async (t) => {
+  const f = await brokerFixture(t, { workspaces: ['a', 'b'] });
+  t.equal(f.broker.workspaces().length, 2);
+  f.store.removeWorkspace('b');
+  f.broker.sync();
+  t.same(f.broker.workspaces().map((s) => s.record.name), ['a']);
+  t.equal(await f.broker.credentials('b'), null);
+});
+
+t.test('a clock that jumps backwards does not strand a workspace in backoff', async (t) => {
+  const f = await brokerFixture(t);
+  await f.simClient.setFault('error500', { count: 1 });
+  await f.broker.credentials('ws');
+  const slot = f.broker.slot('ws')!;
+  t.ok(slot.retryAt > f.clock.now());
+  f.clock.advance(-2 * durations.HOUR);
+  await f.broker.credentials('ws');
+  t.ok(slot.current, 'renewed despite the jump');
+});
+
+t.test('on start, cached credentials from the database are served immediately', async (t) => {
+  const f = await brokerFixture(t);
+  const first = await f.broker.credentials('ws');
+  const again = f.restart();
+  const served = await again.broker.credentials('ws');
+  t.equal(served?.accessKeyId, first?.accessKeyId);
+  t.equal((await f.simClient.stats()).total.s3Tokens, 1, 'no hub call needed');
+});
