@@ -57,3 +57,18 @@ t.test('sweep_schedule must be a cron expression', async (t) => {
   });
   t.equal(parseConfig('[renewal]\nsweep_schedule = "*/5 * * * * *"', '/x/c.toml', env).renewal.sweep_schedule, '*/5 * * * * *');
 });
+
+t.test('config.example.toml documents every key with its default', async (t) => {
+  const { readFileSync } = await import('node:fs');
+  const { fileURLToPath } = await import('node:url');
+  const example = fileURLToPath(new URL('../../config.example.toml', import.meta.url));
+  const text = readFileSync(example, 'utf8');
+  const parsed = parseConfig(text, example, env);
+  const defaults = parseConfig('', example, env);
+  for (const section of ['server', 'storage', 'renewal', 'rotation', 'hub', 'sts', 'log'] as const) {
+    t.same(parsed[section], defaults[section], `[${section}] shows the defaults`);
+    for (const key of Object.keys(defaults[section])) {
+      t.match(text, new RegExp(`^${key} = `, 'm'), `${section}.${key} is documented`);
+    }
+  }
+});
