@@ -1,10 +1,14 @@
 /**
  * The guard in front of every route. Loopback is reachable by every local user, every container
- * with host networking and every web page the user opens, so:
+ * with host networking and every web page the user opens, so, in this order:
+ * - the request target must be a plain path (no absolute-form "http://other.host/…" whose
+ *   authority would override Host), and Host, Authorization, Origin and the body headers may
+ *   appear once each (a second Host must not slip past the check on the first);
  * - Host must name the loopback address and port we serve (DNS rebinding);
  * - anything a browser sends (Origin, Sec-Fetch-Site other than "none") is refused;
  * - request bodies are refused (no route takes one);
- * - the client token is checked by the CredentialSource in constant time;
+ * - a workspace in the path must match the strict name pattern before anything looks it up;
+ * - the client token is checked by the CredentialSource (digests compared in constant time);
  * - failed authentications are rate limited per source address; valid clients never are.
  * Authentication is decided in onRequest and enforced in preValidation, so the rate limiter (a
  * route-level onRequest hook, which runs in between) can count exactly the failures.
@@ -12,8 +16,10 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
+import type { Logger } from 'pino';
 import type { AuthResult, CredentialSource } from '../core/source.js';
 import { errorBody, errorTable, type ErrorCode } from '../core/errors.js';
+import { isWorkspaceName } from '../core/workspace-name.js';
 import type { HostPolicy } from './hosts.js';
 
 /** Which credential a route wants: a workspace's client token, the admin token, or none. */
@@ -31,13 +37,23 @@ declare module 'fastify' {
 export interface GuardOptions {
   readonly source: CredentialSource;
   readonly hosts: HostPolicy;
+  readonly logger: Logger;
   /** SHA-256 of the admin token; admin routes are closed when absent. */
   readonly adminTokenHash?: Buffer | undefined;
   readonly failedAuth: { readonly max: number; readonly timeWindowMs: number };
 }
 
+/** Headers that must not appear twice: Node keeps the first and drops the rest without a word. */
+const SINGLETON_HEADERS = new Set(['host', 'authorization', 'origin', 'sec-fetch-site', 'content-length', 'transfer-encoding']);
+
+/** Every error goes out this way (some paths, like bad URLs, bypass the onSend hook: set the headers here too). */
 export function sendError(reply: FastifyReply, code: ErrorCode, message?: string): FastifyReply {
-  return reply.code(errorTable[code].status).type('application/json').send(errorBody(code, message));
+  return reply
+    .code(errorTable[code].status)
+    .header('cache-control', 'no-store')
+    .header('x-content-type-options', 'nosniff')
+    .type('application/json')
+    .send(errorBody(code, message));
 }
 
 /** The token as sent: container-credential clients send it raw; scripts may add "Bearer ". */
@@ -47,23 +63,45 @@ function presentedToken(request: FastifyRequest): string | null {
   return header.startsWith('Bearer ') ? header.slice(7) : header;
 }
 
-function checkAdmin(token: string, expected: Buffer | undefined): AuthResult {
+/** The admin token check: hash first, then compare fixed-length digests in constant time. */
+export function checkAdminToken(token: string, expected: Buffer | undefined): AuthResult {
   if (!expected) return { ok: false, code: 'forbidden' };
   const digest = createHash('sha256').update(token, 'utf8').digest();
-  return timingSafeEqual(digest, expected) ? { ok: true, clientTokenId: 'admin' } : { ok: false, code: 'unauthorized' };
+  return digest.length === expected.length && timingSafeEqual(digest, expected)
+    ? { ok: true, clientTokenId: 'admin' }
+    : { ok: false, code: 'unauthorized' };
+}
+
+function hasDuplicateSingleton(rawHeaders: string[]): boolean {
+  const seen = new Set<string>();
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!.toLowerCase();
+    if (!SINGLETON_HEADERS.has(name)) continue;
+    if (seen.has(name)) return true;
+    seen.add(name);
+  }
+  return false;
 }
 
 export async function registerGuard(app: FastifyInstance, options: GuardOptions): Promise<void> {
+  const log = options.logger;
   app.decorateRequest('credd', null);
 
   app.addHook('onRequest', async (request, reply) => {
+    if (!request.raw.url?.startsWith('/') || hasDuplicateSingleton(request.raw.rawHeaders)) {
+      return sendError(reply, 'bad_request');
+    }
     if (!options.hosts.allows(request.headers.host)) return sendError(reply, 'forbidden_host');
     const fetchSite = request.headers['sec-fetch-site'];
     if (request.headers.origin !== undefined || (fetchSite !== undefined && fetchSite !== 'none')) {
       return sendError(reply, 'forbidden_browser');
     }
-    if (request.headers['transfer-encoding'] !== undefined || Number(request.headers['content-length'] ?? 0) > 0) {
+    if (request.headers['transfer-encoding'] !== undefined || Number(request.headers['content-length'] ?? 0) !== 0) {
       return sendError(reply, 'bad_request', 'Request bodies are not accepted.');
+    }
+    const workspace = (request.params as { workspace?: unknown } | undefined)?.workspace;
+    if (workspace !== undefined && (typeof workspace !== 'string' || !isWorkspaceName(workspace))) {
+      return sendError(reply, 'not_found');
     }
     const needs = request.routeOptions.config?.auth ?? 'none';
     if (needs === 'none') {
@@ -73,11 +111,13 @@ export async function registerGuard(app: FastifyInstance, options: GuardOptions)
     const token = presentedToken(request);
     let auth: AuthResult;
     if (token === null || token.length === 0) auth = { ok: false, code: 'unauthorized' };
-    else if (needs === 'admin') auth = checkAdmin(token, options.adminTokenHash);
-    else auth = options.source.authenticate((request.params as { workspace?: string }).workspace ?? '', token);
+    else if (needs === 'admin') auth = checkAdminToken(token, options.adminTokenHash);
+    else auth = options.source.authenticate(workspace ?? '', token);
     request.credd = { auth };
   });
 
+  // One warning per source and window when the limit is hit, however many requests follow.
+  const warned = new Map<string, number>();
   await app.register(rateLimit, {
     global: true,
     max: options.failedAuth.max,
@@ -85,6 +125,13 @@ export async function registerGuard(app: FastifyInstance, options: GuardOptions)
     // Only failed authentications count: a request that passed the token check is never limited.
     allowList: (request) => request.credd?.auth === null || request.credd?.auth?.ok === true,
     keyGenerator: (request) => request.ip,
+    onExceeded: (request, key) => {
+      const now = Date.now();
+      if ((warned.get(key) ?? 0) > now) return;
+      if (warned.size > 1_000) warned.clear();
+      warned.set(key, now + options.failedAuth.timeWindowMs);
+      log.warn({ remote: request.ip, max: options.failedAuth.max }, 'too many failed authentications: source throttled');
+    },
     errorResponseBuilder: (_request, context) => ({
       statusCode: 429,
       ...errorBody('too_many_requests', `Too many failed attempts; retry in ${Math.ceil(context.ttl / 1000)} s.`),
@@ -93,6 +140,10 @@ export async function registerGuard(app: FastifyInstance, options: GuardOptions)
 
   app.addHook('preValidation', async (request, reply) => {
     const auth = request.credd?.auth;
-    if (auth && !auth.ok) return sendError(reply, auth.code);
+    if (auth && !auth.ok) {
+      const workspace = (request.params as { workspace?: string } | undefined)?.workspace ?? null;
+      log.info({ remote: request.ip, workspace, route: request.routeOptions.url, code: auth.code }, 'request refused: client token not valid here');
+      return sendError(reply, auth.code);
+    }
   });
 }

@@ -47,3 +47,10 @@ export const apiKeySchema = {
   required: ['workspace', 'tokenId', 'token', 'expiry'],
   additionalProperties: false,
 } as const;
+
+export const okSchema = {
+  type: 'object',
+  properties: { ok: { type: 'boolean' } },
+  required: ['ok'],
+  additionalProperties: false,
+} as const;
