@@ -25,6 +25,7 @@ import { sealingKey } from './store/seal.js';
 import { Store } from './store/store.js';
 import { accountIdLookup } from './upstream/account-id.js';
 import { HubClient } from './upstream/client.js';
+import { countRenewals, countServed, createMetrics, type DaemonMetrics } from './service/metrics.js';
 
 /** How often the daemon looks for changes the CLI made (workspace add/remove, key changes). */
 const CHANGE_POLL_MS = 1_000;
@@ -35,6 +36,8 @@ export interface DaemonOptions {
   readonly logger: Logger;
   readonly clock?: Clock;
   readonly random?: Random;
+  /** Called after each sweep (the service status line is refreshed there). */
+  readonly onSweep?: ((broker: Broker) => void) | undefined;
 }
 
 export interface Daemon {
@@ -43,6 +46,15 @@ export interface Daemon {
   readonly broker: Broker;
   readonly store: Store;
   readonly app: FastifyInstance;
+  readonly metrics: DaemonMetrics;
+  /** The configuration in force (the last one reload() accepted). */
+  readonly config: Config;
+  /**
+   * Apply a new configuration without dropping the listener: log level, sweep schedule, renewal
+   * backoff and request wait, rotation settings, hub and STS client settings. Returns the changes
+   * that need a restart instead (listen address, data directory, log format).
+   */
+  reload(next: Config): string[];
   stop(): Promise<void>;
 }
 
@@ -97,19 +109,34 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     cleanups.push(() => store.close());
     const adminTokenHash = ensureAdminToken(paths);
 
-    const hubFor = hubClients(config, random);
-    const backoff = { initialMs: config.renewal.backoff_initial_ms, maxMs: config.renewal.backoff_max_ms };
+    // What reload() may change. Broker and rotator read their options at each use, so the
+    // getters below hand them the values of the configuration in force.
+    let current = config;
+    let hubs = hubClients(config, random);
+    let lookupAccountId = accountIdOf(config);
+    const tunables = {
+      get backoff() {
+        return { initialMs: current.renewal.backoff_initial_ms, maxMs: current.renewal.backoff_max_ms };
+      },
+    };
+    // Scraped only once the daemon runs, long after `broker` below exists.
+    const metrics = createMetrics({ workspaces: () => broker.workspaces(), clock });
+    const hubFor = countRenewals((hubUrl) => hubs(hubUrl), metrics);
     const rotator = new KeyRotator({
       store,
       hubFor,
       clock,
       random,
       logger,
-      backoff,
-      settings: {
-        enabled: config.rotation.enabled,
-        rotateBeforeMs: config.rotation.rotate_before_days * durations.DAY,
-        keyLifetimeDays: config.rotation.key_lifetime_days,
+      get backoff() {
+        return tunables.backoff;
+      },
+      get settings() {
+        return {
+          enabled: current.rotation.enabled,
+          rotateBeforeMs: current.rotation.rotate_before_days * durations.DAY,
+          keyLifetimeDays: current.rotation.key_lifetime_days,
+        };
       },
       onStep: failpoint(env.EODH_CREDD_FAILPOINT),
     });
@@ -120,22 +147,34 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       random,
       logger,
       rotator,
-      backoff,
-      requestWaitMs: config.renewal.request_wait_ms,
-      lookupAccountId: config.sts.verify
-        ? accountIdLookup({ endpoint: config.sts.endpoint, region: config.sts.region, timeoutMs: config.sts.timeout_ms })
-        : undefined,
+      get backoff() {
+        return tunables.backoff;
+      },
+      get requestWaitMs() {
+        return current.renewal.request_wait_ms;
+      },
+      get lookupAccountId() {
+        return lookupAccountId;
+      },
     });
     broker.sync();
 
     const hosts = new HostPolicy(host);
     const app = await buildApp({
-      source: broker,
+      source: countServed(broker, metrics),
       hosts,
       logger,
       admin: { tokenHash: adminTokenHash, actions: adminActions(broker) },
+      metrics: () => metrics.render(),
     });
     cleanups.push(() => void app.close());
+    let stopped = false;
+    // A response that finishes during a graceful stop closes its connection: close() waits for
+    // requests in flight, and must not then wait for the client's keep-alive to time out.
+    app.addHook('onSend', async (_request, reply, payload) => {
+      if (stopped) reply.header('connection', 'close');
+      return payload;
+    });
     await app.listen({ host, port: config.server.port, listenTextResolver: () => '' });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.server.port;
@@ -147,8 +186,19 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     cleanups.push(() => unlinkSafe(runtimeFile(config)));
 
     const sweep = (): Promise<void> =>
-      broker.sweep().catch((err: unknown) => logger.error({ err }, 'sweep failed'));
-    const task: ScheduledTask = cron.schedule(config.renewal.sweep_schedule, sweep, { noOverlap: true, name: 'sweep' });
+      broker
+        .sweep()
+        .catch((err: unknown) => logger.error({ err }, 'sweep failed'))
+        .then(() => {
+          try {
+            options.onSweep?.(broker);
+          } catch (err) {
+            logger.error({ err }, 'after-sweep hook failed');
+          }
+        });
+    const schedule = (expression: string): ScheduledTask =>
+      cron.schedule(expression, sweep, { noOverlap: true, name: 'sweep' });
+    let task = schedule(config.renewal.sweep_schedule);
     cleanups.push(() => void task.destroy());
     let seenVersion = store.dataVersion();
     const poll = setInterval(() => {
@@ -163,13 +213,38 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     void sweep();
     logger.info({ url, workspaces: broker.workspaces().length }, 'eodh-credd serving');
 
-    let stopped = false;
     return {
       url,
       port,
       broker,
       store,
       app,
+      metrics,
+      get config() {
+        return current;
+      },
+      reload(next) {
+        const prev = current;
+        const restart: string[] = [];
+        if (next.server.host !== prev.server.host || next.server.port !== prev.server.port) {
+          restart.push(`server.host/server.port (${next.server.host}:${next.server.port}): restart eodh-credd to listen there`);
+        }
+        if (next.server.allow_non_loopback !== prev.server.allow_non_loopback) restart.push('server.allow_non_loopback: restart eodh-credd to apply it');
+        if (next.paths.dataDir !== prev.paths.dataDir) restart.push(`storage.data_dir (${next.paths.dataDir}): restart eodh-credd to use it`);
+        if (next.log.format !== prev.log.format) restart.push('log.format: restart eodh-credd to apply it');
+        // What cannot change live stays as it was, so `current` always says what is in force.
+        current = { ...next, server: prev.server, storage: prev.storage, paths: prev.paths, log: { ...next.log, format: prev.log.format } };
+        logger.level = next.log.level;
+        if (next.renewal.sweep_schedule !== prev.renewal.sweep_schedule && !stopped) {
+          void task.destroy();
+          task = schedule(next.renewal.sweep_schedule);
+        }
+        if (JSON.stringify(next.hub) !== JSON.stringify(prev.hub)) hubs = hubClients(current, random);
+        if (JSON.stringify(next.sts) !== JSON.stringify(prev.sts)) lookupAccountId = accountIdOf(current);
+        logger.info({ file: next.file, logLevel: next.log.level, schedule: next.renewal.sweep_schedule }, 'configuration reloaded');
+        for (const note of restart) logger.warn(`configuration change not applied: ${note}`);
+        return restart;
+      },
       async stop() {
         if (stopped) return;
         stopped = true;
@@ -184,6 +259,12 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     undo();
     throw err;
   }
+}
+
+function accountIdOf(config: Config) {
+  return config.sts.verify
+    ? accountIdLookup({ endpoint: config.sts.endpoint, region: config.sts.region, timeoutMs: config.sts.timeout_ms })
+    : undefined;
 }
 
 function adminActions(broker: Broker) {

@@ -1,0 +1,188 @@
+/**
+ * `eodh-credd serve` as a real child process: graceful stop on SIGTERM/SIGINT with a request in
+ * flight, a second signal, SIGHUP reload (valid and invalid), the single-daemon lock, and the
+ * systemd notifications (READY=1, STATUS=, STOPPING=1) received on a real unix datagram socket.
+ */
+import t, { type Test } from 'tap';
+import { spawn, execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { HubSimulatorClient, startHubSimulator } from '../../src/hub-sim/index.js';
+import { BASE_CONFIG, addWorkspace, installation, type Served } from '../helpers/service.js';
+
+/** One installation for the whole file (init and workspace add cost seconds); each test runs its own daemon on it. */
+const sim = await startHubSimulator({});
+t.teardown(() => sim.close());
+const hub = new HubSimulatorClient(sim.url);
+const inst = installation(t);
+{
+  const init = await inst.cli(['init']);
+  if (init.code !== 0) throw new Error(`init: ${init.stderr}`);
+  await addWorkspace(inst, sim.url, await hub.createKey('ws', { expiresDays: 30 }));
+}
+
+async function setup(t: Test) {
+  inst.writeConfig(BASE_CONFIG);
+  t.teardown(() => hub.setFault('none'));
+  return { hub, inst };
+}
+
+/** POST an admin refresh: it holds the request open while the daemon waits for the hub. */
+function refresh(daemon: Served) {
+  return fetch(`${daemon.url}/v1/admin/workspaces/ws/refresh`, {
+    method: 'POST',
+    headers: { authorization: inst.adminToken() },
+    signal: AbortSignal.timeout(15_000),
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  t.test(`${signal}: finishes the request in flight, stops, exits 0`, async (t) => {
+    const { hub, inst } = await setup(t);
+    const daemon = await inst.serve();
+    await hub.setFault('slow', { delayMs: 1_500, count: 1 });
+    const inFlight = refresh(daemon);
+    await daemon.waitForLog(() => true); // the daemon is logging; give the request time to reach the hub
+    await sleep(300);
+    const sent = Date.now();
+    daemon.child.kill(signal);
+    const response = await inFlight;
+    t.equal(response.status, 200, 'the request in flight got its answer');
+    t.same(await response.json(), { ok: true });
+    const exit = await daemon.exited;
+    const stopMs = Date.now() - sent;
+    t.same(exit, { code: 0, signal: null }, 'exit code 0 (a stop over 5 s would exit 1)');
+    t.comment(`stop took ${stopMs} ms with a 1.5 s hub call in flight`);
+    t.ok(daemon.logs().some((l) => l.msg === 'stopped'), 'logged "stopped"');
+    t.notOk(existsSync(join(inst.dataDir, 'daemon.json')), 'runtime file removed');
+    // The lock went with the process: a new daemon starts on the same state.
+    const again = await inst.serve();
+    again.child.kill('SIGTERM');
+    t.equal((await again.exited).code, 0);
+  });
+}
+
+t.test('a second signal exits at once', async (t) => {
+  const { hub, inst } = await setup(t);
+  const daemon = await inst.serve();
+  await hub.setFault('slow', { delayMs: 10_000, count: 1 });
+  const inFlight = refresh(daemon).catch((err: unknown) => err);
+  await sleep(300);
+  daemon.child.kill('SIGTERM');
+  await daemon.waitForLog((l) => l.msg === 'stopping');
+  daemon.child.kill('SIGTERM');
+  const exit = await daemon.exited;
+  t.equal(exit.code, 1, 'exit 1: the stop was cut short');
+  t.ok(daemon.logs().some((l) => l.msg === 'second signal: exiting now'));
+  await inFlight;
+});
+
+t.test('SIGHUP applies a valid configuration without dropping the listener', async (t) => {
+  const { inst } = await setup(t);
+  const daemon = await inst.serve();
+  const config = BASE_CONFIG.replace('port = 0', 'port = 1').replace('[log]\n', '[log]\nlevel = "debug"\n');
+  inst.writeConfig(`${config}\n[renewal]\nsweep_schedule = "*/5 * * * * *"\nrequest_wait_ms = 900\n`);
+  daemon.child.kill('SIGHUP');
+  const reloaded = await daemon.waitForLog((l) => l.msg === 'configuration reloaded');
+  t.match(reloaded, { logLevel: 'debug', schedule: '*/5 * * * * *' }, 'new log level and sweep schedule');
+  const restart = await daemon.waitForLog((l) => String(l.msg).includes('server.host/server.port'));
+  t.match(String(restart.msg), 'restart eodh-credd to listen there', 'a new port needs a restart, and says so');
+  t.equal((await fetch(`${daemon.url}/healthz`)).status, 200, 'still listening where it was');
+  t.match(readFileSync(join(inst.dataDir, 'daemon.json'), 'utf8'), `"port":${daemon.port}`, 'runtime file unchanged');
+  daemon.child.kill('SIGTERM');
+  t.equal((await daemon.exited).code, 0);
+});
+
+t.test('SIGHUP with an invalid configuration keeps the one in force', async (t) => {
+  const { inst } = await setup(t);
+  const daemon = await inst.serve();
+  inst.writeConfig(`${BASE_CONFIG}\n[renewal]\nsweep_schedul = "oops"\n`);
+  daemon.child.kill('SIGHUP');
+  const refused = await daemon.waitForLog((l) => String(l.msg).includes('the new configuration is invalid'));
+  t.equal(refused.level, 50, 'logged as an error');
+  t.match(String((refused as { error?: string }).error), 'unknown key "renewal.sweep_schedul"', 'says what is wrong, and where');
+  t.equal((await fetch(`${daemon.url}/healthz`)).status, 200, 'still serving');
+  t.notOk(daemon.logs().some((l) => l.msg === 'configuration reloaded'));
+  // A fixed file is taken on the next SIGHUP.
+  inst.writeConfig(`${BASE_CONFIG}\n[renewal]\nsweep_schedule = "*/7 * * * * *"\n`);
+  daemon.child.kill('SIGHUP');
+  const reloaded = await daemon.waitForLog((l) => l.msg === 'configuration reloaded');
+  t.equal((reloaded as { schedule?: string }).schedule, '*/7 * * * * *');
+  daemon.child.kill('SIGTERM');
+  t.equal((await daemon.exited).code, 0);
+});
+
+t.test('a second daemon on the same state refuses to start', async (t) => {
+  const { inst } = await setup(t);
+  const first = await inst.serve();
+  const second = inst.spawnServe();
+  let stderr = '';
+  second.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise<number | null>((resolve) => second.once('exit', (c) => resolve(c)));
+  t.equal(code, 75, 'EX_TEMPFAIL');
+  t.match(stderr, /Another eodh-credd is already serving from .*data\/eodh-credd; stop it first/);
+  t.equal((await fetch(`${first.url}/healthz`)).status, 200, 'the first one is unharmed');
+  t.ok(existsSync(join(inst.dataDir, 'daemon.json')), 'and its runtime file is still there');
+  first.child.kill('SIGTERM');
+  t.equal((await first.exited).code, 0);
+});
+
+function hasPython(): boolean {
+  try {
+    execFileSync('python3', ['-c', 'import socket; socket.AF_UNIX'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// Node cannot bind a unix datagram socket; a few lines of Python play the service manager,
+// closing the fds that systemd-notify passes for its barrier as systemd does.
+const RECEIVER = `
+import array, os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+print("listening", flush=True)
+while True:
+    msg, anc, _flags, _addr = s.recvmsg(4096, socket.CMSG_SPACE(16 * 4))
+    for level, kind, data in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds = array.array("i")
+            fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
+            for fd in fds:
+                os.close(fd)
+    print(msg.decode().replace("\\n", "|"), flush=True)
+`;
+
+t.test('systemd notifications: READY=1 with STATUS=, STOPPING=1', { skip: hasPython() ? false : 'python3 is needed to receive unix datagrams' }, async (t) => {
+  const { inst } = await setup(t);
+  const socketPath = join(inst.dir, 'notify.sock');
+  const receiver = spawn('python3', ['-c', RECEIVER, socketPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => void receiver.kill('SIGKILL'));
+  let received = '';
+  await new Promise<void>((resolve) =>
+    receiver.stdout!.on('data', (d: Buffer) => {
+      received += d.toString();
+      if (received.includes('listening')) resolve();
+    }),
+  );
+  const messages = () => received.split('\n').filter((l) => l && l !== 'listening' && l !== 'BARRIER=1');
+  const daemon = await inst.serve({ env: { NOTIFY_SOCKET: socketPath } });
+  const until = async (what: () => boolean) => {
+    for (let i = 0; i < 200 && !what(); i++) await sleep(50);
+  };
+  await until(() => messages().some((m) => m.startsWith('READY=1')));
+  const ready = messages().find((m) => m.startsWith('READY=1'));
+  t.match(ready, /^READY=1\|STATUS=1 workspace, next renewal in \d+ min$/, 'ready, with a status line');
+  daemon.child.kill('SIGHUP');
+  await until(() => messages().includes('RELOADING=1'));
+  t.ok(messages().includes('RELOADING=1'), 'a reload is announced');
+  daemon.child.kill('SIGTERM');
+  t.equal((await daemon.exited).code, 0);
+  await until(() => messages().some((m) => m.startsWith('STOPPING=1')));
+  t.ok(messages().some((m) => m.startsWith('STOPPING=1')), 'stopping is announced');
+  const stopping = messages().findIndex((m) => m.startsWith('STOPPING=1'));
+  t.ok(stopping > messages().findIndex((m) => m === 'RELOADING=1'), 'in order');
+});
