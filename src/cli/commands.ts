@@ -18,6 +18,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   refresh: { summary: 'renew a workspace\'s S3 credentials now', load: async () => (await import('./admin.js')).command('refresh') },
   rotate: { summary: 'rotate a workspace\'s API key now', load: async () => (await import('./admin.js')).command('rotate') },
   demo: { summary: 'run a hub simulator and the daemon with a demo workspace', load: async () => (await import('./demo.js')).run },
+  doctor: { summary: 'check the installation, one line per check with a fix (exit 1 when one fails)', load: async () => (await import('./doctor.js')).run },
   'install-systemd': { summary: 'write the systemd unit (--user|--system; --dry-run, --output DIR)', load: async () => (await import('./install-systemd.js')).run },
   'hub-sim': { summary: 'run the EODH hub simulator', load: async () => (await import('./hub-sim.js')).run },
 };
