@@ -1,10 +1,11 @@
 /**
  * `eodh-credd status [--json]`: one row per workspace from the database (works with the daemon
- * down), with the daemon's view (next renewal) when it runs. Exits 2 when something needs the user.
+ * down), with the daemon's view (next renewal, rotation in progress) when it runs. Colour on a
+ * terminal. Exits 2 when something needs the user.
  */
 import { parseArgs } from 'node:util';
 import type { Config } from '../config/load.js';
-import { daysLeft, durations, isServable } from '../core/policy.js';
+import { daysLeft, durations, isServable, rotationDueAt } from '../core/policy.js';
 import { EXIT } from '../core/errors.js';
 import type { WorkspaceSnapshot } from '../scheduler/broker.js';
 import { configOf, openStore, print, type CliContext } from './context.js';
@@ -21,6 +22,10 @@ export interface StatusRow {
   nextRenewalAt: string | null;
   lastError: string | null;
   rotation: string;
+  /** When the daemon will rotate the API key (null when rotation is off or needs the user). */
+  nextRotationAt: string | null;
+  /** Rotation in words: "in 23d", "needs you", "retrying: …", "recovering", "off". */
+  rotationText: string;
   attention: string[];
 }
 
@@ -55,6 +60,24 @@ export async function collectStatus(config: Config, env: CliContext['env'], now 
       }
       const s3Valid = s3 ? isServable(s3, now) : false;
       if (!s3Valid) attention.push('no valid S3 credential');
+      const rotateAt =
+        key && config.rotation.enabled && st.rotationState !== 'needs_user'
+          ? rotationDueAt(key, config.rotation.rotate_before_days * durations.DAY)
+          : null;
+      const rotationText =
+        st.rotationState === 'needs_user' || snap?.rotation?.needsUser
+          ? 'needs you'
+          : snap?.rotation?.recovering
+            ? 'recovering'
+            : snap?.rotation?.lastError
+              ? `retrying: ${snap.rotation.lastError}`
+              : !config.rotation.enabled
+                ? 'off'
+                : rotateAt === null
+                  ? '-'
+                  : rotateAt <= now
+                    ? 'due now'
+                    : relative(iso(rotateAt), now);
       return {
         workspace: w.name,
         hub: w.hubUrl,
@@ -66,6 +89,8 @@ export async function collectStatus(config: Config, env: CliContext['env'], now 
         nextRenewalAt: snap?.nextRenewalAt ?? null,
         lastError: st.lastErrorCode ? `${st.lastErrorCode}: ${st.lastErrorMessage ?? ''}` : null,
         rotation: st.rotationState,
+        nextRotationAt: iso(rotateAt),
+        rotationText,
         attention: [...new Set(attention)],
       };
     });
@@ -82,22 +107,34 @@ function relative(isoTime: string | null, now: number): string {
   return ms >= 0 ? `in ${text}` : `${text} ago`;
 }
 
+type Colour = 'red' | 'yellow' | 'green' | 'bold' | null;
+const SGR: Record<Exclude<Colour, null>, string> = { red: '31', yellow: '33', green: '32', bold: '1' };
+
 export function renderTable(rows: StatusRow[], now: number, colour: boolean): string[] {
-  const red = (s: string) => (colour ? `\u001b[31m${s}\u001b[0m` : s);
-  const header = ['WORKSPACE', 'HUB', 'API KEY EXPIRES', 'S3 EXPIRES', 'LAST RENEWAL', 'NEXT RENEWAL', 'LAST ERROR'];
-  const body = rows.map((r) => [
-    r.workspace,
-    r.hub,
-    r.apiKeyDaysLeft === null ? 'unknown' : `${r.apiKeyDaysLeft} days`,
-    relative(r.s3ExpiresAt, now),
-    relative(r.lastRenewalAt, now),
-    relative(r.nextRenewalAt, now),
-    r.lastError ?? '-',
-  ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
-  const out = [line(header), ...body.map(line)];
-  for (const r of rows) for (const a of r.attention) out.push(red(`! ${r.workspace}: ${a}`));
+  const paint = (s: string, c: Colour) => (colour && c ? `\u001b[${SGR[c]}m${s}\u001b[0m` : s);
+  const header = ['WORKSPACE', 'HUB', 'API KEY EXPIRES', 'ROTATION', 'S3 EXPIRES', 'LAST RENEWAL', 'NEXT RENEWAL', 'LAST ERROR'];
+  // Each cell with the colour it gets on a terminal (padding is measured without the colour codes).
+  const body: Array<Array<[string, Colour]>> = rows.map((r) => {
+    const days = r.apiKeyDaysLeft;
+    return [
+      [r.workspace, r.attention.length > 0 ? 'red' : 'green'],
+      [r.hub, null],
+      [days === null ? 'unknown' : `${days} days`, days !== null && days < 3 ? 'red' : days !== null && days < 7 ? 'yellow' : null],
+      [r.rotationText, r.rotationText === 'needs you' ? 'red' : r.rotationText.startsWith('retrying') || r.rotationText === 'recovering' ? 'yellow' : null],
+      [relative(r.s3ExpiresAt, now), r.s3Valid ? null : 'red'],
+      [relative(r.lastRenewalAt, now), null],
+      [relative(r.nextRenewalAt, now), r.nextRenewalAt && Date.parse(r.nextRenewalAt) < now ? 'yellow' : null],
+      [r.lastError ?? '-', r.lastError ? 'yellow' : null],
+    ];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]![0].length)));
+  const line = (cells: Array<[string, Colour]>) =>
+    cells
+      .map(([text, c], i) => (i === cells.length - 1 ? paint(text, c) : paint(text, c) + ' '.repeat(widths[i]! - text.length)))
+      .join('  ')
+      .trimEnd();
+  const out = [line(header.map((h) => [h, 'bold'])), ...body.map(line)];
+  for (const r of rows) for (const a of r.attention) out.push(paint(`! ${r.workspace}: ${a}`, 'red'));
   return out;
 }
 

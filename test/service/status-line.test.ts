@@ -20,8 +20,9 @@ function ws(name: string, over: Partial<WorkspaceSnapshot> = {}): WorkspaceSnaps
     failures: 0,
     lastError: null,
     keyRejected: false,
+    rotation: { needsUser: false, recovering: false, lastError: null, retryAt: null },
     ...over,
-  } as WorkspaceSnapshot;
+  };
 }
 
 t.test('the line systemctl status shows', async (t) => {
@@ -39,6 +40,10 @@ t.test('what needs attention', async (t) => {
   t.equal(attentionOf(ws('a'), NOW, options), null);
   t.equal(attentionOf(ws('a', { keyRejected: true }), NOW, options), 'the hub rejects the API key');
   t.equal(attentionOf(ws('a', { apiKeyTokenId: null }), NOW, options), 'no API key');
+  t.equal(
+    attentionOf(ws('a', { rotation: { needsUser: true, recovering: false, lastError: null, retryAt: null } }), NOW, options),
+    'API key rotation needs the user',
+  );
   t.equal(attentionOf(ws('a', { apiKeyExpiresAt: at(2 * DAY) }), NOW, options), 'API key expires soon');
   t.equal(attentionOf(ws('a', { apiKeyExpiresAt: null }), NOW, options), null, 'unknown key expiry is not a warning by itself');
   t.equal(attentionOf(ws('a', { s3ExpiresAt: at(30_000) }), NOW, options), 'no valid S3 credential');

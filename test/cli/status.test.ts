@@ -1,0 +1,64 @@
+/** status: the next-renewal and rotation columns, colour only on a terminal, against a real daemon. */
+import t from 'tap';
+import { renderTable, type StatusRow } from '../../src/cli/status.js';
+import { HubSimulatorClient, startHubSimulator } from '../../src/hub-sim/index.js';
+import { addWorkspace, installation } from '../helpers/service.js';
+
+const NOW = Date.parse('2025-02-18T12:00:00Z');
+const at = (ms: number) => new Date(NOW + ms).toISOString();
+const row = (over: Partial<StatusRow> = {}): StatusRow => ({
+  workspace: 'ws',
+  hub: 'https://hub.example',
+  apiKeyExpiresAt: at(20 * 86_400_000),
+  apiKeyDaysLeft: 20,
+  s3ExpiresAt: at(50 * 60_000),
+  s3Valid: true,
+  lastRenewalAt: at(-10 * 60_000),
+  nextRenewalAt: at(24 * 60_000),
+  lastError: null,
+  rotation: 'ok',
+  nextRotationAt: at(13 * 86_400_000),
+  rotationText: 'in 13d',
+  attention: [],
+  ...over,
+});
+
+t.test('table: next renewal and rotation columns; colour only when asked', async (t) => {
+  const plain = renderTable([row(), row({ workspace: 'other', rotationText: 'needs you', attention: ['add a new key'] })], NOW, false);
+  t.match(plain[0], /^WORKSPACE\s+HUB\s+API KEY EXPIRES\s+ROTATION\s+S3 EXPIRES\s+LAST RENEWAL\s+NEXT RENEWAL\s+LAST ERROR$/);
+  t.match(plain[1], /^ws\s+https:\/\/hub\.example\s+20 days\s+in 13d\s+in 50m\s+10m ago\s+in 24m\s+-$/);
+  t.match(plain[2], /needs you/);
+  t.equal(plain[3], '! other: add a new key');
+  t.notMatch(plain.join('\n'), /\u001b/, 'no escape codes');
+  const coloured = renderTable([row(), row({ workspace: 'other', rotationText: 'needs you', attention: ['add a new key'] })], NOW, true);
+  t.match(coloured[1], /^\u001b\[32mws\u001b\[0m/, 'a healthy workspace in green');
+  t.match(coloured[2], /\u001b\[31mneeds you\u001b\[0m/, 'rotation that needs the user in red');
+  t.equal(coloured[3], '\u001b[31m! other: add a new key\u001b[0m');
+  // Columns line up the same with and without colour.
+  const strip = (s: string) => s.replace(/\u001b\[\d+m/g, '');
+  t.same(coloured.map(strip), plain);
+});
+
+t.test('status --json against a running daemon: next renewal and next rotation', async (t) => {
+  const sim = await startHubSimulator({});
+  t.teardown(() => sim.close());
+  const hub = new HubSimulatorClient(sim.url);
+  const inst = installation(t);
+  t.equal((await inst.cli(['init'])).code, 0);
+  await addWorkspace(inst, sim.url, await hub.createKey('ws', { expiresDays: 30 }));
+  const daemon = await inst.serve();
+  t.teardown(async () => {
+    daemon.child.kill('SIGTERM');
+    await daemon.exited;
+  });
+  const r = await inst.cli(['status', '--json']);
+  t.equal(r.code, 0, r.stderr);
+  const [ws] = JSON.parse(r.stdout) as StatusRow[];
+  t.ok(ws?.nextRenewalAt && Date.parse(ws.nextRenewalAt) > Date.now(), 'next renewal from the daemon');
+  const rotateIn = Date.parse(ws?.nextRotationAt ?? '') - Date.now();
+  t.ok(rotateIn > 22 * 86_400_000 && rotateIn <= 23 * 86_400_000, 'rotation 7 days before the 30-day key expires');
+  t.match(ws?.rotationText, /^in 2[23]d$/);
+  const table = await inst.cli(['status']);
+  t.match(table.stdout, /ROTATION/);
+  t.notMatch(table.stdout, /\u001b/, 'no colour through a pipe');
+});
