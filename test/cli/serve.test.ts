@@ -8,7 +8,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HubSimulatorClient, startHubSimulator } from '../../src/hub-sim/index.js';
-import { BASE_CONFIG, addWorkspace, installation, type Served } from '../helpers/service.js';
+import { BASE_CONFIG, MAIN, addWorkspace, installation, type Served } from '../helpers/service.js';
 
 /** One installation for the whole file (init and workspace add cost seconds); each test runs its own daemon on it. */
 const sim = await startHubSimulator({});
@@ -185,4 +185,37 @@ t.test('systemd notifications: READY=1 with STATUS=, STOPPING=1', { skip: hasPyt
   t.ok(messages().some((m) => m.startsWith('STOPPING=1')), 'stopping is announced');
   const stopping = messages().findIndex((m) => m.startsWith('STOPPING=1'));
   t.ok(stopping > messages().findIndex((m) => m === 'RELOADING=1'), 'in order');
+});
+
+function hasScript(): boolean {
+  try {
+    execFileSync('script', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+t.test('logs: human-readable on a terminal, JSON lines through a pipe', { skip: hasScript() ? false : 'script(1) is needed for a terminal' }, async (t) => {
+  await setup(t);
+  inst.writeConfig(BASE_CONFIG.replace('[log]\nformat = "json"\n', '')); // format "auto"
+  // script(1) gives the daemon a pseudo-terminal as stdout.
+  const child = spawn('script', ['-qfec', `${process.execPath} ${MAIN} serve`, '/dev/null'], {
+    env: inst.env,
+    detached: true,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  t.teardown(() => {
+    if (child.exitCode === null) process.kill(-child.pid!, 'SIGKILL');
+  });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  for (let i = 0; i < 300 && !out.includes('eodh-credd serving'); i++) await sleep(50);
+  process.kill(-child.pid!, 'SIGTERM');
+  t.equal(await exited, 0, 'stopped cleanly');
+  const plain = out.replace(/\u001b\[[\d;]*m/g, '');
+  t.match(plain, /INFO.*eodh-credd serving/, 'a line for a human');
+  t.notMatch(plain, /^\{"level"/m, 'not JSON');
+  t.match(out, /\u001b\[/, 'in colour');
 });
