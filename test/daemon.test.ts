@@ -59,6 +59,7 @@ t.test('/metrics: admin token only; served, renewals, failures, expiry', async (
   await hub.setFault('s3_forbidden', { count: 1 });
   t.equal((await refresh()).status, 502, 'one failed renewal');
 
+  t.equal((await get('/metrics', `Bearer ${inst.adminToken()}`)).status, 200, 'Bearer <admin token>, as Prometheus sends it');
   const res = await get('/metrics', inst.adminToken());
   t.equal(res.status, 200);
   t.match(res.headers.get('content-type'), /^text\/plain; version=0\.0\.4/);
