@@ -5,7 +5,8 @@
  * the daemon's admin routes the same way.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { clientTokenFile, type DataPaths } from '../config/paths.js';
 import { EXIT, UserError } from '../core/errors.js';
 import { assertPrivate, createSecretFile, ensurePrivateDir, replaceSecretFile } from './files.js';
@@ -51,4 +52,16 @@ export function readClientTokenFile(paths: DataPaths, workspace: string): string
 export function ensureAdminToken(paths: DataPaths): Buffer {
   createSecretFile(paths.adminToken, randomBytes(32).toString('base64url'));
   return tokenDigest(readSecretFile(paths.adminToken, 'admin token'));
+}
+
+/**
+ * Refuse a token directory or token file that others can read (the daemon checks at start): a
+ * client token is all another local user needs to get the workspace's credentials.
+ */
+export function assertTokenFilesPrivate(paths: DataPaths): void {
+  if (!existsSync(paths.tokensDir)) return;
+  assertPrivate(paths.tokensDir, 'directory', 700);
+  for (const name of readdirSync(paths.tokensDir)) {
+    if (name.endsWith('.token')) assertPrivate(join(paths.tokensDir, name), 'file', 600);
+  }
 }

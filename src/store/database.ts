@@ -29,6 +29,8 @@ export function openDatabase(options: OpenOptions): Database {
     throw new UserError(`No database at ${file}: run "eodh-credd init" first.`, EXIT.CONFIG);
   }
   ensurePrivateDir(dirname(file));
+  // The journal files hold the same secrets as the database: a wider one is refused like it.
+  for (const journal of [`${file}-wal`, `${file}-shm`]) if (existsSync(journal)) assertPrivate(journal, 'file', 600);
   // SQLite creates the file (and its -wal/-shm siblings, which inherit the file's mode) with the
   // process umask; tighten the umask around the open so no secret-bearing file is ever wider.
   const previousUmask = process.umask(0o077);
@@ -63,14 +65,39 @@ export function openDatabase(options: OpenOptions): Database {
   }
 }
 
-function verifyKey(db: Database, key: SealingKey, file: string): void {
+/** Whether the database's key check opens under this key (true when it has none yet). */
+function keyCheckMatches(db: Database, key: SealingKey): boolean {
   const row = db.prepare(`SELECT value FROM meta WHERE key = 'key_check'`).get() as { value: string } | undefined;
-  if (!row) return;
+  if (!row) return true;
   try {
-    if (open(key, row.value, KEY_CHECK_AAD) === KEY_CHECK_PLAINTEXT) return;
+    return open(key, row.value, KEY_CHECK_AAD) === KEY_CHECK_PLAINTEXT;
   } catch (err) {
     if (!(err instanceof SealError)) throw err;
+    return false;
   }
+}
+
+/**
+ * Whether an existing, initialised database was sealed under this key, without migrating or
+ * writing anything (used to finish an interrupted rekey, see master-key.ts).
+ */
+export function databaseKeyMatches(file: string, key: SealingKey): boolean {
+  const previousUmask = process.umask(0o077);
+  let db: Database;
+  try {
+    db = new Sqlite(file, { fileMustExist: true, timeout: 5000 });
+  } finally {
+    process.umask(previousUmask);
+  }
+  try {
+    return schemaVersion(db) > 0 && keyCheckMatches(db, key);
+  } finally {
+    db.close();
+  }
+}
+
+function verifyKey(db: Database, key: SealingKey, file: string): void {
+  if (keyCheckMatches(db, key)) return;
   throw new UserError(
     `The master key does not match the database ${file}; nothing was changed (check the key file or CREDENTIALS_DIRECTORY).`,
     EXIT.CONFIG,

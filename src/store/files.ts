@@ -32,6 +32,16 @@ export function assertPrivate(path: string, what: 'file' | 'directory', fix: 600
   }
 }
 
+/** Make a directory's entries (a file just created or renamed into it) survive a power cut. */
+export function syncDirectory(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Create a new 0600 file; never overwrites (returns false when it already exists). */
 export function createSecretFile(path: string, content: string): boolean {
   let fd: number;
@@ -47,6 +57,7 @@ export function createSecretFile(path: string, content: string): boolean {
   } finally {
     closeSync(fd);
   }
+  syncDirectory(dirname(path));
   return true;
 }
 
@@ -63,6 +74,7 @@ export function replaceSecretFile(path: string, content: string, mode = 0o600): 
     }
     chmodSync(temp, mode);
     renameSync(temp, path);
+    syncDirectory(dirname(path));
   } catch (err) {
     // Don't leave a stray copy of the secret behind when the replace fails.
     rmSync(temp, { force: true });
