@@ -16,7 +16,7 @@ import { durations } from './core/policy.js';
 import type { Hub, HubFor } from './scheduler/hub.js';
 import { buildApp } from './server/app.js';
 import { HostPolicy, isLoopbackHost } from './server/hosts.js';
-import { ensureAdminToken } from './store/client-tokens.js';
+import { assertTokenFilesPrivate, ensureAdminToken } from './store/client-tokens.js';
 import { openDatabase } from './store/database.js';
 import { ensurePrivateDir, replaceSecretFile } from './store/files.js';
 import { acquireProcessLock, type ProcessLock } from './store/lock.js';
@@ -108,6 +108,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     const store = new Store(openDatabase({ file: paths.database, key }), key, clock);
     cleanups.push(() => store.close());
     const adminTokenHash = ensureAdminToken(paths);
+    assertTokenFilesPrivate(paths);
 
     // What reload() may change. Broker and rotator read their options at each use, so the
     // getters below hand them the values of the configuration in force.
