@@ -26,6 +26,7 @@ import { Store } from './store/store.js';
 import { accountIdLookup } from './upstream/account-id.js';
 import { HubClient } from './upstream/client.js';
 import { countRenewals, countServed, createMetrics, type DaemonMetrics } from './service/metrics.js';
+import { CredentialsFileSink } from './sinks/aws-credentials-file.js';
 
 /** How often the daemon looks for changes the CLI made (workspace add/remove, key changes). */
 const CHANGE_POLL_MS = 1_000;
@@ -141,6 +142,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       },
       onStep: failpoint(env.EODH_CREDD_FAILPOINT),
     });
+    // Profiles in AWS credentials files for the tools that cannot use the endpoint (opt-in).
+    const sink = new CredentialsFileSink({ logger, clock });
     const broker = new Broker({
       store,
       hubFor,
@@ -157,8 +160,11 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       get lookupAccountId() {
         return lookupAccountId;
       },
+      onRenewed: (w, c) => sink.renewed(w, c),
+      onRemoved: (w) => sink.removed(w),
     });
     broker.sync();
+    sink.reconcile(broker.workspaces());
 
     const hosts = new HostPolicy(host);
     const app = await buildApp({
@@ -207,6 +213,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       if (version === seenVersion) return;
       seenVersion = version;
       broker.sync();
+      sink.reconcile(broker.workspaces());
       void sweep();
     }, CHANGE_POLL_MS);
     poll.unref();
