@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { rmSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Config } from '../config/load.js';
 import { clientTokenFile } from '../config/paths.js';
 import { EXIT, UserError } from '../core/errors.js';
@@ -17,6 +18,8 @@ import type { WorkspaceRecord } from '../store/store.js';
 import { HubClient } from '../upstream/client.js';
 import { isKeyRejected } from '../upstream/errors.js';
 import { assertHubUrlAllowed } from '../upstream/url.js';
+import { isServable } from '../core/policy.js';
+import { defaultCredentialsFile, deleteProfile, profileName, writeProfile } from '../sinks/aws-credentials-file.js';
 import { configOf, openStore, print, type CliContext } from './context.js';
 import { readSecret } from './prompt.js';
 
@@ -47,6 +50,18 @@ export function assertWorkspaceName(name: string | undefined): string {
     );
   }
   return name;
+}
+
+/** A workspace's record, or a usage error that says how to add it. */
+export function readWorkspace(config: Config, env: CliContext['env'], name: string): WorkspaceRecord {
+  const store = openStore(config, env);
+  try {
+    const record = store.getWorkspace(name);
+    if (!record) throw new UserError(`No workspace "${name}"; add it with "eodh-credd workspace add ${name} --hub <url>".`, EXIT.USAGE);
+    return record;
+  } finally {
+    store.close();
+  }
 }
 
 /**
@@ -186,14 +201,62 @@ function remove(ctx: CliContext, args: string[]): number {
   const name = assertWorkspaceName(args[0]);
   const config = configOf(ctx);
   const store = openStore(config, ctx.env);
+  let sinkFile: string | null | undefined;
   try {
+    sinkFile = store.getWorkspace(name)?.fileSink;
     if (!store.removeWorkspace(name)) throw new UserError(`No workspace "${name}".`, EXIT.USAGE);
   } finally {
     store.close();
   }
   rmSync(clientTokenFile(config.paths, name), { force: true });
+  if (sinkFile) deleteProfile(sinkFile, name);
   print(ctx.stdout, `Workspace "${name}" removed; its API key and credentials are gone from this machine (the key stays valid on the hub until it expires or you revoke it there).`);
   return 0;
+}
+
+/**
+ * `workspace sink <ws> --enable [--file PATH] | --disable`: keep the profile [eodh-<ws>] in an AWS
+ * shared-credentials file (default $AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials) up to
+ * date on every renewal, for tools that cannot use the endpoint. Without a flag: show the setting.
+ */
+function sink(ctx: CliContext, args: string[]): number {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { enable: { type: 'boolean' }, disable: { type: 'boolean' }, file: { type: 'string' } },
+  });
+  const name = assertWorkspaceName(positionals[0]);
+  if (values.enable && values.disable) throw new UserError('Give --enable or --disable, not both.', EXIT.USAGE);
+  if (values.file !== undefined && !values.enable) throw new UserError('--file goes with --enable.', EXIT.USAGE);
+  const config = configOf(ctx);
+  const store = openStore(config, ctx.env);
+  try {
+    const record = store.getWorkspace(name);
+    if (!record) throw new UserError(`No workspace "${name}".`, EXIT.USAGE);
+    const profile = profileName(name);
+    if (!values.enable && !values.disable) {
+      print(ctx.stdout, record.fileSink ? `Workspace "${name}": profile [${profile}] is kept in ${record.fileSink}.` : `Workspace "${name}": no credentials file is kept (enable with --enable).`);
+      return 0;
+    }
+    const previous = record.fileSink;
+    if (values.disable) {
+      store.setFileSink(record.id, null);
+      if (previous) deleteProfile(previous, name);
+      print(ctx.stdout, previous ? `Workspace "${name}": profile [${profile}] removed from ${previous}; no longer kept.` : `Workspace "${name}": no credentials file was kept.`);
+      return 0;
+    }
+    const file = values.file ? resolve(values.file) : defaultCredentialsFile(ctx.env);
+    store.setFileSink(record.id, file);
+    if (previous && previous !== file) deleteProfile(previous, name);
+    // Usable at once when a valid credential is stored; the daemon rewrites it on every renewal.
+    const stored = store.loadS3(record.id);
+    if (stored && isServable(stored, Date.now())) writeProfile(file, name, stored);
+    print(ctx.stdout, `Workspace "${name}": profile [${profile}] is kept up to date in ${file} while the daemon runs.`);
+    print(ctx.stdout, `Use it: AWS_PROFILE=${profile}${file === defaultCredentialsFile({ HOME: ctx.env.HOME }) ? '' : ` AWS_SHARED_CREDENTIALS_FILE=${file}`}`);
+    return 0;
+  } finally {
+    store.close();
+  }
 }
 
 export async function run(ctx: CliContext): Promise<number> {
@@ -207,7 +270,9 @@ export async function run(ctx: CliContext): Promise<number> {
       return remove(ctx, rest);
     case 'set-key':
       return setKey(ctx, rest);
+    case 'sink':
+      return sink(ctx, rest);
     default:
-      throw new UserError('Usage: eodh-credd workspace add|list|remove|set-key …', EXIT.USAGE);
+      throw new UserError('Usage: eodh-credd workspace add|list|remove|set-key|sink …', EXIT.USAGE);
   }
 }
