@@ -10,6 +10,9 @@ import { join } from 'node:path';
 import { HubSimulatorClient, startHubSimulator } from '../../src/hub-sim/index.js';
 import { BASE_CONFIG, MAIN, addWorkspace, installation, type Served } from '../helpers/service.js';
 
+// Eight daemons start and stop in this file; leave room for a loaded machine beyond .taprc's 180 s.
+t.setTimeout(420_000);
+
 /** One installation for the whole file (init and workspace add cost seconds); each test runs its own daemon on it. */
 const sim = await startHubSimulator({});
 t.teardown(() => sim.close());
@@ -171,7 +174,7 @@ t.test('systemd notifications: READY=1 with STATUS=, STOPPING=1', { skip: hasPyt
   const messages = () => received.split('\n').filter((l) => l && l !== 'listening' && l !== 'BARRIER=1');
   const daemon = await inst.serve({ env: { NOTIFY_SOCKET: socketPath } });
   const until = async (what: () => boolean) => {
-    for (let i = 0; i < 200 && !what(); i++) await sleep(50);
+    for (let i = 0; i < 600 && !what(); i++) await sleep(50);
   };
   await until(() => messages().some((m) => m.startsWith('READY=1')));
   const ready = messages().find((m) => m.startsWith('READY=1'));
@@ -207,11 +210,16 @@ t.test('logs: human-readable on a terminal, JSON lines through a pipe', { skip: 
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   t.teardown(() => {
-    if (child.exitCode === null) process.kill(-child.pid!, 'SIGKILL');
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
   });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  for (let i = 0; i < 300 && !out.includes('eodh-credd serving'); i++) await sleep(50);
+  for (let i = 0; i < 1_200 && !out.includes('eodh-credd serving') && child.exitCode === null; i++) await sleep(50);
+  t.equal(child.exitCode, null, `serving on a terminal: ${out}`);
   process.kill(-child.pid!, 'SIGTERM');
   t.equal(await exited, 0, 'stopped cleanly');
   const plain = out.replace(/\u001b\[[\d;]*m/g, '');

@@ -131,7 +131,7 @@ export function installation(t: Test, options: { config?: string } = {}): Instal
             return {};
           }
         });
-    const waitForLog: Served['waitForLog'] = (match, timeoutMs = 10_000) =>
+    const waitForLog: Served['waitForLog'] = (match, timeoutMs = 30_000) =>
       new Promise((resolve, reject) => {
         const check = () => {
           const hit = logs().find(match);
@@ -148,22 +148,32 @@ export function installation(t: Test, options: { config?: string } = {}): Instal
         if (!check()) waiters.add(check);
       });
 
-    const deadline = Date.now() + 15_000;
+    // Generous: on a loaded 2-core machine a cold start of node + fastify + SQLite can take seconds.
+    const deadline = Date.now() + 60_000;
     let info: { url: string; port: number } | undefined;
+    let up = false;
     while (Date.now() < deadline) {
       if (child.exitCode !== null) throw new Error(`serve exited with ${child.exitCode}:\n${out}`);
       if (existsSync(runtime)) {
         try {
           info = JSON.parse(readFileSync(runtime, 'utf8')) as { url: string; port: number };
-          const res = await fetch(`${info.url}/healthz`, { signal: AbortSignal.timeout(1_000) });
-          if (res.ok) break;
+          const res = await fetch(`${info.url}/healthz`, { signal: AbortSignal.timeout(5_000) });
+          if (res.ok) {
+            up = true;
+            break;
+          }
         } catch {
           // not yet
         }
       }
       await new Promise((r) => setTimeout(r, 50));
     }
-    if (!info) throw new Error(`serve did not come up:\n${out}`);
+    if (!info || !up) {
+      // Never leave it behind holding the lock: the next test on this installation would fail too.
+      child.kill('SIGKILL');
+      await exited;
+      throw new Error(`serve did not come up:\n${out}`);
+    }
     return { child, url: info.url, port: info.port, output: () => out, logs, exited, waitForLog };
   };
 
