@@ -182,7 +182,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       if (stopped) reply.header('connection', 'close');
       return payload;
     });
-    await app.listen({ host, port: config.server.port, listenTextResolver: () => '' });
+    await app.listen({ host, port: config.server.port });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.server.port;
     hosts.setPort(port);
