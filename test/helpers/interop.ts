@@ -56,6 +56,8 @@ export interface Interop {
   readonly daemon: StartedServe;
   /** The first workspace. */
   readonly workspace: string;
+  /** The API key each workspace was added with (what `eodh-credd token` hands out). */
+  apiKey(workspace?: string): string;
   /** What `eodh-credd env <ws> --format json` printed. */
   daemonEnv(workspace?: string): Promise<Record<string, string>>;
   tokenFile(workspace?: string): string;
@@ -96,8 +98,10 @@ export async function startInterop(t: TeardownHost, options: InteropOptions = {}
   });
   const init = await runCli(home, ['init']);
   if (init.code !== 0) throw new Error(`eodh-credd init failed (${init.code}): ${init.stderr}`);
+  const apiKeys = new Map<string, string>();
   for (const ws of workspaces) {
     const key = await hub.createKey(ws, { expiresDays: 30 });
+    apiKeys.set(ws, key.token);
     const added = await runCli(home, ['workspace', 'add', ws, '--hub', sim.url, '--token-id', key.id, '--region', moto.region], {
       stdin: key.token,
     });
@@ -148,6 +152,7 @@ export async function startInterop(t: TeardownHost, options: InteropOptions = {}
     home,
     daemon,
     workspace: first,
+    apiKey: (ws = first) => apiKeys.get(ws) ?? '',
     daemonEnv,
     tokenFile,
     token,
@@ -197,9 +202,4 @@ export async function startInterop(t: TeardownHost, options: InteropOptions = {}
       return dir;
     },
   };
-}
-
-/** The S3 endpoint and addressing every client needs to reach moto on loopback. */
-export function s3Target(moto: Moto): { endpoint: string; hostPort: string } {
-  return { endpoint: moto.endpoint, hostPort: moto.endpoint.replace(/^http:\/\//, '') };
 }
