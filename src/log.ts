@@ -32,6 +32,32 @@ export const REDACT_PATHS = [
   '*.masterKey',
   'clientToken',
   '*.clientToken',
+  'adminToken',
+  '*.adminToken',
+  // Headers, wherever a headers object is logged (requests, fetch options, errors that carry them).
+  'req.headers["proxy-authorization"]',
+  'req.headers["x-amz-security-token"]',
+  'headers.cookie',
+  'headers.Authorization',
+  'headers["x-amz-security-token"]',
+  '*.headers.authorization',
+  '*.headers.Authorization',
+  '*.headers.cookie',
+  '*.headers["x-amz-security-token"]',
+  'Authorization',
+  '*.Authorization',
+  // Node's HTTP parser attaches the raw request bytes (Authorization included) to client errors.
+  'rawPacket',
+  '*.rawPacket',
+  // One level deeper for the secret fields, e.g. { slot: { current: { secretAccessKey } } }.
+  '*.*.apiKey',
+  '*.*.token',
+  '*.*.secretAccessKey',
+  '*.*.sessionToken',
+  '*.*.SecretAccessKey',
+  '*.*.Token',
+  '*.*.SessionToken',
+  '*.*.authorization',
 ];
 
 export interface LogOptions {

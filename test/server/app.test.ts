@@ -4,10 +4,9 @@
  * through the real listener in guard.test.ts.
  */
 import t, { type Test } from 'tap';
-import { Writable } from 'node:stream';
 import { buildApp } from '../../src/server/app.js';
 import { HostPolicy } from '../../src/server/hosts.js';
-import { createLogger } from '../../src/log.js';
+import { memoryLogger } from './fixtures/memory-logger.js';
 import { tokenDigest } from '../../src/store/client-tokens.js';
 import type { AuthResult, CredentialSource } from '../../src/core/source.js';
 import type { ApiKey, S3Credentials } from '../../src/core/types.js';
@@ -45,14 +44,7 @@ async function build(t: Test, stub: Partial<Stub> = {}, withAdmin = true) {
     },
     apiKey: () => state.apiKey,
   };
-  let logs = '';
-  const destination = new Writable({
-    write(chunk, _e, done) {
-      logs += String(chunk);
-      done();
-    },
-  });
-  const logger = createLogger({ level: 'trace', format: 'json', destination });
+  const { logger, text: logs } = memoryLogger('trace');
   const hosts = new HostPolicy('127.0.0.1');
   hosts.setPort(80); // inject() sends Host: localhost:80
   const app = await buildApp({
@@ -73,7 +65,7 @@ async function build(t: Test, stub: Partial<Stub> = {}, withAdmin = true) {
   t.teardown(() => app.close());
   const get = (url: string, headers: Record<string, string> = { authorization: TOKEN }, method: 'GET' | 'HEAD' | 'POST' = 'GET') =>
     app.inject({ method, url, headers });
-  return { app, state, get, logs: () => logs };
+  return { app, state, get, logs };
 }
 
 t.test('credentials: exactly the container-credentials fields, whatever the source adds', async (t) => {

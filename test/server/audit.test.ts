@@ -1,21 +1,8 @@
 import t from 'tap';
-import { Writable } from 'node:stream';
-import { createLogger } from '../../src/log.js';
+import { memoryLogger } from './fixtures/memory-logger.js';
 import { AuditTrail } from '../../src/server/audit.js';
 import type { S3Credentials } from '../../src/core/types.js';
 
-function memoryLogger() {
-  const lines: Array<Record<string, unknown>> = [];
-  let text = '';
-  const destination = new Writable({
-    write(chunk, _e, done) {
-      text += String(chunk);
-      for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { logger: createLogger({ level: 'info', format: 'json', destination }), lines, text: () => text };
-}
 
 const creds = (n: number): S3Credentials => ({
   accessKeyId: `ASIAEXAMPLE000${n}WXYZ${n}`,
@@ -26,11 +13,11 @@ const creds = (n: number): S3Credentials => ({
 });
 
 t.test('one line per credential per client, with what an auditor needs and no secret', async (t) => {
-  const { logger, lines, text } = memoryLogger();
+  const { logger, lines, text } = memoryLogger('info');
   const audit = new AuditTrail(logger);
   for (let i = 0; i < 50; i++) audit.handedOut('alpha', 'ct-1', '127.0.0.1', creds(1));
-  t.equal(lines.length, 1, '50 polls of the same credential: one line');
-  t.match(lines[0], {
+  t.equal(lines().length, 1, '50 polls of the same credential: one line');
+  t.match(lines()[0], {
     audit: true,
     workspace: 'alpha',
     clientTokenId: 'ct-1',
@@ -38,42 +25,42 @@ t.test('one line per credential per client, with what an auditor needs and no se
     accessKeyIdEnd: 'XYZ1',
     expiresAt: '2026-01-01T01:00:01Z',
   });
-  t.notOk('accessKeyId' in lines[0]!, 'not the whole access key id');
+  t.notOk('accessKeyId' in lines()[0]!, 'not the whole access key id');
   audit.handedOut('alpha', 'ct-1', '127.0.0.1', creds(2));
-  t.equal(lines.length, 2, 'a renewed credential: a new line');
+  t.equal(lines().length, 2, 'a renewed credential: a new line');
   audit.handedOut('alpha', 'ct-2', '127.0.0.1', creds(2));
-  t.equal(lines.length, 3, 'another client (after a token rotation): a new line');
+  t.equal(lines().length, 3, 'another client (after a token rotation): a new line');
   audit.handedOut('alpha', 'ct-2', '127.0.0.2', creds(2));
-  t.equal(lines.length, 4, 'another source address: a new line');
+  t.equal(lines().length, 4, 'another source address: a new line');
   audit.handedOut('beta', 'ct-2', '127.0.0.2', creds(2));
-  t.equal(lines.length, 5, 'another workspace: a new line');
+  t.equal(lines().length, 5, 'another workspace: a new line');
   audit.handedOut('alpha', 'ct-1', '127.0.0.1', creds(1));
-  t.equal(lines.length, 5, 'the first again: still remembered');
+  t.equal(lines().length, 5, 'the first again: still remembered');
   for (const secret of ['secret-access-key', 'session-token']) t.notMatch(text(), secret);
-  for (const line of lines) t.equal(String(line.accessKeyIdEnd).length, 4);
+  for (const line of lines()) t.equal(String(line.accessKeyIdEnd).length, 4);
 });
 
 t.test('API keys handed out: once per key per client, never the key', async (t) => {
-  const { logger, lines, text } = memoryLogger();
+  const { logger, lines, text } = memoryLogger('info');
   const audit = new AuditTrail(logger);
   audit.apiKeyHandedOut('alpha', 'ct-1', '127.0.0.1', 'tok-1');
   audit.apiKeyHandedOut('alpha', 'ct-1', '127.0.0.1', 'tok-1');
-  t.equal(lines.length, 1);
-  t.match(lines[0], { audit: true, workspace: 'alpha', clientTokenId: 'ct-1', tokenId: 'tok-1' });
+  t.equal(lines().length, 1);
+  t.match(lines()[0], { audit: true, workspace: 'alpha', clientTokenId: 'ct-1', tokenId: 'tok-1' });
   audit.apiKeyHandedOut('alpha', 'ct-1', '127.0.0.1', 'tok-2');
-  t.equal(lines.length, 2, 'a rotated key: a new line');
+  t.equal(lines().length, 2, 'a rotated key: a new line');
   t.notMatch(text(), /"key"/);
 });
 
 t.test('memory stays bounded: past the limit it forgets and logs again', async (t) => {
-  const { logger, lines } = memoryLogger();
+  const { logger, lines } = memoryLogger('info');
   const audit = new AuditTrail(logger);
   for (let i = 0; i < 10_000; i++) audit.handedOut('alpha', `ct-${i}`, '127.0.0.1', creds(1));
-  t.equal(lines.length, 10_000);
+  t.equal(lines().length, 10_000);
   audit.handedOut('alpha', 'ct-0', '127.0.0.1', creds(1));
-  t.equal(lines.length, 10_000, 'still remembered at the limit');
+  t.equal(lines().length, 10_000, 'still remembered at the limit');
   audit.handedOut('alpha', 'ct-new', '127.0.0.1', creds(1));
-  t.equal(lines.length, 10_001);
+  t.equal(lines().length, 10_001);
   audit.handedOut('alpha', 'ct-0', '127.0.0.1', creds(1));
-  t.equal(lines.length, 10_002, 'forgotten after the reset: logged once more, never lost');
+  t.equal(lines().length, 10_002, 'forgotten after the reset: logged once more, never lost');
 });

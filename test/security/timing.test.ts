@@ -1,0 +1,140 @@
+/**
+ * The token checks cannot leak through timing: the presented token is hashed first, and only
+ * fixed-length SHA-256 digests reach the comparison, which is crypto.timingSafeEqual. This tests
+ * the code path (with node:crypto spied on through t.mockImport), not timings.
+ */
+import t from 'tap';
+import * as crypto from 'node:crypto';
+import type { Broker as BrokerType } from '../../src/scheduler/broker.js';
+import type { Store, WorkspaceRecord } from '../../src/store/store.js';
+import { createLogger } from '../../src/log.js';
+
+interface Call {
+  readonly fn: 'hash-update' | 'timingSafeEqual';
+  readonly args: unknown[];
+}
+
+function spiedCrypto(calls: Call[]) {
+  return {
+    ...crypto,
+    createHash(algorithm: string) {
+      const hash = crypto.createHash(algorithm);
+      const update = hash.update.bind(hash);
+      hash.update = ((data: crypto.BinaryLike, encoding?: crypto.Encoding) => {
+        calls.push({ fn: 'hash-update', args: [algorithm, data] });
+        return encoding === undefined ? update(data) : update(data as string, encoding);
+      }) as typeof hash.update;
+      return hash;
+    },
+    timingSafeEqual(a: NodeJS.ArrayBufferView, b: NodeJS.ArrayBufferView) {
+      calls.push({ fn: 'timingSafeEqual', args: [a, b] });
+      return crypto.timingSafeEqual(a, b);
+    },
+  };
+}
+
+const digest = (token: string) => crypto.createHash('sha256').update(token, 'utf8').digest();
+const silent = createLogger({ level: 'silent', format: 'json' });
+
+function record(name: string, token: string): WorkspaceRecord {
+  return {
+    id: `id-${name}`,
+    name,
+    hubUrl: 'https://hub.example',
+    region: 'eu-west-2',
+    clientTokenId: `ct-${name}`,
+    clientTokenHash: digest(token),
+    fileSink: null,
+    createdAt: 0,
+  };
+}
+
+t.test('Broker.authenticate hashes the presented token, then compares 32-byte digests in constant time', async (t) => {
+  const calls: Call[] = [];
+  const { Broker } = await t.mockImport<typeof import('../../src/scheduler/broker.js')>('../../src/scheduler/broker.js', {
+    'node:crypto': spiedCrypto(calls),
+  });
+  const alphaToken = crypto.randomBytes(32).toString('base64url');
+  const betaToken = crypto.randomBytes(32).toString('base64url');
+  const records = [record('alpha', alphaToken), record('beta', betaToken)];
+  const store = {
+    listWorkspaces: () => records,
+    activeApiKey: () => undefined,
+    loadS3: () => undefined,
+    recordFailure: () => {},
+  } as unknown as Store;
+  const broker: BrokerType = new Broker({
+    store,
+    hubFor: () => {
+      throw new Error('no hub here');
+    },
+    clock: { now: () => 0 },
+    random: () => 0.5,
+    logger: silent,
+    backoff: { initialMs: 1000, maxMs: 1000 },
+    requestWaitMs: 0,
+  });
+  broker.sync();
+
+  const presented = [
+    ['alpha', alphaToken, true],
+    ['alpha', alphaToken.slice(0, -1), false],
+    ['alpha', `${alphaToken}x`, false],
+    ['alpha', 'x', false],
+    ['alpha', 'x'.repeat(10_000), false],
+    ['alpha', betaToken, false],
+    ['alpha', alphaToken.slice(0, 31) + (alphaToken[31] === 'a' ? 'b' : 'a') + alphaToken.slice(32), false],
+  ] as const;
+  for (const [workspace, token, ok] of presented) {
+    calls.length = 0;
+    const result = broker.authenticate(workspace, token);
+    t.equal(result.ok, ok, `${token.length} characters: ${ok ? 'accepted' : 'refused'}`);
+    const compares = calls.filter((c) => c.fn === 'timingSafeEqual');
+    t.equal(compares.length, 1, 'exactly one comparison, whatever the token');
+    const [a, b] = compares[0]!.args as Buffer[];
+    t.equal(a!.length, 32, 'fixed-length digest on one side');
+    t.equal(b!.length, 32, 'and on the other');
+    t.notOk(a!.equals(Buffer.from(token)) || b!.equals(Buffer.from(token)), 'the token itself is never compared');
+    const hashedAt = calls.findIndex((c) => c.fn === 'hash-update' && c.args[1] === token);
+    t.ok(hashedAt >= 0 && hashedAt < calls.indexOf(compares[0]!), 'the presented token is hashed before the comparison');
+    t.equal(calls[hashedAt]!.args[0], 'sha256');
+  }
+
+  calls.length = 0;
+  t.same(broker.authenticate('gamma', alphaToken), { ok: false, code: 'forbidden' }, 'an unknown workspace: refused');
+  t.ok(calls.some((c) => c.fn === 'hash-update'), 'hashed even then');
+});
+
+t.test('the admin token check does the same', async (t) => {
+  const calls: Call[] = [];
+  const { checkAdminToken } = await t.mockImport<typeof import('../../src/server/guard.js')>('../../src/server/guard.js', {
+    'node:crypto': spiedCrypto(calls),
+  });
+  const admin = crypto.randomBytes(32).toString('base64url');
+  for (const [token, ok] of [
+    [admin, true],
+    ['', false],
+    ['x'.repeat(5_000), false],
+    [admin.slice(1), false],
+  ] as const) {
+    calls.length = 0;
+    t.equal(checkAdminToken(token, digest(admin)).ok, ok, `${token.length} characters`);
+    const compares = calls.filter((c) => c.fn === 'timingSafeEqual');
+    t.equal(compares.length, 1);
+    t.same(
+      (compares[0]!.args as Buffer[]).map((b) => b.length),
+      [32, 32],
+    );
+    t.ok(calls.findIndex((c) => c.fn === 'hash-update') < calls.indexOf(compares[0]!), 'hashed first');
+  }
+  t.same(checkAdminToken(admin, undefined), { ok: false, code: 'forbidden' }, 'no admin token configured: closed');
+});
+
+t.test('the database keeps digests, never tokens', async (t) => {
+  const { newClientToken } = await import('../../src/store/client-tokens.js');
+  const made = newClientToken();
+  t.equal(made.hash.length, 32);
+  t.same(made.hash, digest(made.token));
+  t.notOk(made.hash.includes(Buffer.from(made.token)));
+  t.match(made.id, /^ct-[0-9a-f]{8}$/, 'the public id is separate random bytes, not derived from the token');
+});
