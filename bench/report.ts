@@ -1,6 +1,6 @@
 /** Plain-text tables and number formats for the benchmark's printout. */
 import { readFileSync } from 'node:fs';
-import { availableParallelism, cpus, release, totalmem } from 'node:os';
+import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
 
 export function table(headers: readonly string[], rows: ReadonlyArray<ReadonlyArray<string | number>>): string {
   const cells = [headers.map(String), ...rows.map((r) => r.map(String))];
@@ -24,6 +24,8 @@ export interface Machine {
   readonly node: string;
   readonly kernel: string;
   readonly memoryGiB: number;
+  /** 1-minute load average when the run started: other work on the machine skews every absolute figure. */
+  readonly loadAverage: number;
 }
 
 export function machine(): Machine {
@@ -39,5 +41,6 @@ export function machine(): Machine {
     node: process.version,
     kernel: release(),
     memoryGiB: Math.round(totalmem() / 2 ** 30),
+    loadAverage: Math.round(loadavg()[0]! * 100) / 100,
   };
 }

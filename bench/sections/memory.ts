@@ -14,10 +14,17 @@ export interface MemoryOptions {
   readonly connections: number;
   /** How long to let the daemon settle before reading its idle RSS. */
   readonly settleMs: number;
+  /**
+   * Node flags to try as well, on the daemon with the middle number of workspaces (e.g.
+   * --max-semi-space-size=4: the young generation grows to 3 × 16 MiB under load by default).
+   */
+  readonly variantFlags?: readonly string[];
 }
 
 export interface MemoryRow {
   readonly workspaces: number;
+  /** Node flags the daemon ran with (none: the defaults). */
+  readonly nodeFlags: readonly string[];
   readonly idle: Memory;
   readonly afterLoad: Memory;
   readonly requests: number;
@@ -29,37 +36,41 @@ export interface MemoryResult {
   readonly nodeIdle: Memory;
 }
 
+async function measure(count: number, nodeFlags: readonly string[], options: MemoryOptions): Promise<MemoryRow> {
+  const home = BenchHome.create();
+  try {
+    const store = home.openStore();
+    const seeded = seedWorkspaces(store, { count, hubUrl: 'http://127.0.0.1:9', s3: () => fakeS3(Date.now()) });
+    store.close();
+    const daemon = await spawnDaemon(home, [...nodeFlags]);
+    try {
+      await sleep(options.settleMs);
+      const idle = daemon.memory();
+      let next = 0;
+      const result = await load({
+        url: `${daemon.url}/`,
+        connections: options.connections,
+        amount: options.requests,
+        setupRequest: (request) => {
+          const ws = seeded[next++ % seeded.length]!;
+          return { ...request, path: `/v1/workspaces/${ws.name}/credentials`, headers: { ...request.headers, authorization: ws.token } };
+        },
+      });
+      await sleep(options.settleMs);
+      return { workspaces: count, nodeFlags, idle, afterLoad: daemon.memory(), requests: result.ok + result.non200, ok: result.ok };
+    } finally {
+      await daemon.stop();
+    }
+  } finally {
+    home.remove();
+  }
+}
+
 export async function memory(options: MemoryOptions): Promise<MemoryResult> {
   const rows: MemoryRow[] = [];
-  for (const count of options.workspaces) {
-    const home = BenchHome.create();
-    try {
-      const store = home.openStore();
-      const seeded = seedWorkspaces(store, { count, hubUrl: 'http://127.0.0.1:9', s3: () => fakeS3(Date.now()) });
-      store.close();
-      const daemon = await spawnDaemon(home);
-      try {
-        await sleep(options.settleMs);
-        const idle = daemon.memory();
-        let next = 0;
-        const result = await load({
-          url: `${daemon.url}/`,
-          connections: options.connections,
-          amount: options.requests,
-          setupRequest: (request) => {
-            const ws = seeded[next++ % seeded.length]!;
-            return { ...request, path: `/v1/workspaces/${ws.name}/credentials`, headers: { ...request.headers, authorization: ws.token } };
-          },
-        });
-        await sleep(options.settleMs);
-        rows.push({ workspaces: count, idle, afterLoad: daemon.memory(), requests: result.ok + result.non200, ok: result.ok });
-      } finally {
-        await daemon.stop();
-      }
-    } finally {
-      home.remove();
-    }
-  }
+  for (const count of options.workspaces) rows.push(await measure(count, [], options));
+  const middle = options.workspaces[Math.floor((options.workspaces.length - 1) / 2)];
+  if (options.variantFlags?.length && middle !== undefined) rows.push(await measure(middle, options.variantFlags, options));
   const ceiling = await spawnCeiling(1024);
   await sleep(options.settleMs);
   const nodeIdle = ceiling.memory();

@@ -65,10 +65,11 @@ t.test('npm run bench, in miniature', async (t) => {
   t.same(r.startup?.rows.map((row) => row.workspaces), [1]);
   t.ok(r.startup!.rows.every((row) => row.medianMs > 0));
 
+  t.same(r.memory?.rows.map((row) => row.nodeFlags), [[], ['--max-semi-space-size=4']], 'defaults, then the variant flags');
   const mem = r.memory?.rows[0];
   t.equal(mem?.workspaces, 3);
   t.equal(mem?.ok, 60, 'every request spread over the workspaces was answered');
-  t.ok(mem!.idle.rssMb > 0 && mem!.afterLoad.rssMb > 0, 'RSS read from /proc');
+  t.ok(mem!.idle.rssMb > 0 && mem!.afterLoad.rssMb > 0 && mem!.idle.anonMb > 0, 'RSS read from /proc');
 
   t.same(r.sweep?.map((row) => row.workspaces), [1, 4]);
   t.same(r.sweep?.map((row) => row.due && { hubCalls: row.due.hubCalls, failed: row.due.failed }), [
