@@ -116,7 +116,8 @@ export interface PacedOptions {
  * An open-loop load below saturation, for latency: each of `connections` keep-alive connections
  * sends one request every connections/rate seconds, the connections evenly out of phase.
  * (autocannon's own rate option sends each second's requests at once, which measures its bursts.)
- * Latency counts from when a request was due, so a late answer also delays the next one's clock.
+ * A request sent late because the previous answer on its connection was late is timed from when
+ * it was due, so a stall is not hidden (coordinated omission).
  */
 export async function paced(options: PacedOptions, recorder = new Recorder()): Promise<Recorder> {
   const agent = new Agent({ keepAlive: true, maxSockets: options.connections });
@@ -136,11 +137,15 @@ export async function paced(options: PacedOptions, recorder = new Recorder()): P
     });
   const connection = async (i: number): Promise<void> => {
     for (let due = started + (i * periodMs) / options.connections; due < endAt; due += periodMs) {
-      const wait = due - performance.now();
-      if (wait > 0) await sleep(wait);
+      // Behind (the previous answer came after this request was due): count from when it was due,
+      // so a stall shows in full. Otherwise count from sending, not from a timer that fired late.
+      const behind = performance.now() > due;
+      // Timers may also fire up to a millisecond early: never send before the request is due.
+      for (let wait = due - performance.now(); wait > 0; wait = due - performance.now()) await sleep(Math.ceil(wait));
+      const sent = performance.now();
       const status = await one();
       if (status === 0) recorder.errors += 1;
-      else recorder.answer(status, performance.now() - due);
+      else recorder.answer(status, performance.now() - (behind ? due : sent));
     }
   };
   await Promise.all(Array.from({ length: options.connections }, (_, i) => connection(i)));

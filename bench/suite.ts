@@ -294,7 +294,10 @@ export function targets(r: BenchResults): Target[] {
   const out: Target[] = [];
   const at100 = r.throughput?.rows.find((row) => row.connections === 100);
   if (at100) {
-    out.push({ what: 'ratio ours/ceiling at 100 connections', target: '≥ 0.70', measured: num(at100.ratio, 2), met: at100.ratio >= 0.7 });
+    out.push({ what: 'ratio ours/ceiling at 100 connections, req/s', target: '≥ 0.70', measured: num(at100.ratio, 2), met: at100.ratio >= 0.7 });
+    // The same ratio as the servers' CPU cost per answer: what req/s would show if each server
+    // had a core to itself and the load generator were never the bottleneck.
+    out.push({ what: 'ratio at 100 connections, CPU per answer', target: '≥ 0.70', measured: num(at100.cpuRatio, 2), met: at100.cpuRatio >= 0.7 });
     out.push({
       what: 'p99 at 100 connections, saturating',
       target: '≤ 2 ms',
