@@ -214,6 +214,16 @@ function remove(ctx: CliContext, args: string[]): number {
   return 0;
 }
 
+/** Edit a credentials file, turning a file-system failure into a message for the user. */
+function editSinkFile(file: string, edit: () => unknown): void {
+  try {
+    edit();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new UserError(`Cannot update ${file} (${code}): ${(err as Error).message}`, EXIT.CANTCREAT);
+  }
+}
+
 /**
  * `workspace sink <ws> --enable [--file PATH] | --disable`: keep the profile [eodh-<ws>] in an AWS
  * shared-credentials file (default $AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials) up to
@@ -241,16 +251,16 @@ function sink(ctx: CliContext, args: string[]): number {
     const previous = record.fileSink;
     if (values.disable) {
       store.setFileSink(record.id, null);
-      if (previous) deleteProfile(previous, name);
+      if (previous) editSinkFile(previous, () => deleteProfile(previous, name));
       print(ctx.stdout, previous ? `Workspace "${name}": profile [${profile}] removed from ${previous}; no longer kept.` : `Workspace "${name}": no credentials file was kept.`);
       return 0;
     }
     const file = values.file ? resolve(values.file) : defaultCredentialsFile(ctx.env);
-    store.setFileSink(record.id, file);
-    if (previous && previous !== file) deleteProfile(previous, name);
     // Usable at once when a valid credential is stored; the daemon rewrites it on every renewal.
     const stored = store.loadS3(record.id);
-    if (stored && isServable(stored, Date.now())) writeProfile(file, name, stored);
+    if (stored && isServable(stored, Date.now())) editSinkFile(file, () => writeProfile(file, name, stored));
+    store.setFileSink(record.id, file);
+    if (previous && previous !== file) editSinkFile(previous, () => deleteProfile(previous, name));
     print(ctx.stdout, `Workspace "${name}": profile [${profile}] is kept up to date in ${file} while the daemon runs.`);
     print(ctx.stdout, `Use it: AWS_PROFILE=${profile}${file === defaultCredentialsFile({ HOME: ctx.env.HOME }) ? '' : ` AWS_SHARED_CREDENTIALS_FILE=${file}`}`);
     return 0;

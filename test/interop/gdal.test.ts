@@ -135,6 +135,10 @@ if (requireTool(t, 'gdalinfo', gdal, HINTS.gdal) && requireTool(t, 'ogrinfo', og
     await readRaster(t, await gdalEnv(world, { AWS_PROFILE: PROFILE, CPL_AWS_CREDENTIALS_FILE: other, AWS_SHARED_CREDENTIALS_FILE: other }));
     ok(t, await runCli(world.home, ['workspace', 'sink', WS, '--disable']), 'workspace sink --disable');
     t.equal(readFileSync(other, 'utf8'), '', 'disabled: the profile is removed');
+    const blocked = await runCli(world.home, ['workspace', 'sink', WS, '--enable', '--file', join(other, 'below-a-file')]);
+    t.equal(blocked.code, 73, 'a file that cannot be written: exit 73 (EX_CANTCREAT)');
+    t.match(blocked.stderr, /^eodh-credd: Cannot update \S+below-a-file \(ENOTDIR\)/);
+    t.match((await runCli(world.home, ['workspace', 'sink', WS])).stdout, 'no credentials file is kept', 'and the setting is unchanged');
   });
 
   const [major = 0, minor = 0] = (/GDAL (\d+)\.(\d+)/.exec(version) ?? []).slice(1).map(Number);
