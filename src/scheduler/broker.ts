@@ -228,8 +228,7 @@ export class Broker implements CredentialSource {
     slot.lastError = null;
     slot.keyRejected = false;
     try {
-      store.saveS3(slot.record.id, creds);
-      store.recordRenewal(slot.record.id, clock.now());
+      store.saveRenewal(slot.record.id, creds, clock.now());
     } catch (err) {
       this.log.error({ workspace: name, err: describeFailure(err) }, 'could not persist renewed credentials');
     }

@@ -66,7 +66,7 @@ export class KeyRotator {
   /** Whether a crash left work behind, from what the database holds (read at load, not per sweep). */
   needsRecovery(slot: WorkspaceSlot): boolean {
     const { store } = this.options;
-    return store.status(slot.record.id).mintingSince !== null || store.apiKeys(slot.record.id).some((k) => k.state !== 'active');
+    return store.status(slot.record.id).mintingSince !== null || store.apiKeyStates(slot.record.id).some((state) => state !== 'active');
   }
 
   isDue(slot: WorkspaceSlot, now: number): boolean {

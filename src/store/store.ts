@@ -114,6 +114,7 @@ export class Store {
       setClientToken: p(`UPDATE workspaces SET client_token_id = ?, client_token_hash = ? WHERE id = ?`),
       setFileSink: p(`UPDATE workspaces SET file_sink = ? WHERE id = ?`),
       apiKeys: p(`SELECT * FROM api_keys WHERE workspace_id = ? ORDER BY stored_at`),
+      apiKeyStates: p(`SELECT state FROM api_keys WHERE workspace_id = ?`),
       allApiKeys: p(`SELECT * FROM api_keys ORDER BY stored_at`),
       insertApiKey: p(`INSERT INTO api_keys (id, workspace_id, state, token_id, name, sealed_key, expires_at, stored_at)
                        VALUES (@id, @workspace_id, @state, @token_id, @name, @sealed_key, @expires_at, @stored_at)`),
@@ -194,6 +195,19 @@ export class Store {
 
   allApiKeys(): StoredApiKey[] {
     return (this.sql.allApiKeys!.all() as ApiKeyRow[]).map((r) => this.openApiKey(r));
+  }
+
+  /** The states of a workspace's keys, without opening any sealed value. */
+  apiKeyStates(workspaceId: string): ApiKeyState[] {
+    return (this.sql.apiKeyStates!.all(workspaceId) as Array<{ state: ApiKeyState }>).map((r) => r.state);
+  }
+
+  /** Store a renewed credential and record the renewal: one transaction, one fsync. */
+  saveRenewal(workspaceId: string, c: S3Credentials, at: number): void {
+    this.db.transaction(() => {
+      this.saveS3(workspaceId, c);
+      this.recordRenewal(workspaceId, at);
+    }).immediate();
   }
 
   activeApiKey(workspaceId: string): StoredApiKey | undefined {

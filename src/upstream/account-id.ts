@@ -3,7 +3,6 @@
  * Newer SDKs use AccountId for account-based endpoints; it is optional in the container answer,
  * so this is best effort: one attempt, a short timeout, and a failure costs nothing but the field.
  */
-import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import type { S3Credentials } from '../core/types.js';
 
 export interface AccountIdOptions {
@@ -15,6 +14,8 @@ export interface AccountIdOptions {
 
 export function accountIdLookup(options: AccountIdOptions) {
   return async (creds: S3Credentials): Promise<string | undefined> => {
+    // Loaded on first use: the AWS SDK is a large share of start-up time and memory.
+    const { GetCallerIdentityCommand, STSClient } = await import('@aws-sdk/client-sts');
     const client = new STSClient({
       region: options.region,
       ...(options.endpoint ? { endpoint: options.endpoint } : {}),
