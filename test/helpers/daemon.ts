@@ -112,14 +112,29 @@ export interface ServeProcess {
 export type StartedServe = ServeProcess & { readonly url: string };
 
 const OUTPUT_LIMIT = 256 * 1024;
+const NODE_OPTIONS_WANTED = 'EODH_CREDD_TEST_NODE_OPTIONS';
 
-// POSIX sh: keep a dup of our pipe on fd 3 in a background watchdog, then exec node (same pid).
-// The watchdog's read returns at EOF, i.e. when this process is gone, and kills the daemon ($$).
-const WATCHDOG = `
+// Under tap, every spawn gets tap's NODE_OPTIONS (an --import hook that records each module a
+// process loads, about doubling the start-up cost of a node child) and _TAPJS_PROCESSINFO_*
+// variables, whatever env is passed. Children therefore start through this POSIX sh prelude,
+// which removes them and restores the NODE_OPTIONS the caller asked for, if any.
+const CLEAN_ENV = `
+for v in $(env | sed -n 's/^\\(_TAPJS_PROCESSINFO_[A-Za-z0-9_]*\\)=.*/\\1/p'); do unset "$v"; done
+if [ -n "\${${NODE_OPTIONS_WANTED}+x}" ]; then NODE_OPTIONS=$${NODE_OPTIONS_WANTED}; export NODE_OPTIONS; unset ${NODE_OPTIONS_WANTED}; else unset NODE_OPTIONS; fi
+`;
+
+// Then for `serve`: keep a dup of our pipe on fd 3 in a background watchdog, and exec node (same
+// pid). The watchdog's read returns at EOF, i.e. when this process is gone, and kills the daemon ($$).
+const WATCHDOG = `${CLEAN_ENV}
 exec 3<&0
 { read _ <&3; kill -KILL $$; } </dev/null >/dev/null 2>&1 &
 exec "$0" "$@" </dev/null 3<&-
 `;
+
+/** The environment to spawn the prelude with, carrying the caller's own NODE_OPTIONS past tap. */
+function preludeEnv(env: Readonly<Record<string, string>>): Record<string, string> {
+  return env.NODE_OPTIONS === undefined ? { ...env } : { ...env, [NODE_OPTIONS_WANTED]: env.NODE_OPTIONS };
+}
 
 const running = new Set<ChildProcess>();
 let exitHookInstalled = false;
@@ -183,8 +198,8 @@ export interface ProgramOptions extends CliOptions {
 /** Run any program to completion (an AWS client, a script). Never rejects on a non-zero exit: check `code`. */
 export function runProgram(command: string, args: readonly string[], options: ProgramOptions = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {
-      env: options.env ?? { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+    const child = spawn('/bin/sh', ['-c', `${CLEAN_ENV}exec "$0" "$@"`, command, ...args], {
+      env: preludeEnv(options.env ?? { PATH: process.env.PATH ?? '/usr/bin:/bin' }),
       ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
       stdio: ['pipe', 'pipe', 'pipe'],
     });
@@ -216,7 +231,7 @@ export function spawnServe(home: Home, options: ServeOptions = {}): ServeProcess
   assertBuilt();
   installExitHook();
   const child = spawn('/bin/sh', ['-c', WATCHDOG, process.execPath, CLI, 'serve'], {
-    env: { ...home.env, ...options.env },
+    env: preludeEnv({ ...home.env, ...options.env }),
     stdio: ['pipe', 'pipe', 'pipe'],
     detached: true, // its own process group: the daemon and its watchdog
   });
