@@ -12,6 +12,7 @@ import { EXIT, UserError } from './core/errors.js';
 import { systemClock, type Clock, type Random } from './core/types.js';
 import { Broker } from './scheduler/broker.js';
 import { KeyRotator, type RotationStep } from './scheduler/rotation.js';
+import { runtimeFile, type RuntimeInfo } from './config/runtime.js';
 import { durations } from './core/policy.js';
 import type { Hub, HubFor } from './scheduler/hub.js';
 import { buildApp } from './server/app.js';
@@ -59,14 +60,7 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-/** Where a running daemon says it listens; the CLI reads it to reach the daemon. */
-export interface RuntimeInfo {
-  readonly pid: number;
-  readonly url: string;
-  readonly port: number;
-}
-
-export const runtimeFile = (config: Config): string => join(config.paths.dataDir, 'daemon.json');
+export { runtimeFile, type RuntimeInfo } from './config/runtime.js';
 
 export function hubClients(config: Config, random: Random): HubFor {
   const clients = new Map<string, Hub>();

@@ -1,7 +1,7 @@
 /** Talking to the running daemon from the CLI: find it, call it, explain when it is not there. */
 import { existsSync, readFileSync } from 'node:fs';
 import type { Config } from '../config/load.js';
-import { runtimeFile, type RuntimeInfo } from '../daemon.js';
+import { runtimeFile, type RuntimeInfo } from '../config/runtime.js';
 import { EXIT, UserError } from '../core/errors.js';
 import { readSecretFile } from '../store/client-tokens.js';
 

@@ -136,6 +136,9 @@ export class Broker implements CredentialSource {
       if (stored && (!slot.current || stored.expiresAt > slot.current.expiresAt)) {
         slot.current = stored;
         slot.renewAt = renewalPoint(stored, this.options.random);
+        // Stored by `workspace add` (or before a restart) without an account id: learn it now
+        // rather than at the next renewal.
+        if (!stored.accountId) void this.learnAccountId(slot, stored);
       }
     } catch (err) {
       // A value that fails to open (damaged row) costs this workspace its cache, not the daemon.
