@@ -37,10 +37,10 @@ export async function run(ctx: CliContext): Promise<number> {
   };
   daemon = await startDaemon({ config, env: ctx.env, logger, onSweep: report });
   const running = daemon;
-  await notifier.ready(serviceStatus(running));
+  // Every handler is in place before readiness is announced: systemd (or a test) may signal the
+  // moment READY=1 arrives, and an unhandled SIGHUP would end the process.
   process.on('SIGHUP', () => reload(ctx, running, logger, notifier));
-
-  return new Promise<number>((resolve) => {
+  const finished = new Promise<number>((resolve) => {
     let stopping = false;
     const onSignal = (signal: NodeJS.Signals) => {
       if (stopping) {
@@ -74,6 +74,8 @@ export async function run(ctx: CliContext): Promise<number> {
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   });
+  await notifier.ready(serviceStatus(running));
+  return finished;
 }
 
 function reload(ctx: CliContext, daemon: Daemon, logger: Logger, notifier: ReturnType<typeof systemdNotifier>): void {

@@ -112,8 +112,10 @@ export class KeyRotator {
     try {
       created = await hub.createToken(ws.name, active.key, { name: keyName, expiresDays: settings.keyLifetimeDays });
     } catch (err) {
-      store.markMinting(ws.id, null);
+      // Only a refusal proves nothing was minted. After a timeout or a lost answer the hub may
+      // hold a new key we never saw: the mark stays, and the next run revokes such orphans.
       if (!isKeyRejection(err)) throw err;
+      store.markMinting(ws.id, null);
       return this.needsUser(slot, describeFailure(err).message);
     }
     this.step('minted', ws.name);
@@ -122,7 +124,9 @@ export class KeyRotator {
     const pending = store.insertPendingKey(ws.id, { tokenId: created.id, key: created.token, expiresAt }, keyName);
     this.step('persisted', ws.name);
 
-    await this.promoteAfterVerifying(slot, hub, pending);
+    if (!(await this.promoteAfterVerifying(slot, hub, pending))) {
+      throw new Error('the hub refused the newly minted key; it was revoked and rotation will be tried again');
+    }
     await this.revokeRetiring(slot, hub);
     this.succeeded(slot);
     this.log.info({ workspace: ws.name, tokenId: created.id, expiresAt: new Date(expiresAt).toISOString() }, 'API key rotated');
@@ -145,23 +149,28 @@ export class KeyRotator {
     return true;
   }
 
-  private async promoteAfterVerifying(slot: WorkspaceSlot, hub: Hub, pending: StoredApiKey): Promise<void> {
+  /** Verify a pending key and make it active. Returns false when the hub refuses it. */
+  private async promoteAfterVerifying(slot: WorkspaceSlot, hub: Hub, pending: StoredApiKey): Promise<boolean> {
     const { store } = this.options;
     const ws = slot.record;
     try {
       await hub.listTokens(ws.name, pending.key);
     } catch (err) {
       if (!isKeyRejection(err)) throw err; // hub down: keep the pending key and try again later
-      // The hub does not accept it (revoked, or never valid): it is worth nothing to us.
+      // The hub does not accept it (the "known recurring" 403, or revoked): worth nothing to us,
+      // but it may still be alive on the hub, so revoke it with the active key before forgetting it.
+      const active = slot.apiKey;
+      if (active && pending.tokenId !== null) await hub.deleteToken(ws.name, active.key, pending.tokenId);
       store.deleteApiKey(pending.id);
-      this.log.warn({ workspace: ws.name, tokenId: pending.tokenId }, 'dropped a pending API key the hub refuses');
-      return;
+      this.log.warn({ workspace: ws.name, tokenId: pending.tokenId }, 'revoked and dropped a new API key the hub refuses');
+      return false;
     }
     this.step('verified', ws.name);
     store.promotePendingKey(ws.id, pending.id);
     slot.apiKey = store.activeApiKey(ws.id);
     slot.keyRejected = false;
     this.step('promoted', ws.name);
+    return true;
   }
 
   /** Revoke keys minted under our prefix that we do not hold (a crash between mint and persist). */

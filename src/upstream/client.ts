@@ -87,7 +87,9 @@ export class HubClient {
     const path = `${this.workspacePath(workspace)}/me/tokens`;
     const body: Record<string, unknown> = { name: request.name, expires: request.expiresDays };
     if (request.scope !== undefined) body.scope = request.scope;
-    const answer = await this.request('POST', path, apiKey, body);
+    // Never retried here: minting is not idempotent, and a retry after a lost answer mints a
+    // second key. The caller (rotation) marks its intent first and cleans up after a failure.
+    const answer = await this.request('POST', path, apiKey, body, { retry: false });
     return this.parse('POST', path, answer, parseCreatedToken);
   }
 
@@ -123,7 +125,13 @@ export class HubClient {
     }
   }
 
-  private async request(method: string, path: string, apiKey: string, jsonBody?: unknown): Promise<Answer> {
+  private async request(
+    method: string,
+    path: string,
+    apiKey: string,
+    jsonBody?: unknown,
+    { retry = true }: { retry?: boolean } = {},
+  ): Promise<Answer> {
     const url = new URL(path, this.baseUrl);
     const headers: Record<string, string> = {
       authorization: `Bearer ${apiKey}`,
@@ -132,7 +140,7 @@ export class HubClient {
     };
     if (jsonBody !== undefined) headers['content-type'] = 'application/json';
     const body = jsonBody === undefined ? undefined : JSON.stringify(jsonBody);
-    const attempts = Math.max(0, Math.floor(this.options.retries)) + 1;
+    const attempts = retry ? Math.max(0, Math.floor(this.options.retries)) + 1 : 1;
 
     for (let attempt = 1; ; attempt++) {
       const outcome = await this.attempt(url, method, headers, body);

@@ -15,7 +15,7 @@
  *      CRASH_RUNS=50 npx tap test/integration/rotation-crash.test.ts
  *  - a daemon killed while the hub is down during recovery converges once the hub answers;
  *  - no minted key is left alive on the hub when the answer to the mint is lost, or when the hub
- *    refuses the new key at verification (known failures, marked todo with their cause).
+ *    refuses the new key at verification.
  */
 import t, { type Test } from 'tap';
 import Database from 'better-sqlite3';
@@ -519,14 +519,14 @@ async function hubProxy(tt: Test, target: string, decide: (method: string, path:
 
 /**
  * Start a daemon on a workspace reached through `decide`'s proxy, let the rotation finish, and
- * check that the hub holds no live key of ours besides the active one. `bug` marks the check
- * todo: it names a known failure, to be removed with its fix.
+ * check that the hub holds no live key of ours besides the active one. `risk` says how an orphan
+ * could arise in the scenario.
  */
 async function checkNoOrphanThroughProxy(
   t: Test,
   workspace: string,
   decide: (original: SimKey) => (method: string, path: string, bearer: string) => Interception,
-  bug: string,
+  risk: string,
 ): Promise<void> {
   const lab = await makeLab(t);
   let original: SimKey | undefined;
@@ -546,8 +546,8 @@ async function checkNoOrphanThroughProxy(
   t.same(
     s.live.map((k) => k.id),
     [s.keys[0]?.tokenId],
-    'the simulator holds exactly one live key of the workspace, the active one: no orphan',
-    { tokens: s.tokens, todo: bug },
+    `the simulator holds exactly one live key of the workspace, the active one: no orphan (${risk})`,
+    { tokens: s.tokens },
   );
   await stopDaemon(t, daemon);
 }
@@ -558,8 +558,7 @@ t.test('a minted key whose answer was lost is not left alive on the hub', async 
     t,
     'lost-answer',
     () => (method, path) => (method === 'POST' && path.endsWith('/me/tokens') && lost++ === 0 ? 'lose-answer' : 'forward'),
-    'rotation.ts rotate() clears the minting mark when createToken fails, and HubClient retries the POST, ' +
-      'so a key the hub minted but whose answer was lost is never revoked',
+    'the hub minted a key but its answer was lost: the minting mark must survive and the POST must not be retried',
   );
 });
 
@@ -570,7 +569,6 @@ t.test('a minted key the hub refuses at verification is not left alive on the hu
     'refused-new-key',
     (original) => (method, path, bearer) =>
       method === 'GET' && path.endsWith('/me/tokens') && bearer !== original.token && refused++ === 0 ? 'refuse' : 'forward',
-    'rotation.ts promoteAfterVerifying() drops a pending key the hub refuses from the database without revoking it ' +
-      'on the hub, and rotate() then reports "rotated"',
+    'the hub refuses the new key at verification: it must be revoked, not just forgotten',
   );
 });
