@@ -209,19 +209,29 @@ t.test('logs: human-readable on a terminal, JSON lines through a pipe', { skip: 
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  t.teardown(() => {
-    try {
-      process.kill(-child.pid!, 'SIGKILL');
-    } catch {
-      // already gone
+  // script(1) puts the daemon in a session of its own, out of reach of a signal to script's
+  // process group (and a closing terminal sends it SIGHUP, which it rightly takes as "reload"):
+  // stop the daemon itself, by the pid it records.
+  let daemonPid: number | undefined;
+  const killAll = (signal: NodeJS.Signals) => {
+    for (const pid of [daemonPid, -child.pid!]) {
+      if (pid === undefined) continue;
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // already gone
+      }
     }
-  });
+  };
+  t.teardown(() => killAll('SIGKILL'));
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   for (let i = 0; i < 1_200 && !out.includes('eodh-credd serving') && child.exitCode === null; i++) await sleep(50);
   t.equal(child.exitCode, null, `serving on a terminal: ${out}`);
-  process.kill(-child.pid!, 'SIGTERM');
+  daemonPid = (JSON.parse(readFileSync(join(inst.dataDir, 'daemon.json'), 'utf8')) as { pid: number }).pid;
+  process.kill(daemonPid, 'SIGTERM');
   t.equal(await exited, 0, 'stopped cleanly');
+  t.throws(() => process.kill(daemonPid!, 0), { code: 'ESRCH' }, 'the daemon itself is gone');
   const plain = out.replace(/\u001b\[[\d;]*m/g, '');
   t.match(plain, /INFO.*eodh-credd serving/, 'a line for a human');
   t.notMatch(plain, /^\{"level"/m, 'not JSON');
