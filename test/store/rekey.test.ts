@@ -76,7 +76,10 @@ t.test('a value that does not open under the current key aborts everything', asy
   const { store } = populated(t, oldKey);
   t.teardown(() => store.close());
   const victim = store.db.prepare(`SELECT id, sealed_key FROM api_keys WHERE state = 'pending' LIMIT 1`).get() as { id: string; sealed_key: string };
-  const flipped = victim.sealed_key.slice(0, -2) + (victim.sealed_key.endsWith('A') ? 'B' : 'A') + victim.sealed_key.slice(-1);
+  // Change the second-to-last character (inside the tag) to a different one.
+  const changed = victim.sealed_key.at(-2) === 'A' ? 'B' : 'A';
+  const flipped = victim.sealed_key.slice(0, -2) + changed + victim.sealed_key.slice(-1);
+  t.not(flipped, victim.sealed_key, 'the envelope really changed');
   store.db.prepare('UPDATE api_keys SET sealed_key = ? WHERE id = ?').run(flipped, victim.id);
   const before = envelopes(store);
   const err = t.throws(() => resealDatabase(store.db, oldKey, newKey())) as unknown;
