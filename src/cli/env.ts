@@ -7,9 +7,9 @@ import { parseArgs } from 'node:util';
 import type { Config } from '../config/load.js';
 import { clientTokenFile } from '../config/paths.js';
 import { EXIT, UserError } from '../core/errors.js';
-import { configOf, openStore, print, type CliContext } from './context.js';
+import { configOf, print, type CliContext } from './context.js';
 import { daemonBaseUrl } from './daemon-client.js';
-import { assertWorkspaceName } from './workspace.js';
+import { assertWorkspaceName, readWorkspace } from './workspace.js';
 
 export const FORMATS = ['sh', 'fish', 'json', 'dotenv', 'docker'] as const;
 export type EnvFormat = (typeof FORMATS)[number];
@@ -60,15 +60,7 @@ export async function run(ctx: CliContext): Promise<number> {
   const format = values.format as EnvFormat;
   if (!FORMATS.includes(format)) throw new UserError(`--format must be one of ${FORMATS.join(', ')}.`, EXIT.USAGE);
   const config = configOf(ctx);
-  const store = openStore(config, ctx.env);
-  let region: string;
-  try {
-    const record = store.getWorkspace(workspace);
-    if (!record) throw new UserError(`No workspace "${workspace}"; add it with "eodh-credd workspace add ${workspace} --hub <url>".`, EXIT.USAGE);
-    region = record.region;
-  } finally {
-    store.close();
-  }
+  const { region } = readWorkspace(config, ctx.env, workspace);
   const tokenFile = clientTokenFile(config.paths, workspace);
   for (const line of formatEnv(envVariables(config, workspace, region, tokenFile), format, tokenFile)) print(ctx.stdout, line);
   return 0;

@@ -6,22 +6,16 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AuthResult, CredentialSource } from '../core/source.js';
-import type { Clock, Random, S3Credentials } from '../core/types.js';
-import { backoffDelay, isDueForRenewal, isServable, renewalPoint, type BackoffOptions } from '../core/policy.js';
-import type { Store, StoredApiKey, WorkspaceRecord } from '../store/store.js';
-import { describeFailure, isKeyRejection, type HubFor } from './hub.js';
+import type { S3Credentials } from '../core/types.js';
+import { backoffDelay, isDueForRenewal, isServable, renewalPoint } from '../core/policy.js';
+import type { StoredApiKey, WorkspaceRecord } from '../store/store.js';
+import { describeFailure, isKeyRejection, type SchedulerDeps } from './hub.js';
 import type { KeyRotator, RotationOutcome } from './rotation.js';
 
 /** At most this many hub calls from one sweep at a time (a cold start with many workspaces). */
 const SWEEP_CONCURRENCY = 8;
 
-export interface BrokerOptions {
-  readonly store: Store;
-  readonly hubFor: HubFor;
-  readonly clock: Clock;
-  readonly random: Random;
-  readonly logger: Logger;
-  readonly backoff: BackoffOptions;
+export interface BrokerOptions extends SchedulerDeps {
   /** How long a request waits for a renewal it triggered (JS v3 gives up at 1000 ms). */
   readonly requestWaitMs: number;
   /** Learn the account id of fresh credentials (STS GetCallerIdentity); best effort. */

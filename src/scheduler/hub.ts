@@ -1,5 +1,8 @@
 /** What the scheduler needs from a hub: the narrow face of upstream's HubClient. */
-import type { S3Credentials } from '../core/types.js';
+import type { Logger } from 'pino';
+import type { BackoffOptions } from '../core/policy.js';
+import type { Clock, Random, S3Credentials } from '../core/types.js';
+import type { Store } from '../store/store.js';
 
 export interface HubToken {
   readonly id: string;
@@ -20,6 +23,16 @@ export interface Hub {
 
 /** One hub client per hub URL; workspaces on the same hub share it. */
 export type HubFor = (hubUrl: string) => Hub;
+
+/** What the broker and the key rotator both work with. */
+export interface SchedulerDeps {
+  readonly store: Store;
+  readonly hubFor: HubFor;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly logger: Logger;
+  readonly backoff: BackoffOptions;
+}
 
 /** Describe a failure for status and logs without ever carrying a secret: kind and message only. */
 export function describeFailure(err: unknown): { code: string; message: string } {

@@ -19,10 +19,9 @@
  */
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
-import type { Clock, Random } from '../core/types.js';
-import { backoffDelay, daysLeft, durations, rotationDueAt, type BackoffOptions } from '../core/policy.js';
-import type { Store, StoredApiKey } from '../store/store.js';
-import { describeFailure, isKeyRejection, type Hub, type HubFor } from './hub.js';
+import { backoffDelay, daysLeft, durations, rotationDueAt } from '../core/policy.js';
+import type { StoredApiKey } from '../store/store.js';
+import { describeFailure, isKeyRejection, type Hub, type SchedulerDeps } from './hub.js';
 import type { WorkspaceSlot } from './broker.js';
 
 export type RotationStep = 'intent' | 'minted' | 'persisted' | 'verified' | 'promoted' | 'revoked';
@@ -33,13 +32,7 @@ export interface RotationSettings {
   readonly keyLifetimeDays: number;
 }
 
-export interface RotatorOptions {
-  readonly store: Store;
-  readonly hubFor: HubFor;
-  readonly clock: Clock;
-  readonly random: Random;
-  readonly logger: Logger;
-  readonly backoff: BackoffOptions;
+export interface RotatorOptions extends SchedulerDeps {
   readonly settings: RotationSettings;
   /** Called after each step; the crash tests use it to kill the process at exact points. */
   readonly onStep?: ((step: RotationStep, workspace: string) => void) | undefined;
