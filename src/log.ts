@@ -2,9 +2,13 @@
  * The logger. JSON lines to stdout (journald keeps them) unless stdout is a terminal, where a
  * human reads them. Redaction is set once, here, with explicit paths: every header and field name
  * that carries a secret anywhere in eodh-credd. Modules take `logger.child({ module })`.
+ *
+ * pino-pretty is loaded only when the human format is chosen: the daemon under systemd writes JSON
+ * and does not pay for it at start-up.
  */
+import { createRequire } from 'node:module';
 import { pino, type DestinationStream, type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
 
 export const REDACT_PATHS = [
   'req.headers.authorization',
@@ -70,6 +74,10 @@ export function createLogger(options: LogOptions): Logger {
   const base = { level: options.level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, base: { name: 'eodh-credd' } };
   if (options.destination) return pino(base, options.destination);
   const human = options.format === 'pretty' || (options.format === 'auto' && process.stdout.isTTY === true);
-  if (human) return pino(base, pretty({ colorize: true, sync: true, ignore: 'pid,hostname,name' }));
+  if (human) {
+    // CommonJS, so require() keeps createLogger synchronous.
+    const pretty: typeof PinoPretty = createRequire(import.meta.url)('pino-pretty');
+    return pino(base, pretty({ colorize: true, sync: true, ignore: 'pid,hostname,name' }));
+  }
   return pino(base, pino.destination({ dest: 1, sync: false }));
 }
