@@ -6,7 +6,6 @@ import { unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
-import type { FastifyInstance } from 'fastify';
 import type { Config } from './config/load.js';
 import { EXIT, UserError } from './core/errors.js';
 import { systemClock, type Clock, type Random } from './core/types.js';
@@ -15,7 +14,8 @@ import { KeyRotator, type RotationStep } from './scheduler/rotation.js';
 import { runtimeFile, type RuntimeInfo } from './config/runtime.js';
 import { durations } from './core/policy.js';
 import type { Hub, HubFor } from './scheduler/hub.js';
-import { buildApp } from './server/app.js';
+import type { Listener } from './server/listener.js';
+import { startServer } from './server/server.js';
 import { HostPolicy, isLoopbackHost } from './server/hosts.js';
 import { assertTokenFilesPrivate, ensureAdminToken } from './store/client-tokens.js';
 import { openDatabase } from './store/database.js';
@@ -26,7 +26,7 @@ import { sealingKey } from './store/seal.js';
 import { Store } from './store/store.js';
 import { accountIdLookup } from './upstream/account-id.js';
 import { HubClient } from './upstream/client.js';
-import { countRenewals, countServed, createMetrics, type DaemonMetrics } from './service/metrics.js';
+import { countRenewals, createMetrics, type DaemonMetrics } from './service/metrics.js';
 import { CredentialsFileSink } from './sinks/aws-credentials-file.js';
 
 /** How often the daemon looks for changes the CLI made (workspace add/remove, key changes). */
@@ -47,7 +47,7 @@ export interface Daemon {
   readonly port: number;
   readonly broker: Broker;
   readonly store: Store;
-  readonly app: FastifyInstance;
+  readonly listener: Listener;
   readonly metrics: DaemonMetrics;
   /** The configuration in force (the last one reload() accepted). */
   readonly config: Config;
@@ -161,24 +161,19 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     sink.reconcile(broker.workspaces());
 
     const hosts = new HostPolicy(host);
-    const app = await buildApp({
-      source: countServed(broker, metrics),
+    let stopped = false;
+    const listener = await startServer({
+      host,
+      port: config.server.port,
+      source: broker,
       hosts,
       logger,
+      onServed: (workspace) => metrics.served(workspace),
       admin: { tokenHash: adminTokenHash, actions: adminActions(broker) },
       metrics: () => metrics.render(),
     });
-    cleanups.push(() => void app.close());
-    let stopped = false;
-    // A response that finishes during a graceful stop closes its connection: close() waits for
-    // requests in flight, and must not then wait for the client's keep-alive to time out.
-    app.addHook('onSend', async (_request, reply, payload) => {
-      if (stopped) reply.header('connection', 'close');
-      return payload;
-    });
-    await app.listen({ host, port: config.server.port });
-    const address = app.server.address();
-    const port = typeof address === 'object' && address ? address.port : config.server.port;
+    cleanups.push(() => void listener.close());
+    const port = listener.port;
     hosts.setPort(port);
     const urlHost = host.includes(':') ? `[${host}]` : host;
     const url = `http://${urlHost === '0.0.0.0' || urlHost === '[::]' ? '127.0.0.1' : urlHost}:${port}`;
@@ -220,7 +215,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       port,
       broker,
       store,
-      app,
+      listener,
       metrics,
       get config() {
         return current;
@@ -252,7 +247,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         stopped = true;
         await task.destroy();
         clearInterval(poll);
-        await app.close();
+        await listener.close();
         await Promise.race([broker.settle(), new Promise((r) => setTimeout(r, 2_000).unref())]);
         undo();
       },

@@ -12,6 +12,11 @@ export interface CredentialSource {
   /** Check a presented client token against a workspace, in constant time. */
   authenticate(workspace: string, presentedToken: string): AuthResult;
   /**
+   * The held credential when it is not yet due for renewal, from memory and synchronously; null
+   * otherwise (then credentials() renews and decides). The answer to almost every request.
+   */
+  freshCredentials(workspace: string): S3Credentials | null;
+  /**
    * A credential that is safe to hand out now, or null when none is. May wait briefly (bounded by
    * the configured request wait) for a renewal it started.
    */

@@ -153,11 +153,17 @@ export class Broker implements CredentialSource {
     return { ok: false, code: owner !== undefined ? 'forbidden' : 'unauthorized' };
   }
 
+  freshCredentials(workspace: string): S3Credentials | null {
+    const slot = this.slots.get(workspace);
+    const held = slot?.current;
+    return held && !isDueForRenewal(held, slot.renewAt, this.options.clock.now()) ? held : null;
+  }
+
   async credentials(workspace: string): Promise<S3Credentials | null> {
+    const fresh = this.freshCredentials(workspace);
+    if (fresh) return fresh;
     const slot = this.slots.get(workspace);
     if (!slot) return null;
-    const held = slot.current;
-    if (held && !isDueForRenewal(held, slot.renewAt, this.options.clock.now())) return held;
     // Past the renewal point: the sweep was late, failing, or the machine slept. Renew now and
     // give the hub a short while; then answer with whatever is still safe to serve.
     const renewal = this.renew(workspace);

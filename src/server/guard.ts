@@ -1,12 +1,8 @@
 /**
- * The guard in front of every route. Loopback is reachable by every local user, every container
- * with host networking and every web page the user opens, so, in this order:
- * - the request target must be a plain path (no absolute-form "http://other.host/…" whose
- *   authority would override Host), and Host, Authorization, Origin and the body headers may
- *   appear once each (a second Host must not slip past the check on the first);
- * - Host must name the loopback address and port we serve (DNS rebinding);
- * - anything a browser sends (Origin, Sec-Fetch-Site other than "none") is refused;
- * - request bodies are refused (no route takes one);
+ * The guard in front of every fastify route. Loopback is reachable by every local user, every
+ * container with host networking and every web page the user opens, so, in this order:
+ * - the request as a whole must pass requestProblem() (plain path, single Host/Authorization/…,
+ *   Host naming the address we serve, nothing a browser sends, no body);
  * - a workspace in the path must match the strict name pattern before anything looks it up;
  * - the client token is checked by the CredentialSource (digests compared in constant time);
  * - failed authentications are rate limited per source address; valid clients never are.
@@ -14,13 +10,14 @@
  * route-level onRequest hook, which runs in between) can count exactly the failures.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import type { Logger } from 'pino';
 import type { AuthResult, CredentialSource } from '../core/source.js';
 import { errorBody, errorTable, type ErrorCode } from '../core/errors.js';
 import { isWorkspaceName } from '../core/workspace-name.js';
 import type { HostPolicy } from './hosts.js';
+import { presentedToken, requestProblem } from './request-checks.js';
 
 /** Which credential a route wants: a workspace's client token, the admin token, or none. */
 export type RouteAuth = 'workspace' | 'admin' | 'none';
@@ -43,9 +40,6 @@ export interface GuardOptions {
   readonly failedAuth: { readonly max: number; readonly timeWindowMs: number };
 }
 
-/** Headers that must not appear twice: Node keeps the first and drops the rest without a word. */
-const SINGLETON_HEADERS = new Set(['host', 'authorization', 'origin', 'sec-fetch-site', 'content-length', 'transfer-encoding']);
-
 /** Every error goes out this way (some paths, like bad URLs, bypass the onSend hook: set the headers here too). */
 export function sendError(reply: FastifyReply, code: ErrorCode, message?: string): FastifyReply {
   return reply
@@ -54,13 +48,6 @@ export function sendError(reply: FastifyReply, code: ErrorCode, message?: string
     .header('x-content-type-options', 'nosniff')
     .type('application/json')
     .send(errorBody(code, message));
-}
-
-/** The token as sent: container-credential clients send it raw; scripts may add "Bearer ". */
-function presentedToken(request: FastifyRequest): string | null {
-  const header = request.headers.authorization;
-  if (!header) return null;
-  return header.startsWith('Bearer ') ? header.slice(7) : header;
 }
 
 /** The admin token check: hash first, then compare fixed-length digests in constant time. */
@@ -72,33 +59,13 @@ export function checkAdminToken(token: string, expected: Buffer | undefined): Au
     : { ok: false, code: 'unauthorized' };
 }
 
-function hasDuplicateSingleton(rawHeaders: string[]): boolean {
-  const seen = new Set<string>();
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i]!.toLowerCase();
-    if (!SINGLETON_HEADERS.has(name)) continue;
-    if (seen.has(name)) return true;
-    seen.add(name);
-  }
-  return false;
-}
-
 export async function registerGuard(app: FastifyInstance, options: GuardOptions): Promise<void> {
   const log = options.logger;
   app.decorateRequest('credd', null);
 
   app.addHook('onRequest', async (request, reply) => {
-    if (!request.raw.url?.startsWith('/') || hasDuplicateSingleton(request.raw.rawHeaders)) {
-      return sendError(reply, 'bad_request');
-    }
-    if (!options.hosts.allows(request.headers.host)) return sendError(reply, 'forbidden_host');
-    const fetchSite = request.headers['sec-fetch-site'];
-    if (request.headers.origin !== undefined || (fetchSite !== undefined && fetchSite !== 'none')) {
-      return sendError(reply, 'forbidden_browser');
-    }
-    if (request.headers['transfer-encoding'] !== undefined || Number(request.headers['content-length'] ?? 0) !== 0) {
-      return sendError(reply, 'bad_request', 'Request bodies are not accepted.');
-    }
+    const problem = requestProblem(request.raw, options.hosts);
+    if (problem) return sendError(reply, problem.code, problem.message);
     const workspace = (request.params as { workspace?: unknown } | undefined)?.workspace;
     if (workspace !== undefined && (typeof workspace !== 'string' || !isWorkspaceName(workspace))) {
       return sendError(reply, 'not_found');
@@ -108,9 +75,9 @@ export async function registerGuard(app: FastifyInstance, options: GuardOptions)
       request.credd = { auth: null };
       return;
     }
-    const token = presentedToken(request);
+    const token = presentedToken(request.headers.authorization);
     let auth: AuthResult;
-    if (token === null || token.length === 0) auth = { ok: false, code: 'unauthorized' };
+    if (token === null) auth = { ok: false, code: 'unauthorized' };
     else if (needs === 'admin') auth = checkAdminToken(token, options.adminTokenHash);
     else auth = options.source.authenticate(workspace ?? '', token);
     request.credd = { auth };

@@ -203,7 +203,9 @@ function mayReceive(bytes: Buffer, ctx: Context): 'alpha-s3' | 'alpha-key' | 'be
   const text = bytes.toString('latin1');
   const end = text.indexOf('\r\n\r\n');
   if (end < 0) return null;
-  if (text.length > end + 4) return null; // a body
+  // Bytes after the header block are a body only when Content-Length or Transfer-Encoding says so
+  // (RFC 9112 §6.3; both are checked below). Otherwise they are the next request on the
+  // connection, answered on its own: the request before them is complete and may be served.
   const [requestLine, ...lines] = text.slice(0, end).split('\r\n');
   const line = /^GET (\/[^ ?#]*)(\?[^ #]*)? HTTP\/1\.[01]$/.exec(requestLine ?? '');
   if (!line) return null;

@@ -7,14 +7,12 @@ import t, { type Test } from 'tap';
 import { buildApp } from '../../src/server/app.js';
 import { HostPolicy } from '../../src/server/hosts.js';
 import { memoryLogger } from './fixtures/memory-logger.js';
+import { SECRET, SESSION, TOKEN, sampleApiKey, sampleCredentials } from './fixtures/sample.js';
 import { tokenDigest } from '../../src/store/client-tokens.js';
 import type { AuthResult, CredentialSource } from '../../src/core/source.js';
 import type { ApiKey, S3Credentials } from '../../src/core/types.js';
 
-const TOKEN = 'client-token-of-alpha';
 const ADMIN = 'the-admin-token';
-const SECRET = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY';
-const SESSION = 'IQoJb3JpZ2luX2VjEXAMPLESESSIONTOKEN';
 
 interface Stub {
   creds: (S3Credentials & Record<string, unknown>) | null;
@@ -24,20 +22,15 @@ interface Stub {
 
 async function build(t: Test, stub: Partial<Stub> = {}, withAdmin = true) {
   const state: Stub = {
-    creds: {
-      accessKeyId: 'ASIAEXAMPLEKEYID1234',
-      secretAccessKey: SECRET,
-      sessionToken: SESSION,
-      issuedAt: Date.UTC(2026, 4, 1, 11, 34, 56, 789),
-      expiresAt: Date.UTC(2026, 4, 1, 12, 34, 56, 789),
-    },
-    apiKey: { tokenId: 'tok-1', key: 'the-api-key', expiresAt: Date.UTC(2026, 5, 1) },
+    creds: { ...sampleCredentials() },
+    apiKey: sampleApiKey(),
     throws: null,
     ...stub,
   };
   const source: CredentialSource = {
     authenticate: (workspace: string, token: string): AuthResult =>
       workspace === 'alpha' && token === TOKEN ? { ok: true, clientTokenId: 'ct-alpha' } : { ok: false, code: 'unauthorized' },
+    freshCredentials: () => null,
     credentials: async () => {
       if (state.throws) throw state.throws;
       return state.creds;
