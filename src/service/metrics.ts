@@ -9,7 +9,6 @@
  * several daemons in one process (tests) never mix their numbers.
  */
 import type { Registry } from 'prom-client';
-import type { CredentialSource } from '../core/source.js';
 import type { Clock } from '../core/types.js';
 import type { Hub, HubFor } from '../scheduler/hub.js';
 import { describeFailure } from '../scheduler/hub.js';
@@ -156,18 +155,6 @@ function overriding<T extends object>(target: T, overrides: Partial<T>): T {
       return fn;
     },
   });
-}
-
-/** The same source, counting each credential it hands out. */
-export function countServed<S extends CredentialSource>(source: S, metrics: Pick<DaemonMetrics, 'served'>): S {
-  const overrides: Partial<CredentialSource> = {
-    async credentials(workspace) {
-      const creds = await source.credentials(workspace);
-      if (creds) metrics.served(workspace);
-      return creds;
-    },
-  };
-  return overriding(source, overrides as Partial<S>);
 }
 
 /** The same hubs, counting S3 credential renewals and their failures per workspace. */
