@@ -6,8 +6,7 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { parse, TomlError } from 'smol-toml';
 import { validateDetailed } from 'node-cron';
-import { Value, ValueErrorType } from '@sinclair/typebox/value';
-import type { TSchema } from '@sinclair/typebox';
+import { safeParse } from 'valibot';
 import { ConfigSchema, type ConfigFile } from './schema.js';
 import { dataPaths, defaultConfigFile, defaultDataDir, type DataPaths } from './paths.js';
 import { EXIT, UserError } from '../core/errors.js';
@@ -59,17 +58,18 @@ export function parseConfig(
     }
     throw err;
   }
-  const withDefaults = Value.Default(ConfigSchema, Value.Clone(raw));
-  const first = Value.Errors(ConfigSchema, withDefaults).First();
-  if (first) {
-    const key = first.path.replace(/^\//, '').replaceAll('/', '.') || '(top level)';
+  const result = safeParse(ConfigSchema, raw, { abortEarly: true });
+  if (!result.success) {
+    const [issue] = result.issues;
+    const key = issue.path?.map((item) => String(item.key)).join('.') || '(top level)';
+    // An issue about a key itself rather than its value: every key is optional, so an unknown one.
     const problem =
-      first.type === ValueErrorType.ObjectAdditionalProperties
+      issue.path?.at(-1)?.origin === 'key'
         ? `unknown key "${key}".`
-        : `key "${key}": expected ${expectedOf(first.schema)}, got ${JSON.stringify(first.value) ?? 'nothing'}.`;
+        : `key "${key}": ${issue.message}, got ${JSON.stringify(issue.input) ?? 'nothing'}.`;
     throw new UserError(`${file}: ${problem}`, EXIT.CONFIG);
   }
-  const parsed = withDefaults as ConfigFile;
+  const parsed = result.output;
   const cron = validateDetailed(parsed.renewal.sweep_schedule);
   if (!cron.valid) {
     const why = cron.errors.map((e) => e.message).join('; ');
@@ -81,29 +81,6 @@ export function parseConfig(
       : resolve(file, '..', parsed.storage.data_dir)
     : defaultDataDir(env);
   return deepFreeze({ ...parsed, file, fileExists, paths: dataPaths(dataDir) });
-}
-
-/** What a schema node accepts, in words. */
-function expectedOf(schema: TSchema): string {
-  if (Array.isArray(schema.anyOf)) {
-    return `one of ${(schema.anyOf as TSchema[]).map((s) => JSON.stringify(s.const)).join(', ')}`;
-  }
-  const range =
-    schema.minimum !== undefined && schema.maximum !== undefined ? ` from ${schema.minimum} to ${schema.maximum}` : '';
-  switch (schema.type) {
-    case 'integer':
-      return `a whole number${range}`;
-    case 'number':
-      return `a number${range}`;
-    case 'string':
-      return schema.minLength ? 'a non-empty string' : 'a string';
-    case 'boolean':
-      return 'true or false';
-    case 'object':
-      return 'a table';
-    default:
-      return 'a valid value';
-  }
 }
 
 function firstLine(message: string): string {

@@ -1,73 +1,74 @@
 /**
  * The configuration file's schema: every key, its type, bounds and default. Unknown keys are
- * errors, so a typo never silently falls back to a default.
+ * errors, so a typo never silently falls back to a default. Each check's message says what the
+ * key accepts ("expected a whole number from 0 to 65535"); load.ts adds the file, the key and the value.
  */
-import { Type, type Static } from '@sinclair/typebox';
+import * as v from 'valibot';
 
-const Int = (minimum: number, maximum: number, dflt: number, description: string) =>
-  Type.Integer({ minimum, maximum, default: dflt, description });
+/** A [section]: every key optional, unknown keys are errors, a missing section is all defaults. */
+function table<const E extends v.ObjectEntries>(entries: E) {
+  const schema = v.strictObject(entries, 'expected a table');
+  return v.optional(schema, {} as v.InferInput<typeof schema>);
+}
 
-export const ConfigSchema = Type.Object(
+/** A number in [min, max]; a whole number unless `whole` is false. */
+function ranged(min: number, max: number, dflt: number, whole = true) {
+  const expected = `expected ${whole ? 'a whole number' : 'a number'} from ${min} to ${max}`;
+  return v.optional(
+    v.pipe(
+      v.number(expected),
+      v.check((n) => !whole || Number.isInteger(n), expected),
+      v.minValue(min, expected),
+      v.maxValue(max, expected),
+    ),
+    dflt,
+  );
+}
+
+const text = (dflt: string) => v.optional(v.string('expected a string'), dflt);
+const nonEmpty = (dflt: string) =>
+  v.optional(v.pipe(v.string('expected a non-empty string'), v.minLength(1, 'expected a non-empty string')), dflt);
+const flag = (dflt: boolean) => v.optional(v.boolean('expected true or false'), dflt);
+const oneOf = <const T extends readonly string[]>(options: T, dflt: T[number]) =>
+  v.optional(v.picklist(options, `expected one of ${options.map((o) => JSON.stringify(o)).join(', ')}`), dflt);
+
+export const ConfigSchema = v.strictObject(
   {
-    server: Type.Object(
-      {
-        host: Type.String({ default: '127.0.0.1', minLength: 1, description: 'address to listen on' }),
-        port: Int(0, 65535, 9460, 'TCP port; 0 picks a free one'),
-        allow_non_loopback: Type.Boolean({ default: false, description: 'permit a non-loopback host' }),
-      },
-      { additionalProperties: false, default: {} },
-    ),
-    storage: Type.Object(
-      {
-        data_dir: Type.String({ default: '', description: 'directory for the database, keys and tokens' }),
-      },
-      { additionalProperties: false, default: {} },
-    ),
-    renewal: Type.Object(
-      {
-        sweep_schedule: Type.String({ default: '*/10 * * * * *', minLength: 1, description: 'node-cron expression' }),
-        request_wait_ms: Int(0, 5_000, 700, 'how long a request waits for a renewal'),
-        backoff_initial_ms: Int(10, 3_600_000, 5_000, 'first retry delay after a failure'),
-        backoff_max_ms: Int(10, 86_400_000, 300_000, 'longest retry delay'),
-      },
-      { additionalProperties: false, default: {} },
-    ),
-    rotation: Type.Object(
-      {
-        enabled: Type.Boolean({ default: true, description: 'rotate API keys before they expire' }),
-        rotate_before_days: Type.Number({ minimum: 0, maximum: 29, default: 7, description: 'rotate this long before expiry' }),
-        key_lifetime_days: Int(1, 30, 30, 'lifetime of minted keys (the hub caps it at 30)'),
-      },
-      { additionalProperties: false, default: {} },
-    ),
-    hub: Type.Object(
-      {
-        timeout_ms: Int(100, 120_000, 10_000, 'per-request timeout'),
-        retries: Int(0, 10, 2, 'retries on network errors, 5xx and 429'),
-      },
-      { additionalProperties: false, default: {} },
-    ),
-    sts: Type.Object(
-      {
-        verify: Type.Boolean({ default: true, description: 'call GetCallerIdentity to learn AccountId' }),
-        endpoint: Type.String({ default: '', description: 'STS endpoint URL; empty for AWS' }),
-        region: Type.String({ default: 'eu-west-2', minLength: 1 }),
-        timeout_ms: Int(100, 60_000, 3_000, 'GetCallerIdentity timeout'),
-      },
-      { additionalProperties: false, default: {} },
-    ),
-    log: Type.Object(
-      {
-        level: Type.Union(
-          ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
-          { default: 'info' },
-        ),
-        format: Type.Union([Type.Literal('auto'), Type.Literal('json'), Type.Literal('pretty')], { default: 'auto' }),
-      },
-      { additionalProperties: false, default: {} },
-    ),
+    server: table({
+      host: nonEmpty('127.0.0.1'), // address to listen on
+      port: ranged(0, 65535, 9460), // TCP port; 0 picks a free one
+      allow_non_loopback: flag(false), // permit a non-loopback host
+    }),
+    storage: table({
+      data_dir: text(''), // directory for the database, keys and tokens
+    }),
+    renewal: table({
+      sweep_schedule: nonEmpty('*/10 * * * * *'), // node-cron expression
+      request_wait_ms: ranged(0, 5_000, 700), // how long a request waits for a renewal
+      backoff_initial_ms: ranged(10, 3_600_000, 5_000), // first retry delay after a failure
+      backoff_max_ms: ranged(10, 86_400_000, 300_000), // longest retry delay
+    }),
+    rotation: table({
+      enabled: flag(true), // rotate API keys before they expire
+      rotate_before_days: ranged(0, 29, 7, false), // rotate this long before expiry
+      key_lifetime_days: ranged(1, 30, 30), // lifetime of minted keys (the hub caps it at 30)
+    }),
+    hub: table({
+      timeout_ms: ranged(100, 120_000, 10_000), // per-request timeout
+      retries: ranged(0, 10, 2), // retries on network errors, 5xx and 429
+    }),
+    sts: table({
+      verify: flag(true), // call GetCallerIdentity to learn AccountId
+      endpoint: text(''), // STS endpoint URL; empty for AWS
+      region: nonEmpty('eu-west-2'),
+      timeout_ms: ranged(100, 60_000, 3_000), // GetCallerIdentity timeout
+    }),
+    log: table({
+      level: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
+      format: oneOf(['auto', 'json', 'pretty'], 'auto'),
+    }),
   },
-  { additionalProperties: false },
+  'expected a table',
 );
 
-export type ConfigFile = Static<typeof ConfigSchema>;
+export type ConfigFile = v.InferOutput<typeof ConfigSchema>;

@@ -6,8 +6,7 @@
  * Logging is off: requests carry API keys and answers carry credentials.
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { Type, type TSchema, type Static } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
+import * as v from 'valibot';
 import { systemClock, type Clock } from '../core/types.js';
 import { randomMinter, stsMinter, type S3Minter, type StsOptions } from './credentials.js';
 import { FAULT_MODES, HubSimState, type Route, type SimToken } from './state.js';
@@ -52,18 +51,26 @@ function fail(reply: FastifyReply, status: number, error: string, message: strin
   return reply.code(status).send({ error, message });
 }
 
-function parseBody<S extends TSchema>(schema: S, body: unknown): Static<S> | null {
+function parseBody<S extends v.GenericSchema>(schema: S, body: unknown): v.InferOutput<S> | null {
   const value = body === undefined ? {} : body;
-  return Value.Check(schema, value) ? value : null;
+  // A JSON array is not an object, even when every field is optional.
+  if (Array.isArray(value)) return null;
+  const result = v.safeParse(schema, value, { abortEarly: true });
+  return result.success ? result.output : null;
 }
+
+/** A whole number in [min, max]. */
+const whole = (min = -Infinity, max = Infinity) => v.pipe(v.number(), v.integer(), v.minValue(min), v.maxValue(max));
+const text = (min: number, max: number) => v.pipe(v.string(), v.minLength(min), v.maxLength(max));
 
 function bearer(request: FastifyRequest): string | null {
   const m = /^Bearer +(\S+)\s*$/i.exec(request.headers.authorization ?? '');
   return m?.[1] ?? null;
 }
 
-const WsParams = Type.Object({ ws: Type.String() });
-type WsParams = Static<typeof WsParams>;
+interface WsParams {
+  ws: string;
+}
 
 export function createHubSimulator(options: HubSimulatorOptions = {}): HubSimulator {
   const clock = options.clock ?? systemClock;
@@ -171,10 +178,10 @@ export function createHubSimulator(options: HubSimulatorOptions = {}): HubSimula
       return state.tokensOf(me.workspace, me.userId).map((t) => tokenRecord(t, false));
     });
 
-    const MintBody = Type.Object({
-      name: Type.String({ minLength: 1, maxLength: 200 }),
-      expires: Type.Integer({ minimum: 1, maximum: state.maxTokenDays }),
-      scope: Type.Optional(Type.String({ maxLength: 1000 })),
+    const MintBody = v.object({
+      name: text(1, 200),
+      expires: whole(1, state.maxTokenDays),
+      scope: v.optional(text(0, 1000)),
     });
 
     api.post<{ Params: WsParams }>('/api/workspaces/:ws/me/tokens', async (request, reply) => {
@@ -213,11 +220,11 @@ export function createHubSimulator(options: HubSimulatorOptions = {}): HubSimula
 
   app.register(
     async (sim) => {
-      const CreateKey = Type.Object({
-        name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
-        expiresDays: Type.Optional(Type.Integer({ minimum: 1, maximum: state.maxTokenDays })),
-        expiresInMs: Type.Optional(Type.Integer()),
-        user: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+      const CreateKey = v.object({
+        name: v.optional(text(1, 200)),
+        expiresDays: v.optional(whole(1, state.maxTokenDays)),
+        expiresInMs: v.optional(whole()),
+        user: v.optional(text(1, 200)),
       });
       let made = 0;
 
@@ -239,10 +246,10 @@ export function createHubSimulator(options: HubSimulatorOptions = {}): HubSimula
         state.allTokens().map((t) => ({ ...tokenRecord(t, false), revoked: t.revoked, expired: state.isExpired(t) })),
       );
 
-      const FaultBody = Type.Object({
-        mode: Type.Union(FAULT_MODES.map((m) => Type.Literal(m))),
-        delayMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000 })),
-        count: Type.Optional(Type.Integer({ minimum: 1 })),
+      const FaultBody = v.object({
+        mode: v.picklist(FAULT_MODES),
+        delayMs: v.optional(whole(0, 600_000)),
+        count: v.optional(whole(1)),
       });
       sim.put('/faults', async (request, reply) => {
         const body = parseBody(FaultBody, request.body);
@@ -251,9 +258,9 @@ export function createHubSimulator(options: HubSimulatorOptions = {}): HubSimula
         return state.currentFault();
       });
 
-      const SettingsBody = Type.Object({
-        s3LifetimeSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 129_600 })),
-        allowMintWithApiKey: Type.Optional(Type.Boolean()),
+      const SettingsBody = v.object({
+        s3LifetimeSeconds: v.optional(whole(1, 129_600)),
+        allowMintWithApiKey: v.optional(v.boolean()),
       });
       sim.put('/settings', async (request, reply) => {
         const body = parseBody(SettingsBody, request.body);

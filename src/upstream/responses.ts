@@ -3,38 +3,54 @@
  * built from it, so a broken or hostile answer becomes one error instead of a half-filled
  * credential. Fields the daemon does not use are ignored.
  */
-import { Type, type Static } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
+import * as v from 'valibot';
 import type { S3Credentials } from '../core/types.js';
 import { parseTimestamp } from './time.js';
 
+// Every check carries its own message: valibot's default messages quote the value, which may be a secret.
+const text = (max: number) =>
+  v.pipe(
+    v.string('expected a string'),
+    v.minLength(1, 'expected a non-empty string'),
+    v.maxLength(max, `expected at most ${max} characters`),
+  );
+
 /** AWS key material is printable ASCII without spaces; anything else would break the clients. */
-const Secret = Type.String({ minLength: 1, maxLength: 16_384, pattern: '^[\\x21-\\x7e]+$' });
+const Secret = v.pipe(text(16_384), v.regex(/^[\x21-\x7e]+$/, 'expected printable ASCII without spaces'));
 
-const S3Answer = Type.Object({
-  accessKeyId: Secret,
-  secretAccessKey: Secret,
-  sessionToken: Secret,
-  expiration: Type.String({ minLength: 1, maxLength: 64 }),
-});
+const S3Answer = v.object(
+  {
+    accessKeyId: Secret,
+    secretAccessKey: Secret,
+    sessionToken: Secret,
+    expiration: text(64),
+  },
+  'expected an object',
+);
 
-const OptionalText = Type.Optional(Type.Union([Type.String(), Type.Null()]));
-const OptionalId = Type.Optional(Type.Union([Type.String(), Type.Number(), Type.Null()]));
+const OptionalText = v.nullish(v.string('expected a string or null'));
 
-const TokenAnswer = Type.Object({
-  id: Type.Union([Type.String({ minLength: 1, maxLength: 512 }), Type.Integer({ minimum: 0 })]),
-  user_id: OptionalId,
-  token: Type.Optional(Type.Union([Type.String(), Type.Null()])),
-  workspace: OptionalText,
-  name: OptionalText,
-  scope: OptionalText,
-  created: OptionalText,
-  expiry: OptionalText,
-});
+const TokenAnswer = v.object(
+  {
+    id: v.union(
+      [
+        text(512),
+        v.pipe(v.number(), v.integer('expected a whole number'), v.minValue(0, 'expected a non-negative whole number')),
+      ],
+      'expected a string or a whole number',
+    ),
+    user_id: v.nullish(v.union([v.string(), v.number()], 'expected a string, a number or null')),
+    token: OptionalText,
+    workspace: OptionalText,
+    name: OptionalText,
+    scope: OptionalText,
+    created: OptionalText,
+    expiry: OptionalText,
+  },
+  'expected an object',
+);
 
-const TokenListAnswer = Type.Array(Type.Unknown());
-
-type TokenAnswer = Static<typeof TokenAnswer>;
+type TokenAnswer = v.InferOutput<typeof TokenAnswer>;
 
 /** A workspace API token as the hub lists it, with times in epoch milliseconds. */
 export interface TokenRecord {
@@ -59,17 +75,23 @@ export class InvalidAnswer extends Error {
   }
 }
 
-/** Where the first schema error is, as a JSON pointer; never the offending value (it may be a secret). */
-function firstProblem(schema: Parameters<typeof Value.Errors>[0], value: unknown): string {
-  const first = Value.Errors(schema, value).First();
-  return first ? `${first.path || '(top level)'} ${first.message.toLowerCase()}` : 'invalid';
+/**
+ * `body` checked against `schema`; otherwise an InvalidAnswer that says where the first problem is,
+ * as a JSON pointer, and what was expected there, never the offending value (it may be a secret).
+ */
+function check<S extends v.GenericSchema>(schema: S, body: unknown, what: string): v.InferOutput<S> {
+  const result = v.safeParse(schema, body, { abortEarly: true, message: 'is not valid' });
+  if (result.success) return result.output;
+  const [issue] = result.issues;
+  const where = issue.path?.map((item) => `/${String(item.key)}`).join('') || '(top level)';
+  // An issue about a key itself rather than its value: a required field is missing.
+  const problem = issue.path?.at(-1)?.origin === 'key' ? 'is missing' : issue.message;
+  throw new InvalidAnswer(`${what} is not as documented (${where} ${problem})`);
 }
 
 export function parseS3Credentials(body: unknown, now: number): S3Credentials {
-  if (!Value.Check(S3Answer, body)) {
-    throw new InvalidAnswer(`the S3 credentials answer is not as documented (${firstProblem(S3Answer, body)})`);
-  }
-  const expiresAt = parseTimestamp(body.expiration, true);
+  const answer = check(S3Answer, body, 'the S3 credentials answer');
+  const expiresAt = parseTimestamp(answer.expiration, true);
   if (expiresAt === null) {
     throw new InvalidAnswer('the S3 credentials answer has an expiration that is not an RFC 3339 time with a zone');
   }
@@ -77,9 +99,9 @@ export function parseS3Credentials(body: unknown, now: number): S3Credentials {
     throw new InvalidAnswer('the S3 credentials answer has already expired (check this machine\'s clock)');
   }
   return {
-    accessKeyId: body.accessKeyId,
-    secretAccessKey: body.secretAccessKey,
-    sessionToken: body.sessionToken,
+    accessKeyId: answer.accessKeyId,
+    secretAccessKey: answer.secretAccessKey,
+    sessionToken: answer.sessionToken,
     expiresAt,
     issuedAt: now,
   };
@@ -105,20 +127,12 @@ function toRecord(raw: TokenAnswer): TokenRecord {
 }
 
 export function parseTokenRecord(body: unknown): TokenRecord {
-  if (!Value.Check(TokenAnswer, body)) {
-    throw new InvalidAnswer(`a token record is not as documented (${firstProblem(TokenAnswer, body)})`);
-  }
-  return toRecord(body);
+  return toRecord(check(TokenAnswer, body, 'a token record'));
 }
 
 export function parseTokenList(body: unknown): TokenRecord[] {
-  if (!Value.Check(TokenListAnswer, body)) throw new InvalidAnswer('the token list is not a JSON array');
-  return body.map((item, i) => {
-    if (!Value.Check(TokenAnswer, item)) {
-      throw new InvalidAnswer(`token record ${i} is not as documented (${firstProblem(TokenAnswer, item)})`);
-    }
-    return toRecord(item);
-  });
+  if (!Array.isArray(body)) throw new InvalidAnswer('the token list is not a JSON array');
+  return body.map((item: unknown, i) => toRecord(check(TokenAnswer, item, `token record ${i}`)));
 }
 
 export function parseCreatedToken(body: unknown): CreatedToken {

@@ -57,6 +57,12 @@ t.test('S3 credentials: anything else is InvalidAnswer, never a partial credenti
   for (const body of bad) {
     t.throws(() => parseS3Credentials(body, NOW), InvalidAnswer, JSON.stringify(body));
   }
+  t.throws(() => parseS3Credentials({ ...good, sessionToken: 'has space' }, NOW), {
+    message: /not as documented \(\/sessionToken expected printable ASCII without spaces\)$/,
+  }, 'says where the problem is and what was expected');
+  t.throws(() => parseS3Credentials({ ...good, expiration: undefined }, NOW), { message: /\(\/expiration expected a string\)$/ });
+  t.throws(() => parseS3Credentials({ secretAccessKey: 'x' }, NOW), { message: /\(\/accessKeyId is missing\)$/ });
+  t.throws(() => parseS3Credentials('x', NOW), { message: /\(\(top level\) expected an object\)$/ });
   try {
     parseS3Credentials({ ...good, accessKeyId: 'bad key' }, NOW);
   } catch (err) {
@@ -93,7 +99,9 @@ t.test('token records', async (t) => {
   t.same(parseTokenList([{ id: 'a' }, { id: 2 }]).map((x) => x.id), ['a', '2']);
   t.same(parseTokenList([]), []);
   t.throws(() => parseTokenList({ tokens: [] }), InvalidAnswer);
-  t.throws(() => parseTokenList([{ id: 'a' }, { name: 'no id' }]), /token record 1/);
+  t.throws(() => parseTokenList([{ id: 'a' }, { name: 'no id' }]), /^token record 1 is not as documented \(\/id is missing\)$/);
+  t.throws(() => parseTokenRecord({ id: -1 }), /\(\/id expected a non-negative whole number\)$/);
+  t.throws(() => parseTokenRecord({ id: 'a', name: 3 }), /\(\/name expected a string or null\)$/);
   t.same(parseCreatedToken({ id: 'a', token: 'k3y' }).token, 'k3y');
   t.throws(() => parseCreatedToken({ id: 'a' }), /no usable API key/);
   t.throws(() => parseCreatedToken({ id: 'a', token: '' }), /no usable API key/);
