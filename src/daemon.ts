@@ -194,8 +194,13 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         });
     const schedule = (expression: string): ScheduledTask =>
       cron.schedule(expression, sweep, { noOverlap: true, name: 'sweep' });
-    let task = schedule(config.renewal.sweep_schedule);
-    cleanups.push(() => void task.destroy());
+    // The schedule takes over once the first sweep (started below) is done: node-cron's first use
+    // loads time-zone data (~40 ms), which need not delay the first answers.
+    let task: ScheduledTask | undefined;
+    const armSchedule = () => {
+      if (!stopped && !task) task = schedule(current.renewal.sweep_schedule);
+    };
+    cleanups.push(() => void task?.destroy());
     let seenVersion = store.dataVersion();
     const poll = setInterval(() => {
       const version = store.dataVersion();
@@ -207,7 +212,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     }, CHANGE_POLL_MS);
     poll.unref();
     cleanups.push(() => clearInterval(poll));
-    void sweep();
+    void sweep().then(armSchedule);
     logger.info({ url, workspaces: broker.workspaces().length }, 'eodh-credd serving');
 
     return {
@@ -232,7 +237,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         // What cannot change live stays as it was, so `current` always says what is in force.
         current = { ...next, server: prev.server, storage: prev.storage, paths: prev.paths, log: { ...next.log, format: prev.log.format } };
         logger.level = next.log.level;
-        if (next.renewal.sweep_schedule !== prev.renewal.sweep_schedule && !stopped) {
+        if (next.renewal.sweep_schedule !== prev.renewal.sweep_schedule && !stopped && task) {
           void task.destroy();
           task = schedule(next.renewal.sweep_schedule);
         }
@@ -245,7 +250,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       async stop() {
         if (stopped) return;
         stopped = true;
-        await task.destroy();
+        await task?.destroy();
         clearInterval(poll);
         await listener.close();
         await Promise.race([broker.settle(), new Promise((r) => setTimeout(r, 2_000).unref())]);

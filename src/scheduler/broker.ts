@@ -3,11 +3,12 @@
  * the cron schedule drives, and the CredentialSource the server reads. Requests are answered from
  * memory; the database is written on renewal and read when the CLI changes it.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AuthResult, CredentialSource } from '../core/source.js';
 import type { S3Credentials } from '../core/types.js';
 import { backoffDelay, isDueForRenewal, isServable, renewalPoint } from '../core/policy.js';
+import { tokenDigestHex } from '../store/client-tokens.js';
 import type { StoredApiKey, WorkspaceRecord } from '../store/store.js';
 import { describeFailure, isKeyRejection, type SchedulerDeps } from './hub.js';
 import type { KeyRotator, RotationOutcome } from './rotation.js';
@@ -143,13 +144,14 @@ export class Broker implements CredentialSource {
   // ---- CredentialSource --------------------------------------------------------------------
 
   authenticate(workspace: string, presentedToken: string): AuthResult {
-    const digest = createHash('sha256').update(presentedToken, 'utf8').digest();
+    const digestHex = tokenDigestHex(presentedToken);
+    const digest = Buffer.from(digestHex, 'hex');
     const slot = this.slots.get(workspace);
     // Fixed-length digests compared in constant time: timing says nothing about the token.
     if (slot && timingSafeEqual(digest, slot.record.clientTokenHash)) {
       return { ok: true, clientTokenId: slot.record.clientTokenId };
     }
-    const owner = this.tokenOwners.get(digest.toString('hex'));
+    const owner = this.tokenOwners.get(digestHex);
     return { ok: false, code: owner !== undefined ? 'forbidden' : 'unauthorized' };
   }
 

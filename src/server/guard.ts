@@ -9,7 +9,7 @@
  * Authentication is decided in onRequest and enforced in preValidation, so the rate limiter (a
  * route-level onRequest hook, which runs in between) can count exactly the failures.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import type { Logger } from 'pino';
@@ -18,6 +18,7 @@ import { errorBody, errorTable, type ErrorCode } from '../core/errors.js';
 import { isWorkspaceName } from '../core/workspace-name.js';
 import type { HostPolicy } from './hosts.js';
 import { presentedToken, requestProblem } from './request-checks.js';
+import { tokenDigest } from '../store/client-tokens.js';
 
 /** Which credential a route wants: a workspace's client token, the admin token, or none. */
 export type RouteAuth = 'workspace' | 'admin' | 'none';
@@ -53,7 +54,7 @@ export function sendError(reply: FastifyReply, code: ErrorCode, message?: string
 /** The admin token check: hash first, then compare fixed-length digests in constant time. */
 export function checkAdminToken(token: string, expected: Buffer | undefined): AuthResult {
   if (!expected) return { ok: false, code: 'forbidden' };
-  const digest = createHash('sha256').update(token, 'utf8').digest();
+  const digest = tokenDigest(token);
   return digest.length === expected.length && timingSafeEqual(digest, expected)
     ? { ok: true, clientTokenId: 'admin' }
     : { ok: false, code: 'unauthorized' };
