@@ -13,7 +13,7 @@ import { memory, type MemoryResult } from './sections/memory.js';
 import { startup, type StartupResult } from './sections/startup.js';
 import { sweepCost, type SweepRow } from './sections/sweep.js';
 import { throughput, type ThroughputResult } from './sections/throughput.js';
-import { ROOT } from './support.js';
+import { ROOT, unitNodeFlags } from './support.js';
 
 export const SECTIONS = ['throughput', 'burst', 'startup', 'memory', 'sweep'] as const;
 export type Section = (typeof SECTIONS)[number];
@@ -32,8 +32,10 @@ export interface BenchSettings {
   readonly memoryRequests: number;
   /** How long the daemon rests before each memory reading, ms. */
   readonly memorySettleMs: number;
-  /** Node flags for one more memory row (space-separated; empty for none). */
+  /** Node flags for one more memory row, with the middle number of workspaces ([]: Node's defaults). */
   readonly memoryVariantFlags: readonly string[];
+  /** Node flags of every daemon child: by default the NODE_OPTIONS of the systemd unit. */
+  readonly daemonNodeFlags: readonly string[];
   readonly sweepWorkspaces: readonly number[];
   readonly sweepDueMax: number;
   readonly outDir: string;
@@ -76,7 +78,8 @@ export function settingsFromEnv(env: Env): BenchSettings {
     memoryWorkspaces: list(env, 'BENCH_MEMORY_WORKSPACES', [1, 100, 1000]),
     memoryRequests: positive(env, 'BENCH_MEMORY_REQUESTS', 100_000),
     memorySettleMs: positive(env, 'BENCH_SETTLE_MS', 1_000),
-    memoryVariantFlags: (env.BENCH_MEMORY_NODE_FLAGS ?? '--max-semi-space-size=4').split(' ').filter(Boolean),
+    memoryVariantFlags: (env.BENCH_MEMORY_NODE_FLAGS ?? '').split(' ').filter(Boolean),
+    daemonNodeFlags: env.BENCH_NODE_FLAGS === undefined ? unitNodeFlags() : env.BENCH_NODE_FLAGS.split(' ').filter(Boolean),
     sweepWorkspaces: list(env, 'BENCH_SWEEP_WORKSPACES', [1, 100, 1000, 10_000]),
     sweepDueMax: positive(env, 'BENCH_SWEEP_DUE_MAX', 1000),
     outDir: resolve(ROOT, env.BENCH_OUT || '.bench-out'),
@@ -84,9 +87,10 @@ export function settingsFromEnv(env: Env): BenchSettings {
   };
 }
 
-/** Node flags that make a daemon child write a CPU profile, when asked for. */
-function profile(settings: BenchSettings): { daemonNodeArgs?: string[] } {
-  return settings.cpuProfDir ? { daemonNodeArgs: ['--cpu-prof', '--cpu-prof-dir', settings.cpuProfDir] } : {};
+/** Node flags of the daemon children: the unit's, plus a CPU profile when asked for. */
+function daemonFlags(settings: BenchSettings, profiled = false): { daemonNodeArgs: string[] } {
+  const profile = profiled && settings.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', settings.cpuProfDir] : [];
+  return { daemonNodeArgs: [...settings.daemonNodeFlags, ...profile] };
 }
 
 export interface Target {
@@ -120,14 +124,14 @@ export async function runSection(section: Section, settings: BenchSettings, resu
         warmupSeconds: settings.warmupSeconds,
         connections: settings.connections,
         offeredRate: settings.offeredRate,
-        ...profile(settings),
+        ...daemonFlags(settings, true),
       });
       return;
     case 'burst':
-      results.burst = await coldBurst({ requests: settings.burstRequests, hubDelayMs: settings.burstHubDelayMs, ...profile(settings) });
+      results.burst = await coldBurst({ requests: settings.burstRequests, hubDelayMs: settings.burstHubDelayMs, ...daemonFlags(settings, true) });
       return;
     case 'startup':
-      results.startup = await startup({ runs: settings.startupRuns, workspaces: settings.startupWorkspaces });
+      results.startup = await startup({ runs: settings.startupRuns, workspaces: settings.startupWorkspaces, ...daemonFlags(settings) });
       return;
     case 'memory':
       results.memory = await memory({
@@ -135,6 +139,7 @@ export async function runSection(section: Section, settings: BenchSettings, resu
         requests: settings.memoryRequests,
         connections: 10,
         settleMs: settings.memorySettleMs,
+        nodeFlags: settings.daemonNodeFlags,
         variantFlags: settings.memoryVariantFlags,
       });
       return;
@@ -214,7 +219,7 @@ export function render(section: Section, results: BenchResults): string {
           ['workspaces', 'idle RSS', 'private', 'after RSS', 'private', 'peak RSS', 'requests (200)'],
           [
             ...r.rows.map((row) => [
-              row.nodeFlags.length ? `${row.workspaces}, ${row.nodeFlags.join(' ')}` : row.workspaces,
+              row.variant ? `${row.workspaces}, ${row.nodeFlags.join(' ') || "Node's defaults"}` : row.workspaces,
               num(row.idle.rssMb, 1),
               num(row.idle.anonMb, 1),
               num(row.afterLoad.rssMb, 1),
@@ -277,6 +282,7 @@ export async function runBench(settings: BenchSettings, print: (text: string) =>
   const results = newResults(settings);
   const m = results.machine;
   print(`eodh-credd benchmark — ${m.nproc} CPUs (${m.cpuModel}), ${m.memoryGiB} GiB, Node ${m.node}, Linux ${m.kernel}, load average ${m.loadAverage}`);
+  print(`The daemon runs with Node flags: ${settings.daemonNodeFlags.join(' ') || "none (Node's defaults)"}${process.env.BENCH_NODE_FLAGS === undefined ? ' (NODE_OPTIONS of the systemd unit)' : ''}`);
   if (settings.cpuProfDir) print(`Daemon CPU profiles (throughput, burst) go to ${settings.cpuProfDir}`);
   for (const section of settings.sections) {
     await runSection(section, settings, results);
@@ -317,10 +323,18 @@ export function targets(r: BenchResults): Target[] {
   if (r.burst) out.push({ what: 'hub calls in the cold burst', target: '= 1', measured: String(r.burst.hubCalls), met: r.burst.hubCalls === 1 });
   const one = r.startup?.rows.find((row) => row.workspaces === 1) ?? r.startup?.rows[0];
   if (one) out.push({ what: `ready (${one.workspaces} workspace)`, target: '≤ 400 ms', measured: `${num(one.medianMs)} ms`, met: one.medianMs <= 400 });
-  const hundred = r.memory?.rows.find((row) => row.workspaces === 100 && row.nodeFlags.length === 0);
+  const hundred = r.memory?.rows.find((row) => row.workspaces === 100 && !row.variant);
   if (hundred) {
-    const worst = Math.max(hundred.idle.rssMb, hundred.afterLoad.rssMb);
-    out.push({ what: 'RSS with 100 workspaces (after load)', target: '≤ 70 MiB', measured: `${num(worst, 1)} MiB`, met: worst <= 70 });
+    // The issue says MB: counted here as 10^6 bytes, the stricter reading.
+    const mb = (mib: number) => (mib * 1024 * 1024) / 1e6;
+    for (const [when, memory] of [['idle', hundred.idle], ['after load', hundred.afterLoad]] as const) {
+      out.push({
+        what: `RSS with 100 workspaces, ${when}`,
+        target: '≤ 70 MB',
+        measured: `${num(mb(memory.rssMb), 1)} MB (${num(memory.rssMb, 1)} MiB)`,
+        met: mb(memory.rssMb) <= 70,
+      });
+    }
   }
   return out;
 }

@@ -36,6 +36,15 @@ export const ROOT = findRoot();
 export const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 export const CEILING_SERVER = join(ROOT, 'dist', 'bench', 'ceiling-server.js');
 
+/** The user unit: the benchmark runs the daemon with the Node options the service runs it with. */
+export const UNIT_FILE = join(ROOT, 'systemd', 'eodh-credd.service');
+
+/** The Node flags of the unit's Environment=NODE_OPTIONS=… line (none when it has no such line). */
+export function unitNodeFlags(unit = readFileSync(UNIT_FILE, 'utf8')): string[] {
+  const line = /^Environment="?NODE_OPTIONS=([^"\n]*)"?$/m.exec(unit);
+  return line ? line[1]!.split(' ').filter(Boolean) : [];
+}
+
 export type ConfigTables = Record<string, Record<string, string | number | boolean>>;
 
 /** Ephemeral port, no STS (nothing to verify against), JSON logs (what journald would get). */

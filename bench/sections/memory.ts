@@ -14,17 +14,21 @@ export interface MemoryOptions {
   readonly connections: number;
   /** How long to let the daemon settle before reading its idle RSS. */
   readonly settleMs: number;
+  /** Node flags of the daemon (the systemd unit's NODE_OPTIONS). */
+  readonly nodeFlags: readonly string[];
   /**
-   * Node flags to try as well, on the daemon with the middle number of workspaces (e.g.
-   * --max-semi-space-size=4: the young generation grows to 3 × 16 MiB under load by default).
+   * Node flags to compare with, on the daemon with the middle number of workspaces; [] is Node's
+   * defaults (the daemon run by hand, not by the unit); undefined, no comparison.
    */
-  readonly variantFlags?: readonly string[];
+  readonly variantFlags?: readonly string[] | undefined;
 }
 
 export interface MemoryRow {
   readonly workspaces: number;
   /** Node flags the daemon ran with (none: the defaults). */
   readonly nodeFlags: readonly string[];
+  /** The comparison row (variantFlags), not the daemon as the unit runs it. */
+  readonly variant: boolean;
   readonly idle: Memory;
   readonly afterLoad: Memory;
   readonly requests: number;
@@ -36,7 +40,7 @@ export interface MemoryResult {
   readonly nodeIdle: Memory;
 }
 
-async function measure(count: number, nodeFlags: readonly string[], options: MemoryOptions): Promise<MemoryRow> {
+async function measure(count: number, nodeFlags: readonly string[], variant: boolean, options: MemoryOptions): Promise<MemoryRow> {
   const home = BenchHome.create();
   try {
     const store = home.openStore();
@@ -57,7 +61,7 @@ async function measure(count: number, nodeFlags: readonly string[], options: Mem
         },
       });
       await sleep(options.settleMs);
-      return { workspaces: count, nodeFlags, idle, afterLoad: daemon.memory(), requests: result.ok + result.non200, ok: result.ok };
+      return { workspaces: count, nodeFlags, variant, idle, afterLoad: daemon.memory(), requests: result.ok + result.non200, ok: result.ok };
     } finally {
       await daemon.stop();
     }
@@ -68,9 +72,9 @@ async function measure(count: number, nodeFlags: readonly string[], options: Mem
 
 export async function memory(options: MemoryOptions): Promise<MemoryResult> {
   const rows: MemoryRow[] = [];
-  for (const count of options.workspaces) rows.push(await measure(count, [], options));
+  for (const count of options.workspaces) rows.push(await measure(count, options.nodeFlags, false, options));
   const middle = options.workspaces[Math.floor((options.workspaces.length - 1) / 2)];
-  if (options.variantFlags?.length && middle !== undefined) rows.push(await measure(middle, options.variantFlags, options));
+  if (options.variantFlags && middle !== undefined) rows.push(await measure(middle, options.variantFlags, true, options));
   const ceiling = await spawnCeiling(1024);
   await sleep(options.settleMs);
   const nodeIdle = ceiling.memory();

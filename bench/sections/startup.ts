@@ -9,6 +9,8 @@ import { BenchHome, median, spawnCeiling, spawnDaemon } from '../support.js';
 export interface StartupOptions {
   readonly runs: number;
   readonly workspaces: readonly number[];
+  /** Node flags for the daemon. */
+  readonly daemonNodeArgs?: string[];
 }
 
 export interface StartupRow {
@@ -33,7 +35,7 @@ export async function startup(options: StartupOptions): Promise<StartupResult> {
       store.close();
       const runsMs: number[] = [];
       for (let i = 0; i < options.runs; i++) {
-        const daemon = await spawnDaemon(home);
+        const daemon = await spawnDaemon(home, options.daemonNodeArgs);
         runsMs.push(daemon.readyMs);
         await daemon.stop();
       }

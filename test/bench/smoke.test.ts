@@ -18,7 +18,7 @@ import {
   targets,
   type BenchResults,
 } from '../../bench/suite.js';
-import { CEILING_SERVER, CLI } from '../../bench/support.js';
+import { CEILING_SERVER, CLI, unitNodeFlags } from '../../bench/support.js';
 
 t.test('npm run bench, in miniature', async (t) => {
   if (!existsSync(CLI) || !existsSync(CEILING_SERVER)) {
@@ -65,7 +65,11 @@ t.test('npm run bench, in miniature', async (t) => {
   t.same(r.startup?.rows.map((row) => row.workspaces), [1]);
   t.ok(r.startup!.rows.every((row) => row.medianMs > 0));
 
-  t.same(r.memory?.rows.map((row) => row.nodeFlags), [[], ['--max-semi-space-size=4']], 'defaults, then the variant flags');
+  t.same(
+    r.memory?.rows.map((row) => [row.nodeFlags, row.variant]),
+    [[unitNodeFlags(), false], [[], true]],
+    "the daemon with the unit's Node flags, then with Node's defaults",
+  );
   const mem = r.memory?.rows[0];
   t.equal(mem?.workspaces, 3);
   t.equal(mem?.ok, 60, 'every request spread over the workspaces was answered');
@@ -102,4 +106,13 @@ t.test('settings come from the environment and are checked', async (t) => {
   t.throws(() => settingsFromEnv({ BENCH_ONLY: 'nope' }), /unknown section/);
   t.throws(() => settingsFromEnv({ BENCH_SECONDS: 'soon' }), /BENCH_SECONDS/);
   t.throws(() => settingsFromEnv({ BENCH_CONNECTIONS: '1,x' }), /BENCH_CONNECTIONS/);
+});
+
+t.test("the daemon runs with the systemd unit's Node flags unless BENCH_NODE_FLAGS says otherwise", async (t) => {
+  t.same(unitNodeFlags(), ['--max-semi-space-size=1'], 'read from systemd/eodh-credd.service');
+  t.same(unitNodeFlags('[Service]\nExecStart=/x\n'), [], 'a unit without NODE_OPTIONS: none');
+  t.same(unitNodeFlags('Environment="NODE_OPTIONS=--a --b=1"\n'), ['--a', '--b=1'], 'quoted, several');
+  t.same(settingsFromEnv({}).daemonNodeFlags, unitNodeFlags());
+  t.same(settingsFromEnv({ BENCH_NODE_FLAGS: '' }).daemonNodeFlags, [], "empty: Node's defaults");
+  t.same(settingsFromEnv({ BENCH_NODE_FLAGS: '--max-semi-space-size=4' }).daemonNodeFlags, ['--max-semi-space-size=4']);
 });
