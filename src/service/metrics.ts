@@ -149,7 +149,7 @@ function overriding<T extends object>(target: T, overrides: Partial<T>): T {
       if (Object.hasOwn(overrides, property)) return overrides[property as keyof T];
       const value: unknown = Reflect.get(object, property, object);
       if (typeof value !== 'function') return value;
-      // Bound once: the request path asks for authenticate() on every request.
+      // Bound once, so the same method read twice is the same function.
       let fn = bound.get(property);
       if (!fn) bound.set(property, (fn = value.bind(object)));
       return fn;
