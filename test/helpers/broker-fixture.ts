@@ -115,27 +115,14 @@ export async function brokerFixture(t: Test, options: FixtureOptions = {}): Prom
     return hub;
   };
   const build = (onStep: FixtureOptions['onStep']): Fixture => {
-    const backoff = { initialMs: 5_000, maxMs: 300_000 };
+    // What the broker and the rotator share (SchedulerDeps).
+    const deps = { store, hubFor, clock, random: Math.random, logger, backoff: { initialMs: 5_000, maxMs: 300_000 } };
     const rotator = new KeyRotator({
-      store,
-      hubFor,
-      clock,
-      random: Math.random,
-      logger,
-      backoff,
+      ...deps,
       settings: { enabled: true, rotateBeforeMs: (options.rotateBeforeDays ?? 7) * durations.DAY, keyLifetimeDays: 30 },
       onStep,
     });
-    const broker = new Broker({
-      store,
-      hubFor,
-      clock,
-      random: Math.random,
-      logger,
-      backoff,
-      requestWaitMs: options.requestWaitMs ?? 700,
-      rotator,
-    });
+    const broker = new Broker({ ...deps, requestWaitMs: options.requestWaitMs ?? 700, rotator });
     broker.sync();
     return { clock, sim, simClient, store, broker, rotator, logs, clientTokens, dbFile, restart: build };
   };

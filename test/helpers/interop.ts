@@ -48,6 +48,14 @@ export interface ClientEnvOptions {
   readonly extra?: Readonly<Record<string, string>>;
 }
 
+/** The ways a client may be pointed at the container endpoint: token by file or value, by address or name. */
+export const CONTAINER_ENDPOINT_CASES: ReadonlyArray<readonly [string, ClientEnvOptions]> = [
+  ['token by file, 127.0.0.1 (as `eodh-credd env` prints it)', { token: 'file', host: '127.0.0.1' }],
+  ['token by value, 127.0.0.1', { token: 'value', host: '127.0.0.1' }],
+  ['token by file, localhost', { token: 'file', host: 'localhost' }],
+  ['token by value, localhost', { token: 'value', host: 'localhost' }],
+];
+
 export interface Interop {
   readonly moto: Moto;
   readonly simUrl: string;

@@ -17,7 +17,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runCli, runProgram } from '../helpers/daemon.js';
-import { startInterop, type ClientEnvOptions, type Interop } from '../helpers/interop.js';
+import { CONTAINER_ENDPOINT_CASES, startInterop, type Interop } from '../helpers/interop.js';
 import { HINTS, pythonWithBoto3, requireTool, versionOf } from '../helpers/tools.js';
 
 const SCRIPT = fileURLToPath(new URL('./clients/s3_roundtrip.py', import.meta.url));
@@ -52,13 +52,7 @@ if (requireTool(t, 'boto3', python, HINTS.boto3)) {
   const world = await startInterop(t, { config: '[renewal]\nsweep_schedule = "* * * * * *"\nbackoff_initial_ms = 200\nbackoff_max_ms = 2000\n' });
   const endpoint = { AWS_ENDPOINT_URL_S3: world.moto.endpoint };
 
-  const cases: Array<[string, ClientEnvOptions]> = [
-    ['token by file, 127.0.0.1 (as `eodh-credd env` prints it)', { token: 'file', host: '127.0.0.1' }],
-    ['token by value, 127.0.0.1', { token: 'value', host: '127.0.0.1' }],
-    ['token by file, localhost', { token: 'file', host: 'localhost' }],
-    ['token by value, localhost', { token: 'value', host: 'localhost' }],
-  ];
-  for (const [name, options] of cases) {
+  for (const [name, options] of CONTAINER_ENDPOINT_CASES) {
     t.test(`container endpoint: ${name}`, async (t) => {
       const env = await world.clientEnv({ ...options, extra: endpoint });
       const prefix = `boto3-${options.token}-${options.host}`;

@@ -8,7 +8,7 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { runProgram } from '../helpers/daemon.js';
-import { startInterop, type ClientEnvOptions } from '../helpers/interop.js';
+import { CONTAINER_ENDPOINT_CASES, startInterop } from '../helpers/interop.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const version = (pkg: string) => (JSON.parse(readFileSync(`${ROOT}/node_modules/${pkg}/package.json`, 'utf8')) as { version: string }).version;
@@ -31,13 +31,7 @@ s3.destroy();
 t.comment(`@aws-sdk/client-s3 ${version('@aws-sdk/client-s3')}, @aws-sdk/credential-provider-node ${version('@aws-sdk/credential-provider-node')}, @aws-sdk/credential-provider-http ${version('@aws-sdk/credential-provider-http')}`);
 const world = await startInterop(t);
 
-const cases: Array<[string, ClientEnvOptions]> = [
-  ['token by file, 127.0.0.1 (as `eodh-credd env` prints it)', { token: 'file', host: '127.0.0.1' }],
-  ['token by value, 127.0.0.1', { token: 'value', host: '127.0.0.1' }],
-  ['token by file, localhost', { token: 'file', host: 'localhost' }],
-  ['token by value, localhost', { token: 'value', host: 'localhost' }],
-];
-for (const [name, options] of cases) {
+for (const [name, options] of CONTAINER_ENDPOINT_CASES) {
   t.test(`default provider chain: ${name}`, async (t) => {
     const prefix = `js-${options.token}-${options.host}`;
     const env = await world.clientEnv({

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { cellAad, keyIdOf, MASTER_KEY_BYTES, open, seal, SealError, sealingKey } from '../../src/store/seal.js';
+import { sealReason } from '../helpers/seal.js';
 
 const key = sealingKey(Buffer.alloc(MASTER_KEY_BYTES, 7));
 const otherKey = sealingKey(Buffer.alloc(MASTER_KEY_BYTES, 8));
@@ -14,16 +15,6 @@ function parts(envelope: string) {
 
 function join(p: { version: string; keyId: string; nonce: Buffer; body: Buffer }): string {
   return `${p.version}:${p.keyId}:${p.nonce.toString('base64url')}:${p.body.toString('base64url')}`;
-}
-
-function reasonOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof SealError) return err.reason;
-    throw err;
-  }
-  return 'opened';
 }
 
 t.test('sealingKey', async (t) => {
@@ -68,7 +59,7 @@ t.test('flipping any bit of nonce, ciphertext or tag is tampering', async (t) =>
         copy[i] = copy[i]! ^ bit;
         const tampered = join({ ...p, [field]: copy });
         t.not(tampered, envelope);
-        const reason = reasonOf(() => open(key, tampered, aad));
+        const reason = sealReason(() => open(key, tampered, aad));
         if (reason !== 'tampered') t.fail(`${field} byte ${i} bit ${bit}: ${reason}`);
         checked++;
       }
@@ -76,13 +67,13 @@ t.test('flipping any bit of nonce, ciphertext or tag is tampering', async (t) =>
   }
   t.equal(checked, 2 * (12 + 12 + 16));
   // Truncating or extending the body is tampering too (as long as a tag's worth remains).
-  t.equal(reasonOf(() => open(key, join({ ...p, body: p.body.subarray(1) }), aad)), 'tampered');
-  t.equal(reasonOf(() => open(key, join({ ...p, body: Buffer.concat([p.body, Buffer.from([0])]) }), aad)), 'tampered');
+  t.equal(sealReason(() => open(key, join({ ...p, body: p.body.subarray(1) }), aad)), 'tampered');
+  t.equal(sealReason(() => open(key, join({ ...p, body: Buffer.concat([p.body, Buffer.from([0])]) }), aad)), 'tampered');
   // Empty plaintext: the tag alone is still authenticated.
   const empty = parts(seal(key, '', aad));
   t.equal(empty.body.length, 16);
   empty.body[0] = empty.body[0]! ^ 1;
-  t.equal(reasonOf(() => open(key, join(empty), aad)), 'tampered');
+  t.equal(sealReason(() => open(key, join(empty), aad)), 'tampered');
 });
 
 t.test('changing any character of the envelope text never yields a successful open', async (t) => {
@@ -95,20 +86,20 @@ t.test('changing any character of the envelope text never yields a successful op
     for (const c of alphabet) {
       if (c === envelope[i]) continue;
       const altered = envelope.slice(0, i) + c + envelope.slice(i + 1);
-      if (reasonOf(() => open(key, altered, aad)) === 'opened') failures.push(`${i}:${c}`);
+      if (sealReason(() => open(key, altered, aad)) === 'opened') failures.push(`${i}:${c}`);
     }
   }
   t.same(failures, [], 'no altered envelope opens');
   const inserted = envelope.replace(/:([^:]+)$/, ':!$1');
-  t.equal(reasonOf(() => open(key, inserted, aad)), 'malformed', 'stray character in the body');
+  t.equal(sealReason(() => open(key, inserted, aad)), 'malformed', 'stray character in the body');
 });
 
 t.test('wrong additional data fails', async (t) => {
   const envelope = seal(key, 'secret', aad);
-  t.equal(reasonOf(() => open(key, envelope, cellAad('s3_credentials', 'sealed_secret', 'row-2'))), 'tampered', 'other row');
-  t.equal(reasonOf(() => open(key, envelope, cellAad('s3_credentials', 'sealed_session_token', 'row-1'))), 'tampered', 'other column');
-  t.equal(reasonOf(() => open(key, envelope, cellAad('api_keys', 'sealed_secret', 'row-1'))), 'tampered', 'other table');
-  t.equal(reasonOf(() => open(key, envelope, '')), 'tampered', 'no aad');
+  t.equal(sealReason(() => open(key, envelope, cellAad('s3_credentials', 'sealed_secret', 'row-2'))), 'tampered', 'other row');
+  t.equal(sealReason(() => open(key, envelope, cellAad('s3_credentials', 'sealed_session_token', 'row-1'))), 'tampered', 'other column');
+  t.equal(sealReason(() => open(key, envelope, cellAad('api_keys', 'sealed_secret', 'row-1'))), 'tampered', 'other table');
+  t.equal(sealReason(() => open(key, envelope, '')), 'tampered', 'no aad');
   t.equal(open(key, envelope, aad), 'secret', 'right aad still opens');
 });
 
@@ -118,8 +109,8 @@ t.test('wrong key', async (t) => {
   t.throws(() => open(sealingKey(randomBytes(MASTER_KEY_BYTES)), envelope, aad), { name: 'SealError', reason: 'wrong_key' });
   // A forged key id that matches the wrong key does not help: the ciphertext still fails.
   const forged = join({ ...parts(envelope), keyId: otherKey.id });
-  t.equal(reasonOf(() => open(otherKey, forged, aad)), 'tampered');
-  t.equal(reasonOf(() => open(key, forged, aad)), 'wrong_key');
+  t.equal(sealReason(() => open(otherKey, forged, aad)), 'tampered');
+  t.equal(sealReason(() => open(key, forged, aad)), 'wrong_key');
 });
 
 t.test('malformed envelopes', async (t) => {
@@ -146,7 +137,7 @@ t.test('malformed envelopes', async (t) => {
     ['whitespace', `v1:${key.id}:${nonce}:${body} `],
   ];
   for (const [what, envelope] of cases) {
-    t.equal(reasonOf(() => open(key, envelope, aad)), 'malformed', what);
+    t.equal(sealReason(() => open(key, envelope, aad)), 'malformed', what);
   }
   t.throws(() => open(key, '', aad), { message: 'sealed value is malformed' });
 });

@@ -4,7 +4,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { openDatabase } from '../../src/store/database.js';
-import { MASTER_KEY_BYTES, SealError, sealingKey, type SealingKey } from '../../src/store/seal.js';
+import { MASTER_KEY_BYTES, sealingKey, type SealingKey } from '../../src/store/seal.js';
+import { sealReason } from '../helpers/seal.js';
 import { Store, type NewWorkspace } from '../../src/store/store.js';
 import type { S3Credentials } from '../../src/core/types.js';
 
@@ -70,15 +71,17 @@ const states = (store: Store, workspaceId: string) =>
     .map((k) => `${k.key}:${k.state}`)
     .sort();
 
-function sealReason(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof SealError) return err.reason;
-    throw err;
-  }
-  return 'opened';
-}
+/** A workspace's status before anything happened to it. */
+const NEW_STATUS = {
+  lastRenewalAt: null,
+  lastErrorCode: null,
+  lastErrorMessage: null,
+  lastErrorAt: null,
+  failures: 0,
+  rotationState: 'ok',
+  rotationNote: null,
+  mintingSince: null,
+};
 
 t.test('workspaces: add, get, list', async (t) => {
   const { store, clock } = openStore(t);
@@ -107,16 +110,7 @@ t.test('workspaces: add, get, list', async (t) => {
   const active = store.activeApiKey(beta.id);
   t.match(active, { workspaceId: beta.id, state: 'active', key: 'api-key-of-beta', tokenId: 'tok-beta', name: 'eodh-credd-beta', expiresAt: 1_800_000_000_000 });
   t.equal(store.loadS3(beta.id), undefined, 'no S3 credential yet');
-  t.same(store.status(beta.id), {
-    lastRenewalAt: null,
-    lastErrorCode: null,
-    lastErrorMessage: null,
-    lastErrorAt: null,
-    failures: 0,
-    rotationState: 'ok',
-    rotationNote: null,
-    mintingSince: null,
-  });
+  t.same(store.status(beta.id), NEW_STATUS);
   t.equal(count(store, 'workspace_status', beta.id), 1, 'status row created');
 });
 
@@ -288,16 +282,7 @@ t.test('status: failures, renewal, rotation', async (t) => {
   t.match(store.status(w.id), { failures: 2, lastErrorCode: 'hub_timeout', lastErrorMessage: 'The hub did not answer.', lastErrorAt: 200, lastRenewalAt: null });
   t.equal(store.status(v.id).failures, 0, 'per workspace');
   store.recordRenewal(w.id, 300);
-  t.same(store.status(w.id), {
-    lastRenewalAt: 300,
-    lastErrorCode: null,
-    lastErrorMessage: null,
-    lastErrorAt: null,
-    failures: 0,
-    rotationState: 'ok',
-    rotationNote: null,
-    mintingSince: null,
-  });
+  t.same(store.status(w.id), { ...NEW_STATUS, lastRenewalAt: 300 });
   store.setRotationState(w.id, 'needs_user', 'The API key expires in 2 days; run "eodh-credd set-key w".');
   t.match(store.status(w.id), { rotationState: 'needs_user', rotationNote: /expires in 2 days/, lastRenewalAt: 300 });
   store.recordRenewal(w.id, 400);
