@@ -4,10 +4,11 @@
  * latencies are recorded here from its `response` events). `burst` opens many connections at once
  * and times each answer, for the cold-cache burst.
  */
-import autocannon from 'autocannon';
+
 import { Agent, request } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import autocannon from 'autocannon';
 import { quantile } from './support.js';
 
 export interface LoadOptions {
@@ -182,10 +183,14 @@ export async function burst(url: string, count: number, headers: Record<string, 
         statuses[status] = (statuses[status] ?? 0) + 1;
         resolve();
       };
-      const req = request(url, { agent, headers: { accept: 'application/json', ...headers }, timeout: 10_000 }, (res) => {
-        res.resume();
-        res.on('end', () => done(String(res.statusCode)));
-      });
+      const req = request(
+        url,
+        { agent, headers: { accept: 'application/json', ...headers }, timeout: 10_000 },
+        (res) => {
+          res.resume();
+          res.on('end', () => done(String(res.statusCode)));
+        },
+      );
       req.on('timeout', () => req.destroy(new Error('timeout')));
       req.on('error', (err: NodeJS.ErrnoException) => done(err.code ?? err.message));
       req.end();

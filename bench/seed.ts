@@ -57,7 +57,11 @@ export function seedWorkspaces(store: Store, options: SeedOptions): SeededWorksp
         region: 'eu-west-2',
         clientTokenId: client.id,
         clientTokenHash: client.hash,
-        apiKey: options.apiKey?.(name, i) ?? { tokenId: null, key: randomBytes(32).toString('base64url'), expiresAt: null },
+        apiKey: options.apiKey?.(name, i) ?? {
+          tokenId: null,
+          key: randomBytes(32).toString('base64url'),
+          expiresAt: null,
+        },
         s3: options.s3?.(name, i) ?? null,
       });
       if (options.paths) writeClientTokenFile(options.paths, name, client.token);

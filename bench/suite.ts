@@ -6,13 +6,13 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
-import { machine, ms, num, table, type Machine } from './report.js';
 import type { BurstResult } from './load.js';
-import { coldBurst, type ColdBurstResult } from './sections/burst.js';
-import { memory, type MemoryResult } from './sections/memory.js';
-import { startup, type StartupResult } from './sections/startup.js';
-import { sweepCost, type SweepRow } from './sections/sweep.js';
-import { throughput, type ThroughputResult } from './sections/throughput.js';
+import { type Machine, machine, ms, num, table } from './report.js';
+import { type ColdBurstResult, coldBurst } from './sections/burst.js';
+import { type MemoryResult, memory } from './sections/memory.js';
+import { type StartupResult, startup } from './sections/startup.js';
+import { type SweepRow, sweepCost } from './sections/sweep.js';
+import { type ThroughputResult, throughput } from './sections/throughput.js';
 import { ROOT, unitNodeFlags } from './support.js';
 
 export const SECTIONS = ['throughput', 'burst', 'startup', 'memory', 'sweep'] as const;
@@ -57,14 +57,18 @@ function list(env: Env, name: string, dflt: readonly number[]): number[] {
   const raw = env[name];
   if (raw === undefined || raw === '') return [...dflt];
   const values = raw.split(',').map((s) => Number(s.trim()));
-  if (values.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`${name} must be a comma-separated list of whole numbers, not "${raw}"`);
+  if (values.some((n) => !Number.isInteger(n) || n < 1))
+    throw new Error(`${name} must be a comma-separated list of whole numbers, not "${raw}"`);
   return values;
 }
 
 export function settingsFromEnv(env: Env): BenchSettings {
-  const only = env.BENCH_ONLY?.split(',').map((s) => s.trim()).filter(Boolean);
+  const only = env.BENCH_ONLY?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const unknown = only?.filter((s) => !(SECTIONS as readonly string[]).includes(s));
-  if (unknown?.length) throw new Error(`BENCH_ONLY: unknown section(s) ${unknown.join(', ')}; choose from ${SECTIONS.join(', ')}`);
+  if (unknown?.length)
+    throw new Error(`BENCH_ONLY: unknown section(s) ${unknown.join(', ')}; choose from ${SECTIONS.join(', ')}`);
   return {
     sections: only?.length ? SECTIONS.filter((s) => only.includes(s)) : [...SECTIONS],
     seconds: positive(env, 'BENCH_SECONDS', 5),
@@ -79,7 +83,8 @@ export function settingsFromEnv(env: Env): BenchSettings {
     memoryRequests: positive(env, 'BENCH_MEMORY_REQUESTS', 100_000),
     memorySettleMs: positive(env, 'BENCH_SETTLE_MS', 1_000),
     memoryVariantFlags: (env.BENCH_MEMORY_NODE_FLAGS ?? '').split(' ').filter(Boolean),
-    daemonNodeFlags: env.BENCH_NODE_FLAGS === undefined ? unitNodeFlags() : env.BENCH_NODE_FLAGS.split(' ').filter(Boolean),
+    daemonNodeFlags:
+      env.BENCH_NODE_FLAGS === undefined ? unitNodeFlags() : env.BENCH_NODE_FLAGS.split(' ').filter(Boolean),
     sweepWorkspaces: list(env, 'BENCH_SWEEP_WORKSPACES', [1, 100, 1000, 10_000]),
     sweepDueMax: positive(env, 'BENCH_SWEEP_DUE_MAX', 1000),
     outDir: resolve(ROOT, env.BENCH_OUT || '.bench-out'),
@@ -128,10 +133,18 @@ export async function runSection(section: Section, settings: BenchSettings, resu
       });
       return;
     case 'burst':
-      results.burst = await coldBurst({ requests: settings.burstRequests, hubDelayMs: settings.burstHubDelayMs, ...daemonFlags(settings, true) });
+      results.burst = await coldBurst({
+        requests: settings.burstRequests,
+        hubDelayMs: settings.burstHubDelayMs,
+        ...daemonFlags(settings, true),
+      });
       return;
     case 'startup':
-      results.startup = await startup({ runs: settings.startupRuns, workspaces: settings.startupWorkspaces, ...daemonFlags(settings) });
+      results.startup = await startup({
+        runs: settings.startupRuns,
+        workspaces: settings.startupWorkspaces,
+        ...daemonFlags(settings),
+      });
       return;
     case 'memory':
       results.memory = await memory({
@@ -144,7 +157,11 @@ export async function runSection(section: Section, settings: BenchSettings, resu
       });
       return;
     case 'sweep':
-      results.sweep = await sweepCost({ workspaces: settings.sweepWorkspaces, dueMax: settings.sweepDueMax, freshRepeats: 20 });
+      results.sweep = await sweepCost({
+        workspaces: settings.sweepWorkspaces,
+        dueMax: settings.sweepDueMax,
+        freshRepeats: 20,
+      });
       return;
   }
 }
@@ -159,7 +176,20 @@ export function render(section: Section, results: BenchResults): string {
       return [
         `1. Cached GET /v1/workspaces/{ws}/credentials vs the Node ceiling (${settings.seconds} s each, 200 answers only)`,
         table(
-          ['conns', 'ours req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'non-200', 'ceiling req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'ratio', 'CPU ratio'],
+          [
+            'conns',
+            'ours req/s',
+            'p50 ms',
+            'p99 ms',
+            'CPU µs/req',
+            'non-200',
+            'ceiling req/s',
+            'p50 ms',
+            'p99 ms',
+            'CPU µs/req',
+            'ratio',
+            'CPU ratio',
+          ],
           rows.map((row) => [
             row === r.atRate ? `${row.connections} @ ${r.atRate.offeredRate}/s` : row.connections,
             num(row.ours.rps),
@@ -181,13 +211,28 @@ export function render(section: Section, results: BenchResults): string {
     }
     case 'burst': {
       const r = results.burst!;
-      const answers = (b: BurstResult) => Object.entries(b.statuses).map(([code, n]) => `${code}×${n}`).join(' ');
-      const line = (what: string, b: BurstResult, calls: string) => [what, calls, answers(b), ms(b.p50Ms), ms(b.p99Ms), ms(b.maxMs), ms(b.wallMs)];
+      const answers = (b: BurstResult) =>
+        Object.entries(b.statuses)
+          .map(([code, n]) => `${code}×${n}`)
+          .join(' ');
+      const line = (what: string, b: BurstResult, calls: string) => [
+        what,
+        calls,
+        answers(b),
+        ms(b.p50Ms),
+        ms(b.p99Ms),
+        ms(b.maxMs),
+        ms(b.wallMs),
+      ];
       return [
         `2. Cold burst: ${settings.burstRequests} concurrent requests, each on a new connection, no cached credential, hub answers after ${r.hubDelayMs} ms`,
         table(
           ['burst', 'hub calls', 'answers', 'p50 ms', 'p99 ms', 'slowest ms', 'all answered ms'],
-          [line('cold (ours)', r.cold, String(r.hubCalls)), line('warm (ours)', r.warm, '-'), line('bare node:http', r.ceiling, '-')],
+          [
+            line('cold (ours)', r.cold, String(r.hubCalls)),
+            line('warm (ours)', r.warm, '-'),
+            line('bare node:http', r.ceiling, '-'),
+          ],
         ),
         `slowest answer, cold / ceiling: ${num(r.cold.maxMs / r.ceiling.maxMs, 2)}; warm / ceiling: ${num(r.warm.maxMs / r.ceiling.maxMs, 2)}`,
       ].join('\n');
@@ -206,7 +251,13 @@ export function render(section: Section, results: BenchResults): string {
               num(Math.max(...row.runsMs)),
               `${num(row.medianMs / r.nodeMedianMs, 1)}×`,
             ]),
-            ['bare node:http (ceiling)', num(r.nodeMedianMs), num(Math.min(...r.nodeRunsMs)), num(Math.max(...r.nodeRunsMs)), '1.0×'],
+            [
+              'bare node:http (ceiling)',
+              num(r.nodeMedianMs),
+              num(Math.min(...r.nodeRunsMs)),
+              num(Math.max(...r.nodeRunsMs)),
+              '1.0×',
+            ],
           ],
         ),
       ].join('\n');
@@ -238,7 +289,18 @@ export function render(section: Section, results: BenchResults): string {
       return [
         `5. Scheduler cost per workspace (in-process, real Store; due sweeps against the hub simulator up to ${settings.sweepDueMax})`,
         table(
-          ['workspaces', 'sync ms', 'µs/ws', 'fresh sweep ms', 'µs/ws', 'due sweep ms', 'ms/ws', 'CPU µs/ws', 'hub calls', 'failed'],
+          [
+            'workspaces',
+            'sync ms',
+            'µs/ws',
+            'fresh sweep ms',
+            'µs/ws',
+            'due sweep ms',
+            'ms/ws',
+            'CPU µs/ws',
+            'hub calls',
+            'failed',
+          ],
           rows.map((row) => [
             row.workspaces,
             ms(row.syncMs),
@@ -258,7 +320,13 @@ export function render(section: Section, results: BenchResults): string {
 }
 
 export function renderTargets(list: readonly Target[]): string {
-  return ['Targets', table(['what', 'target', 'measured', 'met'], list.map((t) => [t.what, t.target, t.measured, t.met === null ? '-' : t.met ? 'yes' : 'NO']))].join('\n');
+  return [
+    'Targets',
+    table(
+      ['what', 'target', 'measured', 'met'],
+      list.map((t) => [t.what, t.target, t.measured, t.met === null ? '-' : t.met ? 'yes' : 'NO']),
+    ),
+  ].join('\n');
 }
 
 export function newResults(settings: BenchSettings): BenchResults {
@@ -278,11 +346,18 @@ export function saveResults(results: BenchResults): string {
 }
 
 /** The whole suite, one section after another (never in parallel: they would measure each other). */
-export async function runBench(settings: BenchSettings, print: (text: string) => void = console.log): Promise<BenchResults> {
+export async function runBench(
+  settings: BenchSettings,
+  print: (text: string) => void = console.log,
+): Promise<BenchResults> {
   const results = newResults(settings);
   const m = results.machine;
-  print(`eodh-credd benchmark — ${m.nproc} CPUs (${m.cpuModel}), ${m.memoryGiB} GiB, Node ${m.node}, Linux ${m.kernel}, load average ${m.loadAverage}`);
-  print(`The daemon runs with Node flags: ${settings.daemonNodeFlags.join(' ') || "none (Node's defaults)"}${process.env.BENCH_NODE_FLAGS === undefined ? ' (NODE_OPTIONS of the systemd unit)' : ''}`);
+  print(
+    `eodh-credd benchmark — ${m.nproc} CPUs (${m.cpuModel}), ${m.memoryGiB} GiB, Node ${m.node}, Linux ${m.kernel}, load average ${m.loadAverage}`,
+  );
+  print(
+    `The daemon runs with Node flags: ${settings.daemonNodeFlags.join(' ') || "none (Node's defaults)"}${process.env.BENCH_NODE_FLAGS === undefined ? ' (NODE_OPTIONS of the systemd unit)' : ''}`,
+  );
   if (settings.cpuProfDir) print(`Daemon CPU profiles (throughput, burst) go to ${settings.cpuProfDir}`);
   for (const section of settings.sections) {
     await runSection(section, settings, results);
@@ -300,10 +375,20 @@ export function targets(r: BenchResults): Target[] {
   const out: Target[] = [];
   const at100 = r.throughput?.rows.find((row) => row.connections === 100);
   if (at100) {
-    out.push({ what: 'ratio ours/ceiling at 100 connections, req/s', target: '≥ 0.70', measured: num(at100.ratio, 2), met: at100.ratio >= 0.7 });
+    out.push({
+      what: 'ratio ours/ceiling at 100 connections, req/s',
+      target: '≥ 0.70',
+      measured: num(at100.ratio, 2),
+      met: at100.ratio >= 0.7,
+    });
     // The same ratio as the servers' CPU cost per answer: what req/s would show if each server
     // had a core to itself and the load generator were never the bottleneck.
-    out.push({ what: 'ratio at 100 connections, CPU per answer', target: '≥ 0.70', measured: num(at100.cpuRatio, 2), met: at100.cpuRatio >= 0.7 });
+    out.push({
+      what: 'ratio at 100 connections, CPU per answer',
+      target: '≥ 0.70',
+      measured: num(at100.cpuRatio, 2),
+      met: at100.cpuRatio >= 0.7,
+    });
     out.push({
       what: 'p99 at 100 connections, saturating',
       target: '≤ 2 ms',
@@ -320,14 +405,29 @@ export function targets(r: BenchResults): Target[] {
       met: rated.ours.p99Ms <= 2,
     });
   }
-  if (r.burst) out.push({ what: 'hub calls in the cold burst', target: '= 1', measured: String(r.burst.hubCalls), met: r.burst.hubCalls === 1 });
+  if (r.burst)
+    out.push({
+      what: 'hub calls in the cold burst',
+      target: '= 1',
+      measured: String(r.burst.hubCalls),
+      met: r.burst.hubCalls === 1,
+    });
   const one = r.startup?.rows.find((row) => row.workspaces === 1) ?? r.startup?.rows[0];
-  if (one) out.push({ what: `ready (${one.workspaces} workspace)`, target: '≤ 400 ms', measured: `${num(one.medianMs)} ms`, met: one.medianMs <= 400 });
+  if (one)
+    out.push({
+      what: `ready (${one.workspaces} workspace)`,
+      target: '≤ 400 ms',
+      measured: `${num(one.medianMs)} ms`,
+      met: one.medianMs <= 400,
+    });
   const hundred = r.memory?.rows.find((row) => row.workspaces === 100 && !row.variant);
   if (hundred) {
     // The issue says MB: counted here as 10^6 bytes, the stricter reading.
     const mb = (mib: number) => (mib * 1024 * 1024) / 1e6;
-    for (const [when, memory] of [['idle', hundred.idle], ['after load', hundred.afterLoad]] as const) {
+    for (const [when, memory] of [
+      ['idle', hundred.idle],
+      ['after load', hundred.afterLoad],
+    ] as const) {
       out.push({
         what: `RSS with 100 workspaces, ${when}`,
         target: '≤ 70 MB',

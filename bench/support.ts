@@ -4,7 +4,7 @@
  * processes (so the load generator never shares an event loop with what it measures), and a
  * child's memory as the kernel counts it.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -15,7 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { openStore } from '../src/cli/context.js';
 import { initialise } from '../src/cli/init.js';
-import { loadConfig, type Config } from '../src/config/load.js';
+import { type Config, loadConfig } from '../src/config/load.js';
 import type { RuntimeInfo } from '../src/daemon.js';
 import { HubSimulatorClient } from '../src/hub-sim/client.js';
 import type { Store } from '../src/store/store.js';
@@ -52,12 +52,20 @@ const BASE_CONFIG: ConfigTables = { server: { port: 0 }, sts: { verify: false },
 
 function toToml(tables: ConfigTables): string {
   return Object.entries(tables)
-    .map(([table, values]) => [`[${table}]`, ...Object.entries(values).map(([k, v]) => `${k} = ${JSON.stringify(v)}`)].join('\n'))
+    .map(([table, values]) =>
+      [`[${table}]`, ...Object.entries(values).map(([k, v]) => `${k} = ${JSON.stringify(v)}`)].join('\n'),
+    )
     .join('\n\n');
 }
 
 /** Variables that would point a child at another installation, or load a TypeScript loader into it. */
-const DROPPED_ENV = ['EODH_CREDD_CONFIG', 'CREDENTIALS_DIRECTORY', 'STATE_DIRECTORY', 'CONFIGURATION_DIRECTORY', 'NODE_OPTIONS'];
+const DROPPED_ENV = [
+  'EODH_CREDD_CONFIG',
+  'CREDENTIALS_DIRECTORY',
+  'STATE_DIRECTORY',
+  'CONFIGURATION_DIRECTORY',
+  'NODE_OPTIONS',
+];
 
 /** A whole eodh-credd installation in a temporary directory: config, master key, database. */
 export class BenchHome {
@@ -106,7 +114,11 @@ process.once('exit', () => {
  */
 const DIE_WITH_PARENT = 'exec 3<&0; { read _ <&3; kill -KILL $$; } </dev/null >/dev/null 2>&1 & exec "$0" "$@"';
 
-function launch(args: string[], env: Readonly<Record<string, string | undefined>>, stdio: 'pipe' | number): ChildProcess {
+function launch(
+  args: string[],
+  env: Readonly<Record<string, string | undefined>>,
+  stdio: 'pipe' | number,
+): ChildProcess {
   // Never 'inherit' stderr: a child left behind would hold the parent's stderr pipe open.
   const child = spawn('/bin/sh', ['-c', DIE_WITH_PARENT, process.execPath, ...args], {
     env,
@@ -133,12 +145,18 @@ async function stopChild(child: ChildProcess): Promise<void> {
 const START_TIMEOUT_MS = 60_000;
 
 /** Start a child that prints its URL as the first line of stdout. */
-async function launchListening(args: string[], env: Readonly<Record<string, string | undefined>>): Promise<{ child: ChildProcess; url: string }> {
+async function launchListening(
+  args: string[],
+  env: Readonly<Record<string, string | undefined>>,
+): Promise<{ child: ChildProcess; url: string }> {
   const child = launch(args, env, 'pipe');
   const lines = createInterface({ input: child.stdout! });
   try {
     const url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`bench: ${args.join(' ')} printed no URL within ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS);
+      const timer = setTimeout(
+        () => reject(new Error(`bench: ${args.join(' ')} printed no URL within ${START_TIMEOUT_MS / 1000} s`)),
+        START_TIMEOUT_MS,
+      );
       lines.once('line', (line) => {
         clearTimeout(timer);
         resolve(line.trim());
@@ -243,7 +261,15 @@ export async function spawnDaemon(home: BenchHome, nodeArgs: string[] = []): Pro
       if (health?.status === 200) {
         const readyMs = performance.now() - started;
         const pid = child.pid!;
-        return { pid, url: info.url, readyMs, logFile, memory: () => memoryOf(pid), cpuMs: () => cpuMsOf(pid), stop: () => stopChild(child) };
+        return {
+          pid,
+          url: info.url,
+          readyMs,
+          logFile,
+          memory: () => memoryOf(pid),
+          cpuMs: () => cpuMsOf(pid),
+          stop: () => stopChild(child),
+        };
       }
     }
     await sleep(2);

@@ -3,20 +3,21 @@
  * in-process and returns a handle to stop it; `eodh-credd serve` adds signals and readiness.
  */
 import { unlinkSync } from 'node:fs';
-import { join } from 'node:path';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import type { Config } from './config/load.js';
+import { type RuntimeInfo, runtimeFile } from './config/runtime.js';
 import { EXIT, UserError } from './core/errors.js';
-import { systemClock, type Clock, type Random } from './core/types.js';
-import { Broker } from './scheduler/broker.js';
-import { KeyRotator, type RotationStep } from './scheduler/rotation.js';
-import { runtimeFile, type RuntimeInfo } from './config/runtime.js';
 import { durations } from './core/policy.js';
+import { type Clock, type Random, systemClock } from './core/types.js';
+import { Broker } from './scheduler/broker.js';
 import type { Hub, HubFor } from './scheduler/hub.js';
+import { KeyRotator, type RotationStep } from './scheduler/rotation.js';
+import { HostPolicy, isLoopbackHost } from './server/hosts.js';
 import type { Listener } from './server/listener.js';
 import { startServer } from './server/server.js';
-import { HostPolicy, isLoopbackHost } from './server/hosts.js';
+import { countRenewals, createMetrics, type DaemonMetrics } from './service/metrics.js';
+import { CredentialsFileSink } from './sinks/aws-credentials-file.js';
 import { assertTokenFilesPrivate, ensureAdminToken } from './store/client-tokens.js';
 import { openDatabase } from './store/database.js';
 import { ensurePrivateDir, replaceSecretFile } from './store/files.js';
@@ -26,8 +27,6 @@ import { sealingKey } from './store/seal.js';
 import { Store } from './store/store.js';
 import { accountIdLookup } from './upstream/account-id.js';
 import { HubClient } from './upstream/client.js';
-import { countRenewals, createMetrics, type DaemonMetrics } from './service/metrics.js';
-import { CredentialsFileSink } from './sinks/aws-credentials-file.js';
 
 /** How often the daemon looks for changes the CLI made (workspace add/remove, key changes). */
 const CHANGE_POLL_MS = 1_000;
@@ -60,7 +59,7 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-export { runtimeFile, type RuntimeInfo } from './config/runtime.js';
+export { type RuntimeInfo, runtimeFile } from './config/runtime.js';
 
 export function hubClients(config: Config, random: Random): HubFor {
   const clients = new Map<string, Hub>();
@@ -91,11 +90,17 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       EXIT.CONFIG,
     );
   }
-  if (!isLoopbackHost(host)) logger.warn({ host }, 'serving on a non-loopback address: anyone who can reach it and holds a client token gets credentials');
+  if (!isLoopbackHost(host))
+    logger.warn(
+      { host },
+      'serving on a non-loopback address: anyone who can reach it and holds a client token gets credentials',
+    );
 
   ensurePrivateDir(paths.dataDir);
   const cleanups: Array<() => void> = [];
-  const undo = () => cleanups.reverse().forEach((fn) => fn());
+  const undo = () => {
+    for (const fn of cleanups.reverse()) fn();
+  };
   try {
     const lock: ProcessLock = acquireProcessLock(paths.lock);
     cleanups.push(() => lock.release());
@@ -229,13 +234,23 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         const prev = current;
         const restart: string[] = [];
         if (next.server.host !== prev.server.host || next.server.port !== prev.server.port) {
-          restart.push(`server.host/server.port (${next.server.host}:${next.server.port}): restart eodh-credd to listen there`);
+          restart.push(
+            `server.host/server.port (${next.server.host}:${next.server.port}): restart eodh-credd to listen there`,
+          );
         }
-        if (next.server.allow_non_loopback !== prev.server.allow_non_loopback) restart.push('server.allow_non_loopback: restart eodh-credd to apply it');
-        if (next.paths.dataDir !== prev.paths.dataDir) restart.push(`storage.data_dir (${next.paths.dataDir}): restart eodh-credd to use it`);
+        if (next.server.allow_non_loopback !== prev.server.allow_non_loopback)
+          restart.push('server.allow_non_loopback: restart eodh-credd to apply it');
+        if (next.paths.dataDir !== prev.paths.dataDir)
+          restart.push(`storage.data_dir (${next.paths.dataDir}): restart eodh-credd to use it`);
         if (next.log.format !== prev.log.format) restart.push('log.format: restart eodh-credd to apply it');
         // What cannot change live stays as it was, so `current` always says what is in force.
-        current = { ...next, server: prev.server, storage: prev.storage, paths: prev.paths, log: { ...next.log, format: prev.log.format } };
+        current = {
+          ...next,
+          server: prev.server,
+          storage: prev.storage,
+          paths: prev.paths,
+          log: { ...next.log, format: prev.log.format },
+        };
         logger.level = next.log.level;
         if (next.renewal.sweep_schedule !== prev.renewal.sweep_schedule && !stopped && task) {
           void task.destroy();
@@ -243,7 +258,10 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         }
         if (JSON.stringify(next.hub) !== JSON.stringify(prev.hub)) hubs = hubClients(current, random);
         if (JSON.stringify(next.sts) !== JSON.stringify(prev.sts)) lookupAccountId = accountIdOf(current);
-        logger.info({ file: next.file, logLevel: next.log.level, schedule: next.renewal.sweep_schedule }, 'configuration reloaded');
+        logger.info(
+          { file: next.file, logLevel: next.log.level, schedule: next.renewal.sweep_schedule },
+          'configuration reloaded',
+        );
         for (const note of restart) logger.warn(`configuration change not applied: ${note}`);
         return restart;
       },
@@ -282,7 +300,12 @@ function adminActions(broker: Broker) {
       if (!slot) return { ok: false, error: `no workspace "${workspace}"` };
       const outcome = await broker.rotate(workspace, true);
       if (outcome === 'rotated') return { ok: true };
-      if (outcome === 'needs_user') return { ok: false, error: 'the hub does not let the API key create its successor; add a new key with "eodh-credd workspace set-key"' };
+      if (outcome === 'needs_user')
+        return {
+          ok: false,
+          error:
+            'the hub does not let the API key create its successor; add a new key with "eodh-credd workspace set-key"',
+        };
       return { ok: false, error: slot.rotation.lastError ?? `rotation ${outcome}` };
     },
     snapshot: () => broker.snapshot(),

@@ -7,7 +7,7 @@
  * and does not pay for it at start-up.
  */
 import { createRequire } from 'node:module';
-import { pino, type DestinationStream, type Logger } from 'pino';
+import { type DestinationStream, type Logger, pino } from 'pino';
 import type PinoPretty from 'pino-pretty';
 
 export const REDACT_PATHS = [
@@ -71,7 +71,11 @@ export interface LogOptions {
 }
 
 export function createLogger(options: LogOptions): Logger {
-  const base = { level: options.level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, base: { name: 'eodh-credd' } };
+  const base = {
+    level: options.level,
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    base: { name: 'eodh-credd' },
+  };
   if (options.destination) return pino(base, options.destination);
   const human = options.format === 'pretty' || (options.format === 'auto' && process.stdout.isTTY === true);
   if (human) {

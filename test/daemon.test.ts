@@ -2,16 +2,17 @@
  * The daemon in-process: /metrics (content, admin-only) and reload() (what applies live, what
  * needs a restart). The installation is made with the built CLI, as a user would.
  */
-import t from 'tap';
+
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { Logger } from 'pino';
+import t from 'tap';
 import { loadConfig, parseConfig } from '../src/config/load.js';
-import { startDaemon, type Daemon } from '../src/daemon.js';
+import { type Daemon, startDaemon } from '../src/daemon.js';
 import { HubSimulatorClient, startHubSimulator } from '../src/hub-sim/index.js';
 import { createLogger } from '../src/log.js';
-import { BASE_CONFIG, addWorkspace, installation } from './helpers/service.js';
+import { addWorkspace, BASE_CONFIG, installation } from './helpers/service.js';
 
 const sim = await startHubSimulator({});
 t.teardown(() => sim.close());
@@ -28,7 +29,8 @@ function memoryLogger(level = 'info') {
   const lines: Array<Record<string, unknown>> = [];
   const destination = new Writable({
     write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
+      for (const line of chunk.toString().split('\n'))
+        if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
       done();
     },
   });
@@ -54,19 +56,30 @@ t.test('/metrics: admin token only; served, renewals, failures, expiry', async (
 
   for (let i = 0; i < 3; i++) t.equal((await get('/v1/workspaces/ws/credentials', clientToken)).status, 200);
   const refresh = () =>
-    fetch(`${daemon.url}/v1/admin/workspaces/ws/refresh`, { method: 'POST', headers: { authorization: inst.adminToken() } });
+    fetch(`${daemon.url}/v1/admin/workspaces/ws/refresh`, {
+      method: 'POST',
+      headers: { authorization: inst.adminToken() },
+    });
   t.equal((await refresh()).status, 200, 'one renewal');
   await hub.setFault('s3_forbidden', { count: 1 });
   t.equal((await refresh()).status, 502, 'one failed renewal');
 
-  t.equal((await get('/metrics', `Bearer ${inst.adminToken()}`)).status, 200, 'Bearer <admin token>, as Prometheus sends it');
+  t.equal(
+    (await get('/metrics', `Bearer ${inst.adminToken()}`)).status,
+    200,
+    'Bearer <admin token>, as Prometheus sends it',
+  );
   const res = await get('/metrics', inst.adminToken());
   t.equal(res.status, 200);
   t.match(res.headers.get('content-type'), /^text\/plain; version=0\.0\.4/);
   const text = await res.text();
   t.match(text, /^eodh_credd_credentials_served_total\{workspace="ws"\} 3$/m, 'credentials served');
   t.match(text, /^eodh_credd_renewals_total\{workspace="ws"\} 1$/m, 'renewals');
-  t.match(text, /^eodh_credd_renewal_failures_total\{workspace="ws",reason="forbidden"\} 1$/m, 'failures, with the reason');
+  t.match(
+    text,
+    /^eodh_credd_renewal_failures_total\{workspace="ws",reason="forbidden"\} 1$/m,
+    'failures, with the reason',
+  );
   const expiry = Number(/^eodh_credd_s3_credential_expiry_seconds\{workspace="ws"\} ([\d.]+)$/m.exec(text)?.[1]);
   t.ok(expiry > 3_000 && expiry <= 3_600, `seconds until the S3 credential expires (${expiry})`);
   const keyExpiry = Number(/^eodh_credd_api_key_expiry_seconds\{workspace="ws"\} ([\d.]+)$/m.exec(text)?.[1]);
@@ -80,18 +93,27 @@ t.test('reload(): log level, schedule and broker settings live; listener changes
   const { logger, lines } = memoryLogger();
   const daemon = await start(logger);
   const brokerLog = (daemon.broker as unknown as { log: Logger }).log;
-  const brokerOptions = (daemon.broker as unknown as { options: { requestWaitMs: number; backoff: { initialMs: number } } }).options;
+  const brokerOptions = (
+    daemon.broker as unknown as { options: { requestWaitMs: number; backoff: { initialMs: number } } }
+  ).options;
   t.notOk(brokerLog.isLevelEnabled('debug'));
   t.equal(brokerOptions.requestWaitMs, 700, 'default request wait');
 
   const next = parseConfig(
-    `${BASE_CONFIG.replace('port = 0', 'port = 4242')}\n[log]\nlevel = "debug"\n`.replace('[log]\nformat = "json"\n', '') +
+    `${BASE_CONFIG.replace('port = 0', 'port = 4242')}\n[log]\nlevel = "debug"\n`.replace(
+      '[log]\nformat = "json"\n',
+      '',
+    ) +
       '\n[renewal]\nrequest_wait_ms = 250\nbackoff_initial_ms = 50\nsweep_schedule = "*/3 * * * * *"\n[storage]\ndata_dir = "/elsewhere"\n',
     inst.configFile,
     inst.env,
   );
   const restart = daemon.reload(next);
-  t.match(restart, [/^server\.host\/server\.port \(127\.0\.0\.1:4242\)/, /^storage\.data_dir/, /^log\.format/], 'what needs a restart');
+  t.match(
+    restart,
+    [/^server\.host\/server\.port \(127\.0\.0\.1:4242\)/, /^storage\.data_dir/, /^log\.format/],
+    'what needs a restart',
+  );
   t.ok(brokerLog.isLevelEnabled('debug'), "the new level reaches the modules' loggers");
   t.equal(brokerOptions.requestWaitMs, 250, 'the broker sees the new request wait');
   t.equal(brokerOptions.backoff.initialMs, 50, 'and the new backoff');

@@ -2,10 +2,11 @@
  * The logger's output formats, each in a fresh process on the built module (build first): JSON
  * without loading pino-pretty, the human format with it, redaction in both.
  */
-import t from 'tap';
+
 import { execFile } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
+import t from 'tap';
 
 const SECRET = 'S3CR3T-VALUE-that-must-never-appear';
 const built = pathToFileURL(fileURLToPath(new URL('../dist/src/log.js', import.meta.url))).href;
@@ -28,7 +29,11 @@ async function logOnce(format: 'auto' | 'json' | 'pretty') {
 t.test('json: one JSON line, pino-pretty not loaded', async (t) => {
   const { stdout, prettyLoaded } = await logOnce('json');
   t.equal(prettyLoaded, false);
-  t.match(JSON.parse(stdout) as unknown, { msg: 'hello from the logger', name: 'eodh-credd', secretAccessKey: '[redacted]' });
+  t.match(JSON.parse(stdout) as unknown, {
+    msg: 'hello from the logger',
+    name: 'eodh-credd',
+    secretAccessKey: '[redacted]',
+  });
 });
 
 t.test('auto with stdout not a terminal: JSON, pino-pretty not loaded', async (t) => {

@@ -13,7 +13,7 @@
  * again once the credential is held (warm), and to the Node ceiling server, in the same run.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { burst, type BurstResult } from '../load.js';
+import { type BurstResult, burst } from '../load.js';
 import { seedWorkspaces, workspaceName } from '../seed.js';
 import { BenchHome, get, spawnCeiling, spawnDaemon, spawnHubSim } from '../support.js';
 

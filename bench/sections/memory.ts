@@ -6,7 +6,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { load } from '../load.js';
 import { fakeS3, seedWorkspaces } from '../seed.js';
-import { BenchHome, spawnCeiling, spawnDaemon, type Memory } from '../support.js';
+import { BenchHome, type Memory, spawnCeiling, spawnDaemon } from '../support.js';
 
 export interface MemoryOptions {
   readonly workspaces: readonly number[];
@@ -40,7 +40,12 @@ export interface MemoryResult {
   readonly nodeIdle: Memory;
 }
 
-async function measure(count: number, nodeFlags: readonly string[], variant: boolean, options: MemoryOptions): Promise<MemoryRow> {
+async function measure(
+  count: number,
+  nodeFlags: readonly string[],
+  variant: boolean,
+  options: MemoryOptions,
+): Promise<MemoryRow> {
   const home = BenchHome.create();
   try {
     const store = home.openStore();
@@ -57,11 +62,23 @@ async function measure(count: number, nodeFlags: readonly string[], variant: boo
         amount: options.requests,
         setupRequest: (request) => {
           const ws = seeded[next++ % seeded.length]!;
-          return { ...request, path: `/v1/workspaces/${ws.name}/credentials`, headers: { ...request.headers, authorization: ws.token } };
+          return {
+            ...request,
+            path: `/v1/workspaces/${ws.name}/credentials`,
+            headers: { ...request.headers, authorization: ws.token },
+          };
         },
       });
       await sleep(options.settleMs);
-      return { workspaces: count, nodeFlags, variant, idle, afterLoad: daemon.memory(), requests: result.ok + result.non200, ok: result.ok };
+      return {
+        workspaces: count,
+        nodeFlags,
+        variant,
+        idle,
+        afterLoad: daemon.memory(),
+        requests: result.ok + result.non200,
+        ok: result.ok,
+      };
     } finally {
       await daemon.stop();
     }
@@ -74,7 +91,8 @@ export async function memory(options: MemoryOptions): Promise<MemoryResult> {
   const rows: MemoryRow[] = [];
   for (const count of options.workspaces) rows.push(await measure(count, options.nodeFlags, false, options));
   const middle = options.workspaces[Math.floor((options.workspaces.length - 1) / 2)];
-  if (options.variantFlags && middle !== undefined) rows.push(await measure(middle, options.variantFlags, true, options));
+  if (options.variantFlags && middle !== undefined)
+    rows.push(await measure(middle, options.variantFlags, true, options));
   const ceiling = await spawnCeiling(1024);
   await sleep(options.settleMs);
   const nodeIdle = ceiling.memory();

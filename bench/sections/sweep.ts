@@ -14,7 +14,7 @@ import { createLogger } from '../../src/log.js';
 import { Broker } from '../../src/scheduler/broker.js';
 import type { Store } from '../../src/store/store.js';
 import { fakeS3, seedWorkspaces, workspaceName } from '../seed.js';
-import { BenchHome, median, spawnHubSim, type HubSimChild } from '../support.js';
+import { BenchHome, type HubSimChild, median, spawnHubSim } from '../support.js';
 
 export interface SweepOptions {
   readonly workspaces: readonly number[];
@@ -79,7 +79,15 @@ export async function sweepCost(options: SweepOptions): Promise<SweepRow[]> {
           count,
           prefix: 'sweep',
           hubUrl: sim?.url ?? 'http://127.0.0.1:9',
-          ...(withDue ? { apiKey: (_: string, i: number) => ({ tokenId: keys[i]!.id, key: keys[i]!.token, expiresAt: Date.parse(keys[i]!.expiry) }) } : {}),
+          ...(withDue
+            ? {
+                apiKey: (_: string, i: number) => ({
+                  tokenId: keys[i]!.id,
+                  key: keys[i]!.token,
+                  expiresAt: Date.parse(keys[i]!.expiry),
+                }),
+              }
+            : {}),
           s3: () => fakeS3(Date.now()),
         });
 

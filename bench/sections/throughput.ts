@@ -10,8 +10,8 @@
  * machine shared with other work that is steadier than a rate.
  */
 import { readFile } from 'node:fs/promises';
+import { drive, type LoadOptions, type LoadResult, paced, Recorder } from '../load.js';
 import { fakeS3, seedWorkspaces } from '../seed.js';
-import { drive, paced, Recorder, type LoadOptions, type LoadResult } from '../load.js';
 import { BenchHome, get, spawnCeiling, spawnDaemon } from '../support.js';
 
 export interface ThroughputOptions {
@@ -47,7 +47,7 @@ export interface ThroughputResult {
   readonly bodyBytes: number;
   readonly rows: ThroughputRow[];
   /** 100 connections at a fixed offered rate. */
-  readonly atRate: ThroughputRow & { readonly offeredRate: number } | null;
+  readonly atRate: (ThroughputRow & { readonly offeredRate: number }) | null;
   /** Lines the daemon logged while under load (the hot path should log none). */
   readonly daemonLogLines: number;
 }
@@ -57,7 +57,12 @@ interface Side {
   readonly cpuMs: () => number;
 }
 
-async function measure(side: Side, load: { connections: number; seconds: number; rate?: number }, recorder: Recorder, cpu: { ms: number }): Promise<void> {
+async function measure(
+  side: Side,
+  load: { connections: number; seconds: number; rate?: number },
+  recorder: Recorder,
+  cpu: { ms: number },
+): Promise<void> {
   const before = side.cpuMs();
   if (load.rate) await paced({ ...side.options, ...load, rate: load.rate }, recorder);
   else await drive({ ...side.options, ...load }, recorder);
@@ -65,7 +70,13 @@ async function measure(side: Side, load: { connections: number; seconds: number;
 }
 
 /** Ceiling, ours, ours, ceiling: half the time each. */
-async function compare(ours: Side, top: Side, connections: number, seconds: number, rate?: number): Promise<ThroughputRow> {
+async function compare(
+  ours: Side,
+  top: Side,
+  connections: number,
+  seconds: number,
+  rate?: number,
+): Promise<ThroughputRow> {
   const rec = { ours: new Recorder(), top: new Recorder() };
   const cpu = { ours: { ms: 0 }, top: { ms: 0 } };
   const load = { connections, seconds: seconds / 2, ...(rate ? { rate } : {}) };
@@ -101,9 +112,10 @@ export async function throughput(options: ThroughputOptions): Promise<Throughput
     const linesBefore = await logLines(daemon.logFile);
     const rows: ThroughputRow[] = [];
     for (const connections of options.connections) rows.push(await compare(ours, top, connections, options.seconds));
-    const atRate = options.offeredRate > 0
-      ? { ...(await compare(ours, top, 100, options.seconds, options.offeredRate)), offeredRate: options.offeredRate }
-      : null;
+    const atRate =
+      options.offeredRate > 0
+        ? { ...(await compare(ours, top, 100, options.seconds, options.offeredRate)), offeredRate: options.offeredRate }
+        : null;
     const daemonLogLines = (await logLines(daemon.logFile)) - linesBefore;
     return { bodyBytes, rows, atRate, daemonLogLines };
   } finally {

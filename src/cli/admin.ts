@@ -1,6 +1,6 @@
 /** `eodh-credd refresh <ws>` and `eodh-credd rotate <ws>`: force a step now, through the daemon. */
 import { EXIT, UserError } from '../core/errors.js';
-import { configOf, print, type CliContext } from './context.js';
+import { type CliContext, configOf, print } from './context.js';
 import { adminToken, callDaemon, errorMessage } from './daemon-client.js';
 import { assertWorkspaceName } from './workspace.js';
 
@@ -14,7 +14,10 @@ export function command(action: 'refresh' | 'rotate') {
       timeoutMs: 60_000,
     });
     if (answer.status !== 200) throw new UserError(`${action} failed: ${errorMessage(answer.body)}`, EXIT.UNAVAILABLE);
-    print(ctx.stdout, action === 'refresh' ? `S3 credentials of "${workspace}" renewed.` : `API key of "${workspace}" rotated.`);
+    print(
+      ctx.stdout,
+      action === 'refresh' ? `S3 credentials of "${workspace}" renewed.` : `API key of "${workspace}" rotated.`,
+    );
     return 0;
   };
 }

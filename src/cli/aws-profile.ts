@@ -4,12 +4,13 @@
  * and anything else that reads profiles. Paths are absolute (node and this CLI), so the stanza
  * works from any shell, cron job or notebook kernel; `--config` is passed on when one was given.
  */
-import { parseArgs } from 'node:util';
+
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { EXIT, UserError } from '../core/errors.js';
 import { profileName } from '../sinks/aws-credentials-file.js';
-import { configOf, print, type CliContext } from './context.js';
+import { type CliContext, configOf, print } from './context.js';
 import { assertWorkspaceName, readWorkspace } from './workspace.js';
 
 /** This CLI's entry point, next to this file once built. */
@@ -24,22 +25,41 @@ export function quoteArg(arg: string): string {
 }
 
 export function credentialProcessCommand(workspace: string, configFile?: string): string {
-  const args = [process.execPath, MAIN, ...(configFile ? ['--config', configFile] : []), 'credential-process', workspace];
+  const args = [
+    process.execPath,
+    MAIN,
+    ...(configFile ? ['--config', configFile] : []),
+    'credential-process',
+    workspace,
+  ];
   return args.map(quoteArg).join(' ');
 }
 
 export function profileStanza(name: string, workspace: string, region: string, configFile?: string): string[] {
-  return [`[profile ${name}]`, `credential_process = ${credentialProcessCommand(workspace, configFile)}`, `region = ${region}`];
+  return [
+    `[profile ${name}]`,
+    `credential_process = ${credentialProcessCommand(workspace, configFile)}`,
+    `region = ${region}`,
+  ];
 }
 
 export async function run(ctx: CliContext): Promise<number> {
-  const { values, positionals } = parseArgs({ args: ctx.args, allowPositionals: true, options: { name: { type: 'string' } } });
+  const { values, positionals } = parseArgs({
+    args: ctx.args,
+    allowPositionals: true,
+    options: { name: { type: 'string' } },
+  });
   const workspace = assertWorkspaceName(positionals[0]);
   const name = values.name ?? profileName(workspace);
-  if (!/^[\w.@+-]+$/.test(name)) throw new UserError(`"${name}" is not a usable profile name: letters, digits and . _ - + @ only.`, EXIT.USAGE);
+  if (!/^[\w.@+-]+$/.test(name))
+    throw new UserError(`"${name}" is not a usable profile name: letters, digits and . _ - + @ only.`, EXIT.USAGE);
   const { region } = readWorkspace(configOf(ctx), ctx.env, workspace);
   const explicit = ctx.configFile ?? ctx.env.EODH_CREDD_CONFIG;
-  print(ctx.stdout, `# eodh-credd workspace ${workspace}: add to ~/.aws/config, then use --profile ${name} or AWS_PROFILE=${name}`);
-  for (const line of profileStanza(name, workspace, region, explicit ? resolve(explicit) : undefined)) print(ctx.stdout, line);
+  print(
+    ctx.stdout,
+    `# eodh-credd workspace ${workspace}: add to ~/.aws/config, then use --profile ${name} or AWS_PROFILE=${name}`,
+  );
+  for (const line of profileStanza(name, workspace, region, explicit ? resolve(explicit) : undefined))
+    print(ctx.stdout, line);
   return 0;
 }

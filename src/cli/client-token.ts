@@ -9,7 +9,7 @@
 import type { Config } from '../config/load.js';
 import { EXIT, UserError } from '../core/errors.js';
 import { newClientToken, writeClientTokenFile } from '../store/client-tokens.js';
-import { configOf, openStore, print, type CliContext } from './context.js';
+import { type CliContext, configOf, openStore, print } from './context.js';
 import { assertWorkspaceName } from './workspace.js';
 
 export interface RotatedClientToken {
@@ -38,10 +38,14 @@ export function rotateClientToken(config: Config, env: CliContext['env'], worksp
 
 export async function run(ctx: CliContext): Promise<number> {
   const [sub, name, ...rest] = ctx.args;
-  if (sub !== 'rotate' || rest.length > 0) throw new UserError('Usage: eodh-credd client-token rotate <workspace>', EXIT.USAGE);
+  if (sub !== 'rotate' || rest.length > 0)
+    throw new UserError('Usage: eodh-credd client-token rotate <workspace>', EXIT.USAGE);
   const workspace = assertWorkspaceName(name);
   const rotated = rotateClientToken(configOf(ctx), ctx.env, workspace);
-  print(ctx.stdout, `New client token for "${workspace}" (${rotated.previousId} -> ${rotated.id}) written to ${rotated.file}.`);
+  print(
+    ctx.stdout,
+    `New client token for "${workspace}" (${rotated.previousId} -> ${rotated.id}) written to ${rotated.file}.`,
+  );
   print(ctx.stdout, 'The old token stops working within a second. Clients that read the token file need nothing;');
   print(ctx.stdout, 'anything given the token by value (AWS_CONTAINER_AUTHORIZATION_TOKEN) must be given the new one.');
   return 0;

@@ -9,21 +9,63 @@ import type { CliContext } from './context.js';
 type Command = (ctx: CliContext) => Promise<number> | number;
 
 const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
-  init: { summary: 'create the data directory, master key and database', load: async () => (await import('./init.js')).run },
-  workspace: { summary: 'add|list|remove|set-key|sink workspaces (keys are read from stdin or a prompt)', load: async () => (await import('./workspace.js')).run },
+  init: {
+    summary: 'create the data directory, master key and database',
+    load: async () => (await import('./init.js')).run,
+  },
+  workspace: {
+    summary: 'add|list|remove|set-key|sink workspaces (keys are read from stdin or a prompt)',
+    load: async () => (await import('./workspace.js')).run,
+  },
   serve: { summary: 'run the daemon in the foreground', load: async () => (await import('./serve.js')).run },
-  env: { summary: 'print the variables that point AWS clients at the daemon', load: async () => (await import('./env.js')).run },
-  status: { summary: 'show each workspace\'s keys, credentials and errors (--json)', load: async () => (await import('./status.js')).run },
-  token: { summary: 'print a workspace\'s API key (from the daemon)', load: async () => (await import('./token.js')).run },
-  'credential-process': { summary: 'print a workspace\'s S3 credential in the credential_process format (from the daemon)', load: async () => (await import('./credential-process.js')).run },
-  'aws-profile': { summary: 'print the ~/.aws/config profile that uses credential-process (<ws> [--name NAME])', load: async () => (await import('./aws-profile.js')).run },
-  refresh: { summary: 'renew a workspace\'s S3 credentials now', load: async () => (await import('./admin.js')).command('refresh') },
-  rotate: { summary: 'rotate a workspace\'s API key now', load: async () => (await import('./admin.js')).command('rotate') },
-  'client-token': { summary: 'rotate <ws>: give a workspace a new local client token (the old one stops working)', load: async () => (await import('./client-token.js')).run },
-  rekey: { summary: 're-seal every stored secret under a new master key (stop the daemon first)', load: async () => (await import('./rekey.js')).run },
-  demo: { summary: 'run a hub simulator and the daemon with a demo workspace', load: async () => (await import('./demo.js')).run },
-  doctor: { summary: 'check the installation, one line per check with a fix (exit 1 when one fails)', load: async () => (await import('./doctor.js')).run },
-  'install-systemd': { summary: 'write the systemd unit (--user|--system; --dry-run, --output DIR)', load: async () => (await import('./install-systemd.js')).run },
+  env: {
+    summary: 'print the variables that point AWS clients at the daemon',
+    load: async () => (await import('./env.js')).run,
+  },
+  status: {
+    summary: "show each workspace's keys, credentials and errors (--json)",
+    load: async () => (await import('./status.js')).run,
+  },
+  token: {
+    summary: "print a workspace's API key (from the daemon)",
+    load: async () => (await import('./token.js')).run,
+  },
+  'credential-process': {
+    summary: "print a workspace's S3 credential in the credential_process format (from the daemon)",
+    load: async () => (await import('./credential-process.js')).run,
+  },
+  'aws-profile': {
+    summary: 'print the ~/.aws/config profile that uses credential-process (<ws> [--name NAME])',
+    load: async () => (await import('./aws-profile.js')).run,
+  },
+  refresh: {
+    summary: "renew a workspace's S3 credentials now",
+    load: async () => (await import('./admin.js')).command('refresh'),
+  },
+  rotate: {
+    summary: "rotate a workspace's API key now",
+    load: async () => (await import('./admin.js')).command('rotate'),
+  },
+  'client-token': {
+    summary: 'rotate <ws>: give a workspace a new local client token (the old one stops working)',
+    load: async () => (await import('./client-token.js')).run,
+  },
+  rekey: {
+    summary: 're-seal every stored secret under a new master key (stop the daemon first)',
+    load: async () => (await import('./rekey.js')).run,
+  },
+  demo: {
+    summary: 'run a hub simulator and the daemon with a demo workspace',
+    load: async () => (await import('./demo.js')).run,
+  },
+  doctor: {
+    summary: 'check the installation, one line per check with a fix (exit 1 when one fails)',
+    load: async () => (await import('./doctor.js')).run,
+  },
+  'install-systemd': {
+    summary: 'write the systemd unit (--user|--system; --dry-run, --output DIR)',
+    load: async () => (await import('./install-systemd.js')).run,
+  },
   'hub-sim': { summary: 'run the EODH hub simulator', load: async () => (await import('./hub-sim.js')).run },
 };
 

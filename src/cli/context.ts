@@ -1,11 +1,11 @@
 /** What every command gets: arguments, environment, streams, and helpers to reach config and store. */
 import type { Readable, Writable } from 'node:stream';
-import { loadConfig, type Config } from '../config/load.js';
+import { type Config, loadConfig } from '../config/load.js';
+import { systemClock } from '../core/types.js';
 import { openDatabase } from '../store/database.js';
 import { readMasterKey } from '../store/master-key.js';
 import { sealingKey } from '../store/seal.js';
 import { Store } from '../store/store.js';
-import { systemClock } from '../core/types.js';
 
 export interface CliContext {
   readonly args: string[];

@@ -6,9 +6,10 @@
  * that renews. When the daemon is down: a one-line reason on stderr and a non-zero exit, which
  * the SDKs show to the user.
  */
-import { readClientTokenFile } from '../store/client-tokens.js';
+
 import { EXIT, UserError } from '../core/errors.js';
-import { configOf, print, type CliContext } from './context.js';
+import { readClientTokenFile } from '../store/client-tokens.js';
+import { type CliContext, configOf, print } from './context.js';
 import { callDaemon, errorMessage } from './daemon-client.js';
 import { assertWorkspaceName } from './workspace.js';
 
@@ -33,7 +34,9 @@ export function processDocument(served: Served): string {
 
 function isServed(body: unknown): body is Served {
   const b = body as Partial<Record<keyof Served, unknown>> | null;
-  return !!b && [b.AccessKeyId, b.SecretAccessKey, b.Token, b.Expiration].every((v) => typeof v === 'string' && v !== '');
+  return (
+    !!b && [b.AccessKeyId, b.SecretAccessKey, b.Token, b.Expiration].every((v) => typeof v === 'string' && v !== '')
+  );
 }
 
 export async function run(ctx: CliContext): Promise<number> {
@@ -43,9 +46,13 @@ export async function run(ctx: CliContext): Promise<number> {
   const token = readClientTokenFile(config.paths, workspace);
   const answer = await callDaemon(config, `/v1/workspaces/${workspace}/credentials`, { token });
   if (answer.status !== 200) {
-    throw new UserError(`The daemon gave no credential for workspace "${workspace}" (${answer.status}): ${errorMessage(answer.body)}`, EXIT.UNAVAILABLE);
+    throw new UserError(
+      `The daemon gave no credential for workspace "${workspace}" (${answer.status}): ${errorMessage(answer.body)}`,
+      EXIT.UNAVAILABLE,
+    );
   }
-  if (!isServed(answer.body)) throw new UserError('The daemon answered without a complete credential.', EXIT.UNAVAILABLE);
+  if (!isServed(answer.body))
+    throw new UserError('The daemon answered without a complete credential.', EXIT.UNAVAILABLE);
   print(ctx.stdout, processDocument(answer.body));
   return 0;
 }

@@ -1,7 +1,7 @@
 /** Talking to the running daemon from the CLI: find it, call it, explain when it is not there. */
 import { existsSync, readFileSync } from 'node:fs';
 import type { Config } from '../config/load.js';
-import { runtimeFile, type RuntimeInfo } from '../config/runtime.js';
+import { type RuntimeInfo, runtimeFile } from '../config/runtime.js';
 import { EXIT, UserError } from '../core/errors.js';
 import { readSecretFile } from '../store/client-tokens.js';
 
@@ -9,7 +9,11 @@ import { readSecretFile } from '../store/client-tokens.js';
 export function daemonBaseUrl(config: Config): string {
   const info = runtimeInfo(config);
   if (config.server.port === 0 || info) {
-    if (!info) throw new UserError('The daemon is not running (no port yet): start it with "eodh-credd serve".', EXIT.UNAVAILABLE);
+    if (!info)
+      throw new UserError(
+        'The daemon is not running (no port yet): start it with "eodh-credd serve".',
+        EXIT.UNAVAILABLE,
+      );
     return info.url;
   }
   const host = config.server.host;
@@ -43,7 +47,10 @@ export async function callDaemon(
       signal: AbortSignal.timeout(init.timeoutMs ?? 15_000),
     });
   } catch {
-    throw new UserError(`The daemon does not answer at ${daemonBaseUrl(config)}: is "eodh-credd serve" running?`, EXIT.UNAVAILABLE);
+    throw new UserError(
+      `The daemon does not answer at ${daemonBaseUrl(config)}: is "eodh-credd serve" running?`,
+      EXIT.UNAVAILABLE,
+    );
   }
   const text = await response.text();
   let body: unknown = null;

@@ -12,7 +12,7 @@ import { startDaemon } from '../daemon.js';
 import { startHubSimulator } from '../hub-sim/app.js';
 import { HubSimulatorClient } from '../hub-sim/client.js';
 import { createLogger } from '../log.js';
-import { print, type CliContext } from './context.js';
+import { type CliContext, print } from './context.js';
 import { envVariables, formatEnv } from './env.js';
 import { initialise } from './init.js';
 import { addWorkspace, DEFAULT_REGION } from './workspace.js';
@@ -45,14 +45,24 @@ export async function run(ctx: CliContext): Promise<number> {
       env,
     );
     initialise(config, env);
-    await addWorkspace(config, env, { name: WORKSPACE, hubUrl: sim.url, tokenId: key.id, region: DEFAULT_REGION, apiKey: key.token });
+    await addWorkspace(config, env, {
+      name: WORKSPACE,
+      hubUrl: sim.url,
+      tokenId: key.id,
+      region: DEFAULT_REGION,
+      apiKey: key.token,
+    });
     const logger = createLogger({ level: 'warn', format: 'auto' });
     daemon = await startDaemon({ config, env, logger });
     const tokenFile = join(config.paths.tokensDir, `${WORKSPACE}.token`);
-    for (const line of formatEnv(envVariables(config, WORKSPACE, DEFAULT_REGION, tokenFile), 'sh', tokenFile)) print(ctx.stdout, line);
+    for (const line of formatEnv(envVariables(config, WORKSPACE, DEFAULT_REGION, tokenFile), 'sh', tokenFile))
+      print(ctx.stdout, line);
     print(ctx.stderr, `# hub simulator at ${sim.url}; daemon at ${daemon.url}; data in ${root}`);
     print(ctx.stderr, '# In another shell, paste the lines above, then:');
-    print(ctx.stderr, '#   curl -s -H "Authorization: $(cat "$AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")" "$AWS_CONTAINER_CREDENTIALS_FULL_URI"');
+    print(
+      ctx.stderr,
+      '#   curl -s -H "Authorization: $(cat "$AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")" "$AWS_CONTAINER_CREDENTIALS_FULL_URI"',
+    );
     print(ctx.stderr, '# Ctrl-C stops the demo and removes its files.');
   } catch (err) {
     await cleanup();

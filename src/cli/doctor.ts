@@ -12,18 +12,18 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { loadConfig, type Config } from '../config/load.js';
+import { type Config, loadConfig } from '../config/load.js';
 import { EXIT, UserError } from '../core/errors.js';
-import { systemClock, type Clock } from '../core/types.js';
+import { type Clock, systemClock } from '../core/types.js';
 import { openDatabase } from '../store/database.js';
 import { assertPrivate } from '../store/files.js';
 import { integrityProblems } from '../store/integrity.js';
 import { masterKeyLocation, readMasterKey } from '../store/master-key.js';
 import { sealingKey } from '../store/seal.js';
 import { Store } from '../store/store.js';
+import { type CliContext, print } from './context.js';
 import { adminToken, runtimeInfo } from './daemon-client.js';
-import { print, type CliContext } from './context.js';
-import { UNIT_NAME, unitDirectory, type UnitScope } from './install-systemd.js';
+import { UNIT_NAME, type UnitScope, unitDirectory } from './install-systemd.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
@@ -62,7 +62,9 @@ export async function runDoctor(options: DoctorOptions): Promise<Check[]> {
   let config: Config;
   try {
     config = loadConfig({ explicitFile: options.configFile, env });
-    checks.push(ok('config', config.fileExists ? `${config.file} is valid` : `no file at ${config.file}; using the defaults`));
+    checks.push(
+      ok('config', config.fileExists ? `${config.file} is valid` : `no file at ${config.file}; using the defaults`),
+    );
   } catch (err) {
     checks.push(fail('config', messageOf(err), 'fix the file, then run "eodh-credd doctor" again'));
     return checks;
@@ -84,7 +86,11 @@ export async function runDoctor(options: DoctorOptions): Promise<Check[]> {
       checks.push(
         problems.length === 0
           ? ok('database', 'integrity_check: ok')
-          : fail('database', `integrity_check: ${problems.join('; ')}`, `stop eodh-credd, keep a copy of ${paths.database}, then restore a backup or run "eodh-credd init" anew and add the workspaces again`),
+          : fail(
+              'database',
+              `integrity_check: ${problems.join('; ')}`,
+              `stop eodh-credd, keep a copy of ${paths.database}, then restore a backup or run "eodh-credd init" anew and add the workspaces again`,
+            ),
       );
       hubUrls = [...new Set(store.listWorkspaces().map((w) => w.hubUrl))];
     } finally {
@@ -102,7 +108,8 @@ export async function runDoctor(options: DoctorOptions): Promise<Check[]> {
 
   const info = runtimeInfo(config);
   checks.push(await daemonCheck(config, info, timeoutMs));
-  for (const hubUrl of hubUrls) checks.push(...(await hubChecks(hubUrl, clock, Math.min(timeoutMs, config.hub.timeout_ms))));
+  for (const hubUrl of hubUrls)
+    checks.push(...(await hubChecks(hubUrl, clock, Math.min(timeoutMs, config.hub.timeout_ms))));
   checks.push(await portCheck(config, info));
   checks.push(...unitChecks(env, options.systemUnitDir ?? '/etc/systemd/system'));
   return checks;
@@ -110,7 +117,8 @@ export async function runDoctor(options: DoctorOptions): Promise<Check[]> {
 
 function permissions(config: Config, env: CliContext['env']): Check {
   const { paths } = config;
-  if (!existsSync(paths.dataDir)) return fail('permissions', `no data directory at ${paths.dataDir}`, 'eodh-credd init');
+  if (!existsSync(paths.dataDir))
+    return fail('permissions', `no data directory at ${paths.dataDir}`, 'eodh-credd init');
   const targets: Array<[string, 'file' | 'directory', 600 | 700]> = [
     [paths.dataDir, 'directory', 700],
     [paths.tokensDir, 'directory', 700],
@@ -135,7 +143,8 @@ function permissions(config: Config, env: CliContext['env']): Check {
       problems.push({ path, mode, message: err.message.split(';')[0]! });
     }
   }
-  if (problems.length === 0) return ok('permissions', `${checked} files and directories under ${paths.dataDir} are owner-only`);
+  if (problems.length === 0)
+    return ok('permissions', `${checked} files and directories under ${paths.dataDir} are owner-only`);
   const chmods = [600, 700]
     .map((mode) => ({ mode, files: problems.filter((p) => p.mode === mode).map((p) => p.path) }))
     .filter((g) => g.files.length > 0)
@@ -154,17 +163,30 @@ async function daemonCheck(config: Config, info: ReturnType<typeof runtimeInfo>,
   try {
     const health = await fetch(`${info.url}/healthz`, { signal: AbortSignal.timeout(timeoutMs) });
     const ms = Math.round(performance.now() - began);
-    if (!health.ok) return fail('daemon', `${info.url}/healthz answered ${health.status}`, 'see its log: journalctl --user -u eodh-credd');
+    if (!health.ok)
+      return fail(
+        'daemon',
+        `${info.url}/healthz answered ${health.status}`,
+        'see its log: journalctl --user -u eodh-credd',
+      );
     const status = await fetch(`${info.url}/v1/admin/status`, {
       headers: { authorization: adminToken(config) },
       signal: AbortSignal.timeout(timeoutMs),
     });
     if (status.status !== 200) {
-      return fail('daemon', `${info.url} refuses this installation's admin token (${status.status}): another daemon on that port?`, 'stop the other program, then restart eodh-credd');
+      return fail(
+        'daemon',
+        `${info.url} refuses this installation's admin token (${status.status}): another daemon on that port?`,
+        'stop the other program, then restart eodh-credd',
+      );
     }
     return ok('daemon', `running (pid ${info.pid}) at ${info.url}, answered in ${ms} ms`);
   } catch (err) {
-    return fail('daemon', `pid ${info.pid} does not answer at ${info.url} (${messageOf(err)})`, 'restart it: systemctl --user restart eodh-credd');
+    return fail(
+      'daemon',
+      `pid ${info.pid} does not answer at ${info.url} (${messageOf(err)})`,
+      'restart it: systemctl --user restart eodh-credd',
+    );
   }
 }
 
@@ -177,7 +199,13 @@ async function hubChecks(hubUrl: string, clock: Clock, timeoutMs: number): Promi
     response = await fetch(hubUrl, { method: 'HEAD', redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
   } catch (err) {
     const cause = (err as { cause?: { code?: string } }).cause?.code ?? messageOf(err);
-    return [fail(name, `unreachable (${cause})`, 'check the network (proxy, DNS, firewall) and the hub URL in "eodh-credd workspace list"')];
+    return [
+      fail(
+        name,
+        `unreachable (${cause})`,
+        'check the network (proxy, DNS, firewall) and the hub URL in "eodh-credd workspace list"',
+      ),
+    ];
   }
   const ms = Math.round(performance.now() - began);
   const after = clock.now();
@@ -193,7 +221,8 @@ async function hubChecks(hubUrl: string, clock: Clock, timeoutMs: number): Promi
   const text = `${skew >= 0 ? 'behind' : 'ahead of'} the hub by ${(Math.abs(skew) / 1000).toFixed(1)} s`;
   const fix = 'synchronise the clock (timedatectl set-ntp true); S3 and STS refuse signatures more than 5 min off';
   if (Math.abs(skew) >= SKEW_FAIL_MS) checks.push(fail(`clock vs ${hubUrl}`, `this machine's clock is ${text}`, fix));
-  else if (Math.abs(skew) >= SKEW_WARN_MS) checks.push(warn(`clock vs ${hubUrl}`, `this machine's clock is ${text}`, fix));
+  else if (Math.abs(skew) >= SKEW_WARN_MS)
+    checks.push(warn(`clock vs ${hubUrl}`, `this machine's clock is ${text}`, fix));
   else checks.push(ok(`clock vs ${hubUrl}`, `within ${Math.max(1, Math.ceil(Math.abs(skew) / 1000))} s of the hub`));
   return checks;
 }
@@ -210,7 +239,9 @@ async function portCheck(config: Config, info: ReturnType<typeof runtimeInfo>): 
   if (free === true) return ok('port', `${host}:${port} is free`);
   return fail(
     'port',
-    free === 'EADDRINUSE' ? `${host}:${port} is in use by another program` : `cannot listen on ${host}:${port} (${free})`,
+    free === 'EADDRINUSE'
+      ? `${host}:${port} is in use by another program`
+      : `cannot listen on ${host}:${port} (${free})`,
     `stop that program (ss -ltnp 'sport = :${port}'), or set server.port in ${config.file}`,
   );
 }
@@ -231,7 +262,13 @@ function unitChecks(env: CliContext['env'], systemDir: string): Check[] {
     { scope: 'system' as const, dir: systemDir },
   ].filter((u) => existsSync(join(u.dir, UNIT_NAME)));
   if (installed.length === 0) {
-    return [warn('systemd', 'no eodh-credd unit installed', 'eodh-credd install-systemd --user (or --system on a shared machine)')];
+    return [
+      warn(
+        'systemd',
+        'no eodh-credd unit installed',
+        'eodh-credd install-systemd --user (or --system on a shared machine)',
+      ),
+    ];
   }
   return installed.map(({ scope, dir }) => {
     const file = join(dir, UNIT_NAME);
@@ -243,10 +280,15 @@ function unitChecks(env: CliContext['env'], systemDir: string): Check[] {
     const missing = words.slice(0, 2).filter((w) => !existsSync(w));
     const flag = scope === 'user' ? ' --user' : '';
     if (!exec || missing.length > 0) {
-      return fail(name, `${file} runs ${missing.join(' and ') || 'nothing'}, which does not exist (node or eodh-credd moved?)`, `eodh-credd install-systemd${flag}`);
+      return fail(
+        name,
+        `${file} runs ${missing.join(' and ') || 'nothing'}, which does not exist (node or eodh-credd moved?)`,
+        `eodh-credd install-systemd${flag}`,
+      );
     }
     const wants = join(dir, scope === 'user' ? 'default.target.wants' : 'multi-user.target.wants', UNIT_NAME);
-    if (!existsSync(wants)) return warn(name, `${file} is installed but not enabled`, `systemctl${flag} enable --now eodh-credd`);
+    if (!existsSync(wants))
+      return warn(name, `${file} is installed but not enabled`, `systemctl${flag} enable --now eodh-credd`);
     return ok(name, `${file} is installed and enabled`);
   });
 }

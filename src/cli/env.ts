@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import type { Config } from '../config/load.js';
 import { clientTokenFile } from '../config/paths.js';
 import { EXIT, UserError } from '../core/errors.js';
-import { configOf, print, type CliContext } from './context.js';
+import { type CliContext, configOf, print } from './context.js';
 import { daemonBaseUrl } from './daemon-client.js';
 import { assertWorkspaceName, readWorkspace } from './workspace.js';
 
@@ -21,7 +21,12 @@ export function credentialsUrl(baseUrl: string, workspace: string): string {
   return `${baseUrl}/v1/workspaces/${workspace}/credentials`;
 }
 
-export function envVariables(config: Config, workspace: string, region: string, tokenFile?: string): Array<[string, string]> {
+export function envVariables(
+  config: Config,
+  workspace: string,
+  region: string,
+  tokenFile?: string,
+): Array<[string, string]> {
   return [
     ['AWS_CONTAINER_CREDENTIALS_FULL_URI', credentialsUrl(daemonBaseUrl(config), workspace)],
     ['AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE', tokenFile ?? clientTokenFile(config.paths, workspace)],
@@ -46,22 +51,33 @@ export function formatEnv(vars: Array<[string, string]>, format: EnvFormat, toke
     case 'docker': {
       // Host networking, so 127.0.0.1 inside the container is the host's loopback where we listen;
       // the token file goes in read-only and the variable names its path inside the container.
-      const inside = vars.map(([k, v]): [string, string] => (k === 'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE' ? [k, CONTAINER_TOKEN_PATH] : [k, v]));
+      const inside = vars.map(([k, v]): [string, string] =>
+        k === 'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE' ? [k, CONTAINER_TOKEN_PATH] : [k, v],
+      );
       return [
-        ['--network=host', `--volume=${shQuote(`${tokenFile}:${CONTAINER_TOKEN_PATH}:ro`)}`, ...inside.map(([k, v]) => `--env=${shQuote(`${k}=${v}`)}`)].join(' '),
+        [
+          '--network=host',
+          `--volume=${shQuote(`${tokenFile}:${CONTAINER_TOKEN_PATH}:ro`)}`,
+          ...inside.map(([k, v]) => `--env=${shQuote(`${k}=${v}`)}`),
+        ].join(' '),
       ];
     }
   }
 }
 
 export async function run(ctx: CliContext): Promise<number> {
-  const { values, positionals } = parseArgs({ args: ctx.args, allowPositionals: true, options: { format: { type: 'string', default: 'sh' } } });
+  const { values, positionals } = parseArgs({
+    args: ctx.args,
+    allowPositionals: true,
+    options: { format: { type: 'string', default: 'sh' } },
+  });
   const workspace = assertWorkspaceName(positionals[0]);
   const format = values.format as EnvFormat;
   if (!FORMATS.includes(format)) throw new UserError(`--format must be one of ${FORMATS.join(', ')}.`, EXIT.USAGE);
   const config = configOf(ctx);
   const { region } = readWorkspace(config, ctx.env, workspace);
   const tokenFile = clientTokenFile(config.paths, workspace);
-  for (const line of formatEnv(envVariables(config, workspace, region, tokenFile), format, tokenFile)) print(ctx.stdout, line);
+  for (const line of formatEnv(envVariables(config, workspace, region, tokenFile), format, tokenFile))
+    print(ctx.stdout, line);
   return 0;
 }

@@ -1,9 +1,10 @@
 /** `eodh-credd init`: owner-only directories, the master key, the database. Safe to run twice. */
-import { createMasterKeyFile, masterKeyLocation } from '../store/master-key.js';
-import { ensurePrivateDir } from '../store/files.js';
-import { ensureAdminToken } from '../store/client-tokens.js';
+
 import type { Config } from '../config/load.js';
-import { configOf, openStore, print, type CliContext } from './context.js';
+import { ensureAdminToken } from '../store/client-tokens.js';
+import { ensurePrivateDir } from '../store/files.js';
+import { createMasterKeyFile, masterKeyLocation } from '../store/master-key.js';
+import { type CliContext, configOf, openStore, print } from './context.js';
 
 export interface InitResult {
   readonly createdKey: boolean;
@@ -29,6 +30,9 @@ export async function run(ctx: CliContext): Promise<number> {
   print(ctx.stdout, `Data directory: ${config.paths.dataDir}`);
   print(ctx.stdout, `Master key: ${result.keyLocation}${result.createdKey ? ' (created)' : ' (existing, kept)'}`);
   print(ctx.stdout, `Database: ${config.paths.database}`);
-  print(ctx.stdout, 'Next: printf %s "$KEY" | eodh-credd workspace add <workspace> --hub https://eodatahub.org.uk --token-id <token id>');
+  print(
+    ctx.stdout,
+    'Next: printf %s "$KEY" | eodh-credd workspace add <workspace> --hub https://eodatahub.org.uk --token-id <token id>',
+  );
   return 0;
 }

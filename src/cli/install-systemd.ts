@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { APP } from '../config/paths.js';
 import { EXIT, UserError } from '../core/errors.js';
 import { replaceSecretFile } from '../store/files.js';
-import { configOf, print, type CliContext } from './context.js';
+import { type CliContext, configOf, print } from './context.js';
 
 export type UnitScope = 'user' | 'system';
 
@@ -83,7 +83,8 @@ export interface RenderOptions {
 /** The template with its ExecStart= pointing at `node entry [--config FILE] serve`. */
 export function renderUnit(template: string, options: RenderOptions): string {
   for (const path of [options.node, options.entry, options.configFile]) {
-    if (path !== undefined && !isAbsolute(path)) throw new UserError(`${path}: a unit needs absolute paths.`, EXIT.USAGE);
+    if (path !== undefined && !isAbsolute(path))
+      throw new UserError(`${path}: a unit needs absolute paths.`, EXIT.USAGE);
   }
   const words = [options.node, options.entry, ...(options.configFile ? ['--config', options.configFile] : []), 'serve'];
   const lines = template.split('\n');
@@ -158,7 +159,8 @@ export async function run(ctx: CliContext): Promise<number> {
   const scope: UnitScope = values.system ? 'system' : 'user';
   const node = process.execPath;
   const entry = defaultEntry();
-  if (!existsSync(entry)) throw new UserError(`${entry} does not exist: build eodh-credd first (npm run build).`, EXIT.SOFTWARE);
+  if (!existsSync(entry))
+    throw new UserError(`${entry} does not exist: build eodh-credd first (npm run build).`, EXIT.SOFTWARE);
   const configFile = ctx.configFile ?? ctx.env.EODH_CREDD_CONFIG;
   const config = configOf(ctx); // a broken config is better found now than at the first start
 
@@ -206,7 +208,10 @@ export async function run(ctx: CliContext): Promise<number> {
 
   const initialised = existsSync(config.paths.database);
   if (values.output === undefined && scope === 'user' && systemctlUsable(scope, ctx.env) && initialised) {
-    for (const args of [['--user', 'daemon-reload'], ['--user', 'enable', '--now', APP]]) {
+    for (const args of [
+      ['--user', 'daemon-reload'],
+      ['--user', 'enable', '--now', APP],
+    ]) {
       print(ctx.stdout, `$ systemctl ${args.join(' ')}`);
       try {
         execFileSync('systemctl', args, { stdio: ['ignore', 'inherit', 'inherit'], env: { ...ctx.env } });

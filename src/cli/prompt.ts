@@ -2,8 +2,9 @@
  * Reading a secret: from standard input when it is piped (scripts, `printf %s "$KEY" |`), or from
  * a prompt with echo off on a terminal. Never from argv, where `ps` and shell history see it.
  */
-import type { CliContext } from './context.js';
+
 import { EXIT, UserError } from '../core/errors.js';
+import type { CliContext } from './context.js';
 
 const MAX_SECRET_BYTES = 16 * 1024;
 
@@ -12,7 +13,10 @@ export async function readSecret(ctx: CliContext, prompt: string): Promise<strin
   const secret = raw.replace(/\r?\n$/, '');
   if (secret.length === 0) throw new UserError('No key given on standard input.', EXIT.USAGE);
   if (/[\s\u0000-\u001f\u007f]/.test(secret)) {
-    throw new UserError('The key contains spaces or control characters; paste it exactly as the hub showed it.', EXIT.DATAERR);
+    throw new UserError(
+      'The key contains spaces or control characters; paste it exactly as the hub showed it.',
+      EXIT.DATAERR,
+    );
   }
   return secret;
 }

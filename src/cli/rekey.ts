@@ -14,10 +14,16 @@ import { EXIT, UserError } from '../core/errors.js';
 import { openDatabase } from '../store/database.js';
 import { createSecretFile, syncDirectory } from '../store/files.js';
 import { acquireProcessLock, type ProcessLock } from '../store/lock.js';
-import { decodeMasterKey, generateMasterKey, masterKeyLocation, pendingKeyFile, readMasterKey } from '../store/master-key.js';
+import {
+  decodeMasterKey,
+  generateMasterKey,
+  masterKeyLocation,
+  pendingKeyFile,
+  readMasterKey,
+} from '../store/master-key.js';
 import { compactDatabase, resealDatabase } from '../store/rekey.js';
 import { SealError, sealingKey } from '../store/seal.js';
-import { configOf, print, type CliContext } from './context.js';
+import { type CliContext, configOf, print } from './context.js';
 
 /** The points a crash test may stop at: after the new key file, inside the transaction, after the commit. */
 export type RekeyStep = 'new-key-written' | 'resealed' | 'committed';
@@ -49,7 +55,10 @@ function installKey(pending: string, keyFile: string, text: string): void {
     renameSync(pending, keyFile);
   } catch (err) {
     // Another process opening the store may have finished this step for us (master-key.ts).
-    const done = (err as NodeJS.ErrnoException).code === 'ENOENT' && existsSync(keyFile) && readFileSync(keyFile, 'utf8').trim() === text;
+    const done =
+      (err as NodeJS.ErrnoException).code === 'ENOENT' &&
+      existsSync(keyFile) &&
+      readFileSync(keyFile, 'utf8').trim() === text;
     if (!done) throw err;
   }
   syncDirectory(dirname(keyFile));
@@ -112,10 +121,14 @@ function failpoint(spec: string | undefined): ((step: RekeyStep) => void) | unde
 }
 
 export async function run(ctx: CliContext): Promise<number> {
-  if (ctx.args.length > 0) throw new UserError('Usage: eodh-credd rekey (no arguments; stop the daemon first).', EXIT.USAGE);
+  if (ctx.args.length > 0)
+    throw new UserError('Usage: eodh-credd rekey (no arguments; stop the daemon first).', EXIT.USAGE);
   const config = configOf(ctx);
   const result = rekey(config, ctx.env, failpoint(ctx.env.EODH_CREDD_FAILPOINT));
-  print(ctx.stdout, `Re-sealed ${result.values} stored secrets under a new master key (key id ${result.oldKeyId} -> ${result.newKeyId}).`);
+  print(
+    ctx.stdout,
+    `Re-sealed ${result.values} stored secrets under a new master key (key id ${result.oldKeyId} -> ${result.newKeyId}).`,
+  );
   print(ctx.stdout, `Master key: ${result.keyFile} (replaced; the old key opens nothing in the database any more).`);
   print(ctx.stdout, 'Start the daemon again: systemctl --user start eodh-credd (or eodh-credd serve).');
   return 0;

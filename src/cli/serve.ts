@@ -10,11 +10,11 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/load.js';
 import { durations } from '../core/policy.js';
+import { type Daemon, startDaemon } from '../daemon.js';
 import { createLogger } from '../log.js';
-import { startDaemon, type Daemon } from '../daemon.js';
 import { systemdNotifier } from '../service/notify.js';
 import { statusLine } from '../service/status-line.js';
-import { configOf, type CliContext } from './context.js';
+import { type CliContext, configOf } from './context.js';
 
 /** Longest graceful stop before giving up (systemd's TimeoutStopSec= in the units is 10 s). */
 const STOP_LIMIT_MS = 5_000;
@@ -83,7 +83,10 @@ function reload(ctx: CliContext, daemon: Daemon, logger: Logger, notifier: Retur
   try {
     next = configOf(ctx);
   } catch (err) {
-    logger.error({ error: (err as Error).message }, 'SIGHUP: the new configuration is invalid; keeping the one in force');
+    logger.error(
+      { error: (err as Error).message },
+      'SIGHUP: the new configuration is invalid; keeping the one in force',
+    );
     void notifier.status(`${serviceStatus(daemon)} (config reload failed, see the log)`);
     return;
   }

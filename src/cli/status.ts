@@ -5,10 +5,10 @@
  */
 import { parseArgs } from 'node:util';
 import type { Config } from '../config/load.js';
-import { daysLeft, durations, isServable, rotationDueAt } from '../core/policy.js';
 import { EXIT } from '../core/errors.js';
+import { daysLeft, durations, isServable, rotationDueAt } from '../core/policy.js';
 import type { WorkspaceSnapshot } from '../scheduler/broker.js';
-import { configOf, openStore, print, type CliContext } from './context.js';
+import { type CliContext, configOf, openStore, print } from './context.js';
 import { adminToken, callDaemon, runtimeInfo } from './daemon-client.js';
 
 export interface StatusRow {
@@ -51,7 +51,11 @@ export async function collectStatus(config: Config, env: CliContext['env'], now 
       const attention: string[] = [];
       const days = key?.expiresAt != null ? daysLeft(key.expiresAt, now) : null;
       if (!key) attention.push('no API key');
-      if (key?.expiresAt != null && key.expiresAt - now < config.rotation.rotate_before_days * durations.DAY && st.rotationState === 'needs_user') {
+      if (
+        key?.expiresAt != null &&
+        key.expiresAt - now < config.rotation.rotate_before_days * durations.DAY &&
+        st.rotationState === 'needs_user'
+      ) {
         attention.push(`API key expires in ${days} days and cannot be rotated automatically`);
       }
       if (st.rotationState === 'needs_user' && st.rotationNote) attention.push(st.rotationNote);
@@ -103,7 +107,12 @@ function relative(isoTime: string | null, now: number): string {
   if (!isoTime) return '-';
   const ms = Date.parse(isoTime) - now;
   const abs = Math.abs(ms);
-  const text = abs >= durations.DAY ? `${Math.floor(abs / durations.DAY)}d` : abs >= durations.HOUR ? `${Math.floor(abs / durations.HOUR)}h${Math.floor((abs % durations.HOUR) / durations.MINUTE)}m` : `${Math.floor(abs / durations.MINUTE)}m`;
+  const text =
+    abs >= durations.DAY
+      ? `${Math.floor(abs / durations.DAY)}d`
+      : abs >= durations.HOUR
+        ? `${Math.floor(abs / durations.HOUR)}h${Math.floor((abs % durations.HOUR) / durations.MINUTE)}m`
+        : `${Math.floor(abs / durations.MINUTE)}m`;
   return ms >= 0 ? `in ${text}` : `${text} ago`;
 }
 
@@ -112,15 +121,34 @@ const SGR: Record<Exclude<Colour, null>, string> = { red: '31', yellow: '33', gr
 
 export function renderTable(rows: StatusRow[], now: number, colour: boolean): string[] {
   const paint = (s: string, c: Colour) => (colour && c ? `\u001b[${SGR[c]}m${s}\u001b[0m` : s);
-  const header = ['WORKSPACE', 'HUB', 'API KEY EXPIRES', 'ROTATION', 'S3 EXPIRES', 'LAST RENEWAL', 'NEXT RENEWAL', 'LAST ERROR'];
+  const header = [
+    'WORKSPACE',
+    'HUB',
+    'API KEY EXPIRES',
+    'ROTATION',
+    'S3 EXPIRES',
+    'LAST RENEWAL',
+    'NEXT RENEWAL',
+    'LAST ERROR',
+  ];
   // Each cell with the colour it gets on a terminal (padding is measured without the colour codes).
   const body: Array<Array<[string, Colour]>> = rows.map((r) => {
     const days = r.apiKeyDaysLeft;
     return [
       [r.workspace, r.attention.length > 0 ? 'red' : 'green'],
       [r.hub, null],
-      [days === null ? 'unknown' : `${days} days`, days !== null && days < 3 ? 'red' : days !== null && days < 7 ? 'yellow' : null],
-      [r.rotationText, r.rotationText === 'needs you' ? 'red' : r.rotationText.startsWith('retrying') || r.rotationText === 'recovering' ? 'yellow' : null],
+      [
+        days === null ? 'unknown' : `${days} days`,
+        days !== null && days < 3 ? 'red' : days !== null && days < 7 ? 'yellow' : null,
+      ],
+      [
+        r.rotationText,
+        r.rotationText === 'needs you'
+          ? 'red'
+          : r.rotationText.startsWith('retrying') || r.rotationText === 'recovering'
+            ? 'yellow'
+            : null,
+      ],
       [relative(r.s3ExpiresAt, now), r.s3Valid ? null : 'red'],
       [relative(r.lastRenewalAt, now), null],
       [relative(r.nextRenewalAt, now), r.nextRenewalAt && Date.parse(r.nextRenewalAt) < now ? 'yellow' : null],
@@ -130,7 +158,9 @@ export function renderTable(rows: StatusRow[], now: number, colour: boolean): st
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]![0].length)));
   const line = (cells: Array<[string, Colour]>) =>
     cells
-      .map(([text, c], i) => (i === cells.length - 1 ? paint(text, c) : paint(text, c) + ' '.repeat(widths[i]! - text.length)))
+      .map(([text, c], i) =>
+        i === cells.length - 1 ? paint(text, c) : paint(text, c) + ' '.repeat(widths[i]! - text.length),
+      )
       .join('  ')
       .trimEnd();
   const out = [line(header.map((h) => [h, 'bold'])), ...body.map(line)];

@@ -3,24 +3,24 @@
  * learn its expiry, fetch S3 credentials) before anything is stored: a key that does not work is
  * never saved.
  */
-import { parseArgs } from 'node:util';
+
 import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
 import type { Config } from '../config/load.js';
 import { clientTokenFile } from '../config/paths.js';
 import { EXIT, UserError } from '../core/errors.js';
-import { isWorkspaceName } from '../core/workspace-name.js';
-import { daysLeft } from '../core/policy.js';
+import { daysLeft, isServable } from '../core/policy.js';
 import { rfc3339 } from '../core/time.js';
 import type { S3Credentials } from '../core/types.js';
+import { isWorkspaceName } from '../core/workspace-name.js';
+import { defaultCredentialsFile, deleteProfile, profileName, writeProfile } from '../sinks/aws-credentials-file.js';
 import { newClientToken, writeClientTokenFile } from '../store/client-tokens.js';
 import type { WorkspaceRecord } from '../store/store.js';
 import { HubClient } from '../upstream/client.js';
 import { isKeyRejected } from '../upstream/errors.js';
 import { assertHubUrlAllowed } from '../upstream/url.js';
-import { isServable } from '../core/policy.js';
-import { defaultCredentialsFile, deleteProfile, profileName, writeProfile } from '../sinks/aws-credentials-file.js';
-import { configOf, openStore, print, type CliContext } from './context.js';
+import { type CliContext, configOf, openStore, print } from './context.js';
 import { readSecret } from './prompt.js';
 
 export const DEFAULT_HUB = 'https://eodatahub.org.uk';
@@ -57,7 +57,11 @@ export function readWorkspace(config: Config, env: CliContext['env'], name: stri
   const store = openStore(config, env);
   try {
     const record = store.getWorkspace(name);
-    if (!record) throw new UserError(`No workspace "${name}"; add it with "eodh-credd workspace add ${name} --hub <url>".`, EXIT.USAGE);
+    if (!record)
+      throw new UserError(
+        `No workspace "${name}"; add it with "eodh-credd workspace add ${name} --hub <url>".`,
+        EXIT.USAGE,
+      );
     return record;
   } finally {
     store.close();
@@ -83,26 +87,43 @@ export async function proveKey(
     const tokens = await hub.listTokens(input.name, input.apiKey);
     if (input.tokenId !== null) {
       const mine = tokens.find((t) => t.id === input.tokenId);
-      if (!mine) throw new UserError(`The hub lists no token with id "${input.tokenId}" in workspace "${input.name}"; check --token-id.`, EXIT.DATAERR);
+      if (!mine)
+        throw new UserError(
+          `The hub lists no token with id "${input.tokenId}" in workspace "${input.name}"; check --token-id.`,
+          EXIT.DATAERR,
+        );
       keyExpiresAt = mine.expiresAt;
     }
     s3 = await hub.s3Credentials(input.name, input.apiKey, Date.now());
   } catch (err) {
     if (err instanceof UserError) throw err;
     if (isKeyRejected(err)) {
-      throw new UserError(`The hub refused this API key for workspace "${input.name}" (${err.message}); nothing was stored.`, EXIT.NOPERM);
+      throw new UserError(
+        `The hub refused this API key for workspace "${input.name}" (${err.message}); nothing was stored.`,
+        EXIT.NOPERM,
+      );
     }
-    throw new UserError(`Could not prove the key against ${input.hubUrl}: ${(err as Error).message}; nothing was stored.`, EXIT.UNAVAILABLE);
+    throw new UserError(
+      `Could not prove the key against ${input.hubUrl}: ${(err as Error).message}; nothing was stored.`,
+      EXIT.UNAVAILABLE,
+    );
   }
   return { keyExpiresAt, s3 };
 }
 
-export async function addWorkspace(config: Config, env: CliContext['env'], input: AddWorkspaceInput): Promise<AddedWorkspace> {
+export async function addWorkspace(
+  config: Config,
+  env: CliContext['env'],
+  input: AddWorkspaceInput,
+): Promise<AddedWorkspace> {
   assertHubUrlAllowed(input.hubUrl);
   const store = openStore(config, env);
   try {
     if (store.getWorkspace(input.name)) {
-      throw new UserError(`Workspace "${input.name}" is already configured; remove it first to replace it.`, EXIT.USAGE);
+      throw new UserError(
+        `Workspace "${input.name}" is already configured; remove it first to replace it.`,
+        EXIT.USAGE,
+      );
     }
     const { keyExpiresAt, s3 } = await proveKey(config, input);
     const client = newClientToken();
@@ -135,7 +156,10 @@ async function add(ctx: CliContext, args: string[]): Promise<number> {
   });
   const name = assertWorkspaceName(positionals[0]);
   if (positionals.length > 1) {
-    throw new UserError('The API key is never taken from the command line: pipe it on standard input or type it at the prompt.', EXIT.USAGE);
+    throw new UserError(
+      'The API key is never taken from the command line: pipe it on standard input or type it at the prompt.',
+      EXIT.USAGE,
+    );
   }
   const config = configOf(ctx);
   const apiKey = await readSecret(ctx, `API key for workspace ${name}: `);
@@ -151,7 +175,7 @@ async function add(ctx: CliContext, args: string[]): Promise<number> {
   if (added.keyExpiresAt !== null) {
     print(ctx.stdout, `API key expires ${rfc3339(added.keyExpiresAt)} (${daysLeft(added.keyExpiresAt, now)} days).`);
   } else {
-    print(ctx.stderr, 'Warning: without --token-id the API key\'s expiry is unknown; it will be rotated within a day.');
+    print(ctx.stderr, "Warning: without --token-id the API key's expiry is unknown; it will be rotated within a day.");
   }
   print(ctx.stdout, `Client token: ${added.tokenFile}`);
   print(ctx.stdout, `Use it: eval "$(eodh-credd env ${name})"`);
@@ -160,7 +184,11 @@ async function add(ctx: CliContext, args: string[]): Promise<number> {
 
 /** `workspace set-key <ws> [--token-id ID]`: give a workspace a fresh key (when rotation needs the user). */
 async function setKey(ctx: CliContext, args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { 'token-id': { type: 'string' } } });
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { 'token-id': { type: 'string' } },
+  });
   const name = assertWorkspaceName(positionals[0]);
   const config = configOf(ctx);
   const store = openStore(config, ctx.env);
@@ -170,11 +198,16 @@ async function setKey(ctx: CliContext, args: string[]): Promise<number> {
     const apiKey = await readSecret(ctx, `New API key for workspace ${name}: `);
     const tokenId = values['token-id'] ?? null;
     const { keyExpiresAt, s3 } = await proveKey(config, { name, hubUrl: record.hubUrl, tokenId, apiKey });
-    store.db.transaction(() => {
-      store.replaceActiveKey(record.id, { tokenId, key: apiKey, expiresAt: keyExpiresAt });
-      store.saveS3(record.id, s3);
-    }).immediate();
-    print(ctx.stdout, `Workspace "${name}" now uses the new API key${keyExpiresAt === null ? '' : ` (expires ${rfc3339(keyExpiresAt)})`}.`);
+    store.db
+      .transaction(() => {
+        store.replaceActiveKey(record.id, { tokenId, key: apiKey, expiresAt: keyExpiresAt });
+        store.saveS3(record.id, s3);
+      })
+      .immediate();
+    print(
+      ctx.stdout,
+      `Workspace "${name}" now uses the new API key${keyExpiresAt === null ? '' : ` (expires ${rfc3339(keyExpiresAt)})`}.`,
+    );
     return 0;
   } finally {
     store.close();
@@ -210,7 +243,10 @@ function remove(ctx: CliContext, args: string[]): number {
   }
   rmSync(clientTokenFile(config.paths, name), { force: true });
   if (sinkFile) deleteProfile(sinkFile, name);
-  print(ctx.stdout, `Workspace "${name}" removed; its API key and credentials are gone from this machine (the key stays valid on the hub until it expires or you revoke it there).`);
+  print(
+    ctx.stdout,
+    `Workspace "${name}" removed; its API key and credentials are gone from this machine (the key stays valid on the hub until it expires or you revoke it there).`,
+  );
   return 0;
 }
 
@@ -245,14 +281,24 @@ function sink(ctx: CliContext, args: string[]): number {
     if (!record) throw new UserError(`No workspace "${name}".`, EXIT.USAGE);
     const profile = profileName(name);
     if (!values.enable && !values.disable) {
-      print(ctx.stdout, record.fileSink ? `Workspace "${name}": profile [${profile}] is kept in ${record.fileSink}.` : `Workspace "${name}": no credentials file is kept (enable with --enable).`);
+      print(
+        ctx.stdout,
+        record.fileSink
+          ? `Workspace "${name}": profile [${profile}] is kept in ${record.fileSink}.`
+          : `Workspace "${name}": no credentials file is kept (enable with --enable).`,
+      );
       return 0;
     }
     const previous = record.fileSink;
     if (values.disable) {
       store.setFileSink(record.id, null);
       if (previous) editSinkFile(previous, () => deleteProfile(previous, name));
-      print(ctx.stdout, previous ? `Workspace "${name}": profile [${profile}] removed from ${previous}; no longer kept.` : `Workspace "${name}": no credentials file was kept.`);
+      print(
+        ctx.stdout,
+        previous
+          ? `Workspace "${name}": profile [${profile}] removed from ${previous}; no longer kept.`
+          : `Workspace "${name}": no credentials file was kept.`,
+      );
       return 0;
     }
     const file = values.file ? resolve(values.file) : defaultCredentialsFile(ctx.env);
@@ -262,7 +308,10 @@ function sink(ctx: CliContext, args: string[]): number {
     store.setFileSink(record.id, file);
     if (previous && previous !== file) editSinkFile(previous, () => deleteProfile(previous, name));
     print(ctx.stdout, `Workspace "${name}": profile [${profile}] is kept up to date in ${file} while the daemon runs.`);
-    print(ctx.stdout, `Use it: AWS_PROFILE=${profile}${file === defaultCredentialsFile({ HOME: ctx.env.HOME }) ? '' : ` AWS_SHARED_CREDENTIALS_FILE=${file}`}`);
+    print(
+      ctx.stdout,
+      `Use it: AWS_PROFILE=${profile}${file === defaultCredentialsFile({ HOME: ctx.env.HOME }) ? '' : ` AWS_SHARED_CREDENTIALS_FILE=${file}`}`,
+    );
     return 0;
   } finally {
     store.close();

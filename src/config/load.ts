@@ -4,12 +4,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import { parse, TomlError } from 'smol-toml';
 import { validateDetailed } from 'node-cron';
+import { parse, TomlError } from 'smol-toml';
 import { safeParse } from 'valibot';
-import { ConfigSchema, type ConfigFile } from './schema.js';
-import { dataPaths, defaultConfigFile, defaultDataDir, type DataPaths } from './paths.js';
 import { EXIT, UserError } from '../core/errors.js';
+import { type DataPaths, dataPaths, defaultConfigFile, defaultDataDir } from './paths.js';
+import { type ConfigFile, ConfigSchema } from './schema.js';
 
 export interface Config extends ConfigFile {
   readonly file: string;

@@ -7,8 +7,8 @@
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import * as v from 'valibot';
-import { systemClock, type Clock } from '../core/types.js';
-import { randomMinter, stsMinter, type S3Minter, type StsOptions } from './credentials.js';
+import { type Clock, systemClock } from '../core/types.js';
+import { randomMinter, type S3Minter, type StsOptions, stsMinter } from './credentials.js';
 import { FAULT_MODES, HubSimState, type Route, type SimToken } from './state.js';
 
 export interface HubSimulatorOptions {
@@ -207,7 +207,8 @@ export function createHubSimulator(options: HubSimulatorOptions = {}): HubSimula
     api.delete<{ Params: WsParams & { id: string } }>('/api/workspaces/:ws/me/tokens/:id', async (request, reply) => {
       const me = authorise(request, reply);
       if (!me) return reply;
-      if (!state.revoke(me.workspace, me.userId, request.params.id)) return fail(reply, 404, 'not_found', 'No such token.');
+      if (!state.revoke(me.workspace, me.userId, request.params.id))
+        return fail(reply, 404, 'not_found', 'No such token.');
       return reply.code(204).send();
     });
 
@@ -253,7 +254,8 @@ export function createHubSimulator(options: HubSimulatorOptions = {}): HubSimula
       });
       sim.put('/faults', async (request, reply) => {
         const body = parseBody(FaultBody, request.body);
-        if (!body) return fail(reply, 400, 'bad_request', `Expected {mode: ${FAULT_MODES.join('|')}, delayMs?, count?}.`);
+        if (!body)
+          return fail(reply, 400, 'bad_request', `Expected {mode: ${FAULT_MODES.join('|')}, delayMs?, count?}.`);
         state.setFault(body.mode, body);
         return state.currentFault();
       });

@@ -5,7 +5,7 @@
 import { once } from 'node:events';
 import { parseArgs } from 'node:util';
 import { EXIT, UserError } from '../core/errors.js';
-import { startHubSimulator, type HubSimulatorOptions } from './app.js';
+import { type HubSimulatorOptions, startHubSimulator } from './app.js';
 
 const USAGE =
   'usage: eodh-credd hub-sim [--port N] [--s3-lifetime SECONDS] [--day-ms N] [--sts-endpoint URL --role-arn ARN [--sts-region R]]';
@@ -31,6 +31,7 @@ export function parseHubSimArgs(
   argv: string[],
   env: Readonly<Record<string, string | undefined>>,
 ): HubSimulatorOptions & { port: number; help: boolean } {
+  // biome-ignore lint/suspicious/noImplicitAnyLet: parseArgs infers the type from its options below
   let values;
   try {
     ({ values } = parseArgs({
@@ -65,7 +66,10 @@ export function parseHubSimArgs(
     const accessKeyId = env.AWS_ACCESS_KEY_ID;
     const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
     if (!accessKeyId || !secretAccessKey) {
-      throw new UserError('--sts-endpoint needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment.', EXIT.CONFIG);
+      throw new UserError(
+        '--sts-endpoint needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment.',
+        EXIT.CONFIG,
+      );
     }
     const region = values['sts-region'] ?? env.AWS_REGION ?? 'eu-west-2';
     return { ...options, sts: { endpoint, region, roleArn, accessKeyId, secretAccessKey } };

@@ -1,5 +1,5 @@
 /** A small client for the simulator's /_sim/ control routes, for tests and the demo. */
-import type { FaultMode, Fault, Settings, Stats } from './state.js';
+import type { Fault, FaultMode, Settings, Stats } from './state.js';
 
 /** A token as the API returns it right after creation. */
 export interface SimKey {

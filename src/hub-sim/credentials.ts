@@ -56,7 +56,10 @@ export function randomMinter(clock: Clock): S3Minter {
 
 /** STS allows [\w+=,.@-]{2,64} in a session name. */
 function sessionName(workspace: string, userId: string): string {
-  return `${workspace}-${userId}`.replace(/[^\w+=,.@-]/g, '_').slice(0, 64).padEnd(2, '_');
+  return `${workspace}-${userId}`
+    .replace(/[^\w+=,.@-]/g, '_')
+    .slice(0, 64)
+    .padEnd(2, '_');
 }
 
 export function stsMinter(options: StsOptions): S3Minter {

@@ -1,20 +1,20 @@
 export {
   createHubSimulator,
-  startHubSimulator,
-  tokenRecord,
   type HubSimulator,
   type HubSimulatorOptions,
   type StartedHubSimulator,
+  startHubSimulator,
+  tokenRecord,
 } from './app.js';
-export { HubSimulatorClient, type CreateKeyOptions, type SimKey, type SimTokenInfo } from './client.js';
+export { parseHubSimArgs, runHubSim } from './cli.js';
+export { type CreateKeyOptions, HubSimulatorClient, type SimKey, type SimTokenInfo } from './client.js';
 export { rfc3339Seconds, type S3Answer, type StsOptions } from './credentials.js';
-export { runHubSim, parseHubSimArgs } from './cli.js';
 export {
-  FAULT_MODES,
-  HubSimState,
   type Counters,
+  FAULT_MODES,
   type Fault,
   type FaultMode,
+  HubSimState,
   type Settings,
   type SimToken,
   type Stats,

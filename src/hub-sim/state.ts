@@ -97,7 +97,13 @@ export class HubSimState {
     this.settings = { ...options.settings };
   }
 
-  createToken(input: { workspace: string; userId: string; name: string; scope?: string; lifetimeMs: number }): SimToken {
+  createToken(input: {
+    workspace: string;
+    userId: string;
+    name: string;
+    scope?: string;
+    lifetimeMs: number;
+  }): SimToken {
     const created = this.clock.now();
     const token: SimToken = {
       id: randomUUID(),

@@ -5,9 +5,9 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
+import { backoffDelay, isDueForRenewal, isServable, renewalPoint } from '../core/policy.js';
 import type { AuthResult, CredentialSource } from '../core/source.js';
 import type { S3Credentials } from '../core/types.js';
-import { backoffDelay, isDueForRenewal, isServable, renewalPoint } from '../core/policy.js';
 import { tokenDigestHex } from '../store/client-tokens.js';
 import type { StoredApiKey, WorkspaceRecord } from '../store/store.js';
 import { describeFailure, isKeyRejection, type SchedulerDeps } from './hub.js';
@@ -71,7 +71,15 @@ export class WorkspaceSlot {
   inFlight: Promise<void> | null = null;
   /** Set while the hub refuses the API key: renewal waits for backoff, status asks for the user. */
   keyRejected = false;
-  rotation: RotationSlot = { recovery: false, retryAt: 0, failures: 0, lastError: null, needsUser: false, warnedAt: 0, inFlight: null };
+  rotation: RotationSlot = {
+    recovery: false,
+    retryAt: 0,
+    failures: 0,
+    lastError: null,
+    needsUser: false,
+    warnedAt: 0,
+    inFlight: null,
+  };
 
   constructor(public record: WorkspaceRecord) {}
 }
@@ -238,7 +246,11 @@ export class Broker implements CredentialSource {
       this.log.error({ workspace: name, err: describeFailure(err) }, 'could not persist renewed credentials');
     }
     this.log.info(
-      { workspace: name, expiresAt: new Date(creds.expiresAt).toISOString(), renewAt: new Date(slot.renewAt).toISOString() },
+      {
+        workspace: name,
+        expiresAt: new Date(creds.expiresAt).toISOString(),
+        renewAt: new Date(slot.renewAt).toISOString(),
+      },
       'S3 credentials renewed',
     );
     this.options.onRenewed?.(slot.record, creds);

@@ -21,8 +21,8 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { backoffDelay, daysLeft, durations, rotationDueAt } from '../core/policy.js';
 import type { StoredApiKey } from '../store/store.js';
-import { describeFailure, isKeyRejection, type Hub, type SchedulerDeps } from './hub.js';
 import type { WorkspaceSlot } from './broker.js';
+import { describeFailure, type Hub, isKeyRejection, type SchedulerDeps } from './hub.js';
 
 export type RotationStep = 'intent' | 'minted' | 'persisted' | 'verified' | 'promoted' | 'revoked';
 
@@ -59,7 +59,10 @@ export class KeyRotator {
   /** Whether a crash left work behind, from what the database holds (read at load, not per sweep). */
   needsRecovery(slot: WorkspaceSlot): boolean {
     const { store } = this.options;
-    return store.status(slot.record.id).mintingSince !== null || store.apiKeyStates(slot.record.id).some((state) => state !== 'active');
+    return (
+      store.status(slot.record.id).mintingSince !== null ||
+      store.apiKeyStates(slot.record.id).some((state) => state !== 'active')
+    );
   }
 
   isDue(slot: WorkspaceSlot, now: number): boolean {
@@ -77,7 +80,10 @@ export class KeyRotator {
       const recovered = await this.recover(slot, hub);
       const active = slot.apiKey;
       if (!active) return 'failed';
-      const due = force || (this.options.settings.enabled && this.options.clock.now() >= rotationDueAt(active, this.options.settings.rotateBeforeMs));
+      const due =
+        force ||
+        (this.options.settings.enabled &&
+          this.options.clock.now() >= rotationDueAt(active, this.options.settings.rotateBeforeMs));
       if (!due) {
         this.succeeded(slot);
         return recovered ? 'recovered' : 'not_due';
@@ -89,7 +95,10 @@ export class KeyRotator {
       const delay = backoffDelay(slot.rotation.failures, this.options.backoff, this.options.random);
       slot.rotation.retryAt = this.options.clock.now() + delay;
       slot.rotation.lastError = failure.message;
-      this.log.warn({ workspace: name, code: failure.code, retryInMs: delay }, `API key rotation failed: ${failure.message}`);
+      this.log.warn(
+        { workspace: name, code: failure.code, retryInMs: delay },
+        `API key rotation failed: ${failure.message}`,
+      );
       return 'failed';
     }
   }
@@ -101,7 +110,7 @@ export class KeyRotator {
 
     store.markMinting(ws.id, clock.now());
     this.step('intent', ws.name);
-    let created;
+    let created: Awaited<ReturnType<Hub['createToken']>>;
     try {
       created = await hub.createToken(ws.name, active.key, { name: keyName, expiresDays: settings.keyLifetimeDays });
     } catch (err) {
@@ -122,7 +131,10 @@ export class KeyRotator {
     }
     await this.revokeRetiring(slot, hub);
     this.succeeded(slot);
-    this.log.info({ workspace: ws.name, tokenId: created.id, expiresAt: new Date(expiresAt).toISOString() }, 'API key rotated');
+    this.log.info(
+      { workspace: ws.name, tokenId: created.id, expiresAt: new Date(expiresAt).toISOString() },
+      'API key rotated',
+    );
     return 'rotated';
   }
 
@@ -155,7 +167,10 @@ export class KeyRotator {
       const active = slot.apiKey;
       if (active && pending.tokenId !== null) await hub.deleteToken(ws.name, active.key, pending.tokenId);
       store.deleteApiKey(pending.id);
-      this.log.warn({ workspace: ws.name, tokenId: pending.tokenId }, 'revoked and dropped a new API key the hub refuses');
+      this.log.warn(
+        { workspace: ws.name, tokenId: pending.tokenId },
+        'revoked and dropped a new API key the hub refuses',
+      );
       return false;
     }
     this.step('verified', ws.name);
@@ -193,7 +208,10 @@ export class KeyRotator {
       if (old.tokenId !== null) {
         await hub.deleteToken(ws.name, active.key, old.tokenId);
       } else {
-        this.log.info({ workspace: ws.name }, 'the replaced API key has no known token id; it stays valid on the hub until it expires');
+        this.log.info(
+          { workspace: ws.name },
+          'the replaced API key has no known token id; it stays valid on the hub until it expires',
+        );
       }
       store.deleteApiKey(old.id);
       this.step('revoked', ws.name);

@@ -3,8 +3,9 @@
  * field added to an internal object can never leak into a response by accident. Shared by the
  * fast path and the fastify routes, which must answer byte for byte alike.
  */
-import type { ApiKey, S3Credentials } from '../core/types.js';
+
 import { rfc3339 } from '../core/time.js';
+import type { ApiKey, S3Credentials } from '../core/types.js';
 
 /** The container-credentials answer, exactly as botocore, JS v3, Go and Ruby read it. */
 export interface ContainerCredentials {

@@ -3,15 +3,15 @@
  * (listener.ts) hands it, through `app.routing`, every request its fast path leaves; tests use
  * inject(). The server reads a CredentialSource and nothing else.
  */
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
-import type { AdminActions, CredentialSource } from '../core/source.js';
 import { errorBody } from '../core/errors.js';
+import type { AdminActions, CredentialSource } from '../core/source.js';
 import { apiKeyAnswer, containerCredentials } from './answers.js';
+import { AuditTrail } from './audit.js';
 import { registerGuard, sendError } from './guard.js';
 import type { HostPolicy } from './hosts.js';
 import { apiKeySchema, containerCredentialsSchema, errorSchema, okSchema, workspaceParams } from './schemas.js';
-import { AuditTrail } from './audit.js';
 
 export interface AppOptions {
   readonly source: CredentialSource;
@@ -26,7 +26,16 @@ export interface AppOptions {
   readonly failedAuth?: { readonly max: number; readonly timeWindowMs: number } | undefined;
 }
 
-const errorResponses = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 429: errorSchema, 500: errorSchema, 502: errorSchema, 503: errorSchema };
+const errorResponses = {
+  400: errorSchema,
+  401: errorSchema,
+  403: errorSchema,
+  404: errorSchema,
+  429: errorSchema,
+  500: errorSchema,
+  502: errorSchema,
+  503: errorSchema,
+};
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const log = options.logger.child({ module: 'server' });
@@ -97,13 +106,17 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   app.get<{ Params: { workspace: string } }>(
     '/v1/workspaces/:workspace/token',
-    { config: { auth: 'workspace' }, schema: { params: workspaceParams, response: { 200: apiKeySchema, ...errorResponses } } },
+    {
+      config: { auth: 'workspace' },
+      schema: { params: workspaceParams, response: { 200: apiKeySchema, ...errorResponses } },
+    },
     async (request, reply) => {
       const { workspace } = request.params;
       const key = options.source.apiKey(workspace);
       if (!key) return sendError(reply, 'no_credentials', 'The workspace has no usable API key.');
       const auth = request.credd?.auth;
-      if (auth?.ok && request.method === 'GET') audit.apiKeyHandedOut(workspace, auth.clientTokenId, request.ip, key.tokenId);
+      if (auth?.ok && request.method === 'GET')
+        audit.apiKeyHandedOut(workspace, auth.clientTokenId, request.ip, key.tokenId);
       return apiKeyAnswer(workspace, key);
     },
   );
@@ -124,14 +137,23 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 }
 
 function registerAdmin(app: FastifyInstance, actions: AdminActions, metrics: AppOptions['metrics']): void {
-  const opts = { config: { auth: 'admin' as const }, schema: { params: workspaceParams, response: { 200: okSchema, ...errorResponses } } };
-  app.get('/v1/admin/status', { config: { auth: 'admin' }, schema: { response: errorResponses } }, async () => actions.snapshot());
+  const opts = {
+    config: { auth: 'admin' as const },
+    schema: { params: workspaceParams, response: { 200: okSchema, ...errorResponses } },
+  };
+  app.get('/v1/admin/status', { config: { auth: 'admin' }, schema: { response: errorResponses } }, async () =>
+    actions.snapshot(),
+  );
   for (const action of ['refresh', 'rotate'] as const) {
-    app.post<{ Params: { workspace: string } }>(`/v1/admin/workspaces/:workspace/${action}`, opts, async (request, reply) => {
-      const result = await actions[action](request.params.workspace);
-      if (!result.ok) return reply.code(502).send(errorBody('no_credentials', result.error ?? `${action} failed`));
-      return { ok: true };
-    });
+    app.post<{ Params: { workspace: string } }>(
+      `/v1/admin/workspaces/:workspace/${action}`,
+      opts,
+      async (request, reply) => {
+        const result = await actions[action](request.params.workspace);
+        if (!result.ok) return reply.code(502).send(errorBody('no_credentials', result.error ?? `${action} failed`));
+        return { ok: true };
+      },
+    );
   }
   if (metrics) {
     app.get('/metrics', { config: { auth: 'admin' }, schema: { response: errorResponses } }, async (_request, reply) =>

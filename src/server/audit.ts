@@ -6,8 +6,8 @@
  * adding nothing an auditor needs. Never a secret.
  */
 import type { Logger } from 'pino';
-import type { S3Credentials } from '../core/types.js';
 import { rfc3339 } from '../core/time.js';
+import type { S3Credentials } from '../core/types.js';
 
 const MAX_REMEMBERED = 10_000;
 
@@ -23,7 +23,13 @@ export class AuditTrail {
     const key = `${workspace}|${clientTokenId}|${remote}|${creds.accessKeyId}`;
     if (!this.remember(key)) return;
     this.log.info(
-      { workspace, clientTokenId, remote, accessKeyIdEnd: creds.accessKeyId.slice(-4), expiresAt: rfc3339(creds.expiresAt) },
+      {
+        workspace,
+        clientTokenId,
+        remote,
+        accessKeyIdEnd: creds.accessKeyId.slice(-4),
+        expiresAt: rfc3339(creds.expiresAt),
+      },
       'S3 credential handed out',
     );
   }

@@ -12,13 +12,13 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
+import { type ErrorCode, errorBody, errorTable } from '../core/errors.js';
 import type { CredentialSource } from '../core/source.js';
 import type { S3Credentials } from '../core/types.js';
-import { errorBody, errorTable, type ErrorCode } from '../core/errors.js';
 import { isWorkspaceName } from '../core/workspace-name.js';
-import type { HostPolicy } from './hosts.js';
 import { apiKeyAnswer, BodyCache, containerCredentials } from './answers.js';
 import type { AuditTrail } from './audit.js';
+import type { HostPolicy } from './hosts.js';
 import { presentedToken, requestProblem } from './request-checks.js';
 
 export interface FastPathOptions {
@@ -53,10 +53,14 @@ function routeOf(url: string): Route | null {
 function send(response: ServerResponse, status: number, body: Buffer): void {
   // The headers every answer of the daemon carries (see the onSend hook of the fastify app).
   response.writeHead(status, [
-    'content-type', 'application/json; charset=utf-8',
-    'content-length', String(body.length),
-    'cache-control', 'no-store',
-    'x-content-type-options', 'nosniff',
+    'content-type',
+    'application/json; charset=utf-8',
+    'content-length',
+    String(body.length),
+    'cache-control',
+    'no-store',
+    'x-content-type-options',
+    'nosniff',
   ]);
   // Node sends no body for HEAD whatever is written; end() without one says so plainly.
   if (response.req.method === 'HEAD') response.end();
@@ -71,7 +75,13 @@ export function fastPath(options: FastPathOptions): RequestTaker {
   const { source, hosts, audit, logger } = options;
   const bodies = new BodyCache<S3Credentials>(containerCredentials);
 
-  const handOut = (request: IncomingMessage, response: ServerResponse, workspace: string, clientTokenId: string, creds: S3Credentials) => {
+  const handOut = (
+    request: IncomingMessage,
+    response: ServerResponse,
+    workspace: string,
+    clientTokenId: string,
+    creds: S3Credentials,
+  ) => {
     if (request.method === 'GET') {
       // HEAD sends no body, so nothing is handed out.
       audit.handedOut(workspace, clientTokenId, request.socket.remoteAddress ?? '', creds);
@@ -81,7 +91,12 @@ export function fastPath(options: FastPathOptions): RequestTaker {
   };
 
   /** The credential is due for renewal (or missing): the broker renews, waiting a bounded time. */
-  const renewThenAnswer = async (request: IncomingMessage, response: ServerResponse, workspace: string, clientTokenId: string) => {
+  const renewThenAnswer = async (
+    request: IncomingMessage,
+    response: ServerResponse,
+    workspace: string,
+    clientTokenId: string,
+  ) => {
     try {
       const creds = await source.credentials(workspace);
       if (creds) handOut(request, response, workspace, clientTokenId, creds);
@@ -116,7 +131,8 @@ export function fastPath(options: FastPathOptions): RequestTaker {
       sendError(response, 'no_credentials', 'The workspace has no usable API key.');
       return true;
     }
-    if (request.method === 'GET') audit.apiKeyHandedOut(route.workspace, auth.clientTokenId, request.socket.remoteAddress ?? '', key.tokenId);
+    if (request.method === 'GET')
+      audit.apiKeyHandedOut(route.workspace, auth.clientTokenId, request.socket.remoteAddress ?? '', key.tokenId);
     send(response, 200, Buffer.from(JSON.stringify(apiKeyAnswer(route.workspace, key))));
     return true;
   };

@@ -10,15 +10,15 @@
  * route-level onRequest hook, which runs in between) can count exactly the failures.
  */
 import { timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance, FastifyReply } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
+import { type ErrorCode, errorBody, errorTable } from '../core/errors.js';
 import type { AuthResult, CredentialSource } from '../core/source.js';
-import { errorBody, errorTable, type ErrorCode } from '../core/errors.js';
 import { isWorkspaceName } from '../core/workspace-name.js';
+import { tokenDigest } from '../store/client-tokens.js';
 import type { HostPolicy } from './hosts.js';
 import { presentedToken, requestProblem } from './request-checks.js';
-import { tokenDigest } from '../store/client-tokens.js';
 
 /** Which credential a route wants: a workspace's client token, the admin token, or none. */
 export type RouteAuth = 'workspace' | 'admin' | 'none';
@@ -98,7 +98,10 @@ export async function registerGuard(app: FastifyInstance, options: GuardOptions)
       if ((warned.get(key) ?? 0) > now) return;
       if (warned.size > 1_000) warned.clear();
       warned.set(key, now + options.failedAuth.timeWindowMs);
-      log.warn({ remote: request.ip, max: options.failedAuth.max }, 'too many failed authentications: source throttled');
+      log.warn(
+        { remote: request.ip, max: options.failedAuth.max },
+        'too many failed authentications: source throttled',
+      );
     },
     errorResponseBuilder: (_request, context) => ({
       statusCode: 429,
@@ -110,7 +113,10 @@ export async function registerGuard(app: FastifyInstance, options: GuardOptions)
     const auth = request.credd?.auth;
     if (auth && !auth.ok) {
       const workspace = (request.params as { workspace?: string } | undefined)?.workspace ?? null;
-      log.info({ remote: request.ip, workspace, route: request.routeOptions.url, code: auth.code }, 'request refused: client token not valid here');
+      log.info(
+        { remote: request.ip, workspace, route: request.routeOptions.url, code: auth.code },
+        'request refused: client token not valid here',
+      );
       return sendError(reply, auth.code);
     }
   });

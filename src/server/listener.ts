@@ -111,7 +111,8 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
       taken = options.fastPath(request, response);
     } catch (err) {
       // A throw here would otherwise end the process: answer this request, keep serving the rest.
-      return internalError(response, err, 'request failed');
+      internalError(response, err, 'request failed');
+      return;
     }
     if (taken) return;
     loadControl().then(
@@ -124,7 +125,11 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
   const internalError = (response: ServerResponse, err: unknown, what: string): void => {
     log.error({ err }, what);
     if (response.headersSent) return void response.destroy();
-    response.writeHead(500, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
+    response.writeHead(500, {
+      'content-type': 'application/json; charset=utf-8',
+      'cache-control': 'no-store',
+      'x-content-type-options': 'nosniff',
+    });
     response.end(JSON.stringify(errorBody('internal')));
   };
 
@@ -167,7 +172,11 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
       server.closeIdleConnections();
       await closed;
       clearInterval(idleSweep);
-      if (control) await control.then((built) => built.close(), () => undefined);
+      if (control)
+        await control.then(
+          (built) => built.close(),
+          () => undefined,
+        );
     },
   };
 }

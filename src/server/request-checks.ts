@@ -14,7 +14,14 @@ export interface RequestProblem {
 }
 
 /** Headers that must not appear twice: Node keeps the first and drops the rest without a word. */
-const SINGLETON_HEADERS = new Set(['host', 'authorization', 'origin', 'sec-fetch-site', 'content-length', 'transfer-encoding']);
+const SINGLETON_HEADERS = new Set([
+  'host',
+  'authorization',
+  'origin',
+  'sec-fetch-site',
+  'content-length',
+  'transfer-encoding',
+]);
 
 function hasDuplicateSingleton(rawHeaders: readonly string[]): boolean {
   let seen: Set<string> | undefined;
@@ -44,7 +51,8 @@ export function requestProblem(request: IncomingMessage, hosts: HostPolicy): Req
   if (!request.url?.startsWith('/') || hasDuplicateSingleton(request.rawHeaders)) return { code: 'bad_request' };
   if (!hosts.allows(headers.host)) return { code: 'forbidden_host' };
   const fetchSite = headers['sec-fetch-site'];
-  if (headers.origin !== undefined || (fetchSite !== undefined && fetchSite !== 'none')) return { code: 'forbidden_browser' };
+  if (headers.origin !== undefined || (fetchSite !== undefined && fetchSite !== 'none'))
+    return { code: 'forbidden_browser' };
   if (headers['transfer-encoding'] !== undefined) return BODY_REFUSED;
   const length = headers['content-length'];
   if (length !== undefined && Number(length) !== 0) return BODY_REFUSED;

@@ -5,7 +5,7 @@
 import type { AppOptions } from './app.js';
 import { AuditTrail } from './audit.js';
 import { fastPath } from './fast-path.js';
-import { listen, type ConnectionLimits, type Listener } from './listener.js';
+import { type ConnectionLimits, type Listener, listen } from './listener.js';
 
 export interface ServerOptions extends Omit<AppOptions, 'audit'> {
   readonly host: string;

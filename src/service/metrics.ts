@@ -111,7 +111,8 @@ async function buildRegistry(counts: Counts, options: MetricsOptions): Promise<R
     registers: [registry],
     collect() {
       this.reset();
-      for (const w of options.workspaces()) if (w.current) this.set({ workspace: w.record.name }, seconds(w.current.expiresAt));
+      for (const w of options.workspaces())
+        if (w.current) this.set({ workspace: w.record.name }, seconds(w.current.expiresAt));
     },
   });
   new prom.Gauge({
@@ -151,7 +152,10 @@ function overriding<T extends object>(target: T, overrides: Partial<T>): T {
       if (typeof value !== 'function') return value;
       // Bound once, so the same method read twice is the same function.
       let fn = bound.get(property);
-      if (!fn) bound.set(property, (fn = value.bind(object)));
+      if (!fn) {
+        fn = value.bind(object);
+        bound.set(property, fn);
+      }
       return fn;
     },
   });

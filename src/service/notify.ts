@@ -52,14 +52,19 @@ export function systemdNotifier(options: NotifierOptions): Notifier {
     const next = queue.then(
       () =>
         new Promise<void>((resolve) => {
-          execFile(command, assignments, { env: { ...options.env, NOTIFY_SOCKET: socket }, timeout }, (err, _stdout, stderr) => {
-            if (err && !failed) {
-              // Said once: a service that cannot report readiness is killed by systemd at TimeoutStartSec=.
-              failed = true;
-              log?.error({ err: { message: err.message }, stderr: String(stderr).trim() }, 'systemd-notify failed');
-            }
-            resolve();
-          });
+          execFile(
+            command,
+            assignments,
+            { env: { ...options.env, NOTIFY_SOCKET: socket }, timeout },
+            (err, _stdout, stderr) => {
+              if (err && !failed) {
+                // Said once: a service that cannot report readiness is killed by systemd at TimeoutStartSec=.
+                failed = true;
+                log?.error({ err: { message: err.message }, stderr: String(stderr).trim() }, 'systemd-notify failed');
+              }
+              resolve();
+            },
+          );
         }),
     );
     queue = next;

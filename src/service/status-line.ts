@@ -18,7 +18,8 @@ export function attentionOf(s: WorkspaceSnapshot, now: number, options: StatusLi
   if (s.keyRejected) return 'the hub rejects the API key';
   if (s.apiKeyTokenId === null) return 'no API key';
   if (s.rotation?.needsUser) return 'API key rotation needs the user';
-  if (s.apiKeyExpiresAt !== null && Date.parse(s.apiKeyExpiresAt) - now < options.keyWarningMs) return 'API key expires soon';
+  if (s.apiKeyExpiresAt !== null && Date.parse(s.apiKeyExpiresAt) - now < options.keyWarningMs)
+    return 'API key expires soon';
   if (s.s3ExpiresAt === null || Date.parse(s.s3ExpiresAt) - now <= USABLE_MS) return 'no valid S3 credential';
   return null;
 }

@@ -122,7 +122,10 @@ export function removeProfile(text: string, profile: string): string {
     const before = lines[s.start - 1];
     if (atEnd && before && before.text.trim() === '' && s.start - 1 > 0) drop.add(s.start - 1);
   }
-  return lines.filter((_, i) => !drop.has(i)).map((l) => l.raw).join('');
+  return lines
+    .filter((_, i) => !drop.has(i))
+    .map((l) => l.raw)
+    .join('');
 }
 
 function range(from: number, to: number): number[] {
@@ -130,7 +133,10 @@ function range(from: number, to: number): number[] {
 }
 
 /** The profile's lines for a credential. */
-export function profileBody(workspace: string, creds: Pick<S3Credentials, 'accessKeyId' | 'secretAccessKey' | 'sessionToken'>): string[] {
+export function profileBody(
+  workspace: string,
+  creds: Pick<S3Credentials, 'accessKeyId' | 'secretAccessKey' | 'sessionToken'>,
+): string[] {
   return [
     `# kept up to date by eodh-credd for workspace ${workspace}; edits here are overwritten`,
     `aws_access_key_id = ${creds.accessKeyId}`,
@@ -234,17 +240,25 @@ export class CredentialsFileSink {
     try {
       const changed = writeProfile(file, record.name, creds);
       this.written.set(record.name, file);
-      if (changed) this.log.info({ workspace: record.name, file, profile: profileName(record.name) }, 'credentials file updated');
+      if (changed)
+        this.log.info({ workspace: record.name, file, profile: profileName(record.name) }, 'credentials file updated');
     } catch (err) {
-      this.log.warn({ workspace: record.name, file, code: (err as NodeJS.ErrnoException).code }, `could not update the credentials file: ${(err as Error).message}`);
+      this.log.warn(
+        { workspace: record.name, file, code: (err as NodeJS.ErrnoException).code },
+        `could not update the credentials file: ${(err as Error).message}`,
+      );
     }
   }
 
   private remove(workspace: string, file: string): void {
     try {
-      if (deleteProfile(file, workspace)) this.log.info({ workspace, file, profile: profileName(workspace) }, 'profile removed from credentials file');
+      if (deleteProfile(file, workspace))
+        this.log.info({ workspace, file, profile: profileName(workspace) }, 'profile removed from credentials file');
     } catch (err) {
-      this.log.warn({ workspace, file, code: (err as NodeJS.ErrnoException).code }, `could not remove the profile from the credentials file: ${(err as Error).message}`);
+      this.log.warn(
+        { workspace, file, code: (err as NodeJS.ErrnoException).code },
+        `could not remove the profile from the credentials file: ${(err as Error).message}`,
+      );
     }
   }
 }

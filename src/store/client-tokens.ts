@@ -49,7 +49,10 @@ export function readSecretFile(file: string, what: string): string {
     return readFileSync(file, 'utf8').trim();
   } catch (err) {
     if (err instanceof UserError) throw err;
-    throw new UserError(`Cannot read the ${what} at ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'}).`, EXIT.NOPERM);
+    throw new UserError(
+      `Cannot read the ${what} at ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'}).`,
+      EXIT.NOPERM,
+    );
   }
 }
 

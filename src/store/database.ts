@@ -3,13 +3,14 @@
  * daemon sharing it, migrations, and the master-key check. Order matters: the key is checked
  * before any migration or write, so a wrong key leaves the file exactly as it was.
  */
-import Sqlite, { type Database } from 'better-sqlite3';
+
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
+import Sqlite, { type Database } from 'better-sqlite3';
 import { EXIT, UserError } from '../core/errors.js';
 import { assertPrivate, ensurePrivateDir } from './files.js';
 import { assertNotNewer, loadMigrations, migrate, schemaVersion } from './migrate.js';
-import { cellAad, open, seal, SealError, type SealingKey } from './seal.js';
+import { cellAad, open, SealError, type SealingKey, seal } from './seal.js';
 
 const KEY_CHECK_PLAINTEXT = 'eodh-credd master key check';
 const KEY_CHECK_AAD = cellAad('meta', 'value', 'key_check');

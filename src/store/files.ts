@@ -3,9 +3,10 @@
  * so directories are 0700, files 0600, and anything found wider is refused rather than "fixed":
  * a widened mode may mean someone else already read it.
  */
+
+import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { EXIT, UserError } from '../core/errors.js';
 
 function modeText(mode: number): string {

@@ -4,9 +4,10 @@
  * never sits on disk in clear. Otherwise the owner-only key file that `init` creates once and never
  * overwrites.
  */
+
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { dataPaths } from '../config/paths.js';
 import { EXIT, UserError } from '../core/errors.js';
 import { databaseKeyMatches } from './database.js';

@@ -7,7 +7,7 @@
  */
 import type { Database } from 'better-sqlite3';
 import { writeKeyCheck } from './database.js';
-import { cellAad, keyIdOf, open, seal, SealError, type SealingKey } from './seal.js';
+import { cellAad, keyIdOf, open, SealError, type SealingKey, seal } from './seal.js';
 
 export interface SealedColumn {
   readonly table: string;
@@ -45,7 +45,12 @@ export interface ResealResult {
  * does not (damaged, or sealed under a third key) aborts the whole transaction with its location.
  * `beforeCommit` runs inside the transaction, after the last write (crash tests).
  */
-export function resealDatabase(db: Database, from: SealingKey, to: SealingKey, beforeCommit?: () => void): ResealResult {
+export function resealDatabase(
+  db: Database,
+  from: SealingKey,
+  to: SealingKey,
+  beforeCommit?: () => void,
+): ResealResult {
   const columns = sealedColumns(db);
   // Overwritten values are zeroed in their pages, not left as free space.
   db.pragma('secure_delete = ON');
@@ -54,7 +59,9 @@ export function resealDatabase(db: Database, from: SealingKey, to: SealingKey, b
       let count = 0;
       for (const { table, column, primaryKey } of columns) {
         const rows = db
-          .prepare(`SELECT ${quote(primaryKey)} AS id, ${quote(column)} AS value FROM ${quote(table)} WHERE ${quote(column)} IS NOT NULL`)
+          .prepare(
+            `SELECT ${quote(primaryKey)} AS id, ${quote(column)} AS value FROM ${quote(table)} WHERE ${quote(column)} IS NOT NULL`,
+          )
           .all() as Array<{ id: string | number; value: string }>;
         const update = db.prepare(`UPDATE ${quote(table)} SET ${quote(column)} = ? WHERE ${quote(primaryKey)} = ?`);
         for (const row of rows) {

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Database, Statement } from 'better-sqlite3';
 import type { ApiKey, Clock, S3Credentials } from '../core/types.js';
-import { cellAad, open, seal, type SealingKey } from './seal.js';
+import { cellAad, open, type SealingKey, seal } from './seal.js';
 
 export type ApiKeyState = 'active' | 'pending' | 'retiring';
 export type RotationState = 'ok' | 'needs_user';
@@ -107,7 +107,8 @@ export class Store {
     this.sql = {
       listWorkspaces: p(`SELECT * FROM workspaces ORDER BY name`),
       workspaceByName: p(`SELECT * FROM workspaces WHERE name = ?`),
-      insertWorkspace: p(`INSERT INTO workspaces (id, name, hub_url, region, client_token_id, client_token_hash, file_sink, created_at)
+      insertWorkspace:
+        p(`INSERT INTO workspaces (id, name, hub_url, region, client_token_id, client_token_hash, file_sink, created_at)
                           VALUES (@id, @name, @hub_url, @region, @client_token_id, @client_token_hash, @file_sink, @created_at)`),
       insertStatus: p(`INSERT INTO workspace_status (workspace_id) VALUES (?)`),
       deleteWorkspace: p(`DELETE FROM workspaces WHERE name = ?`),
@@ -118,13 +119,16 @@ export class Store {
       allApiKeys: p(`SELECT * FROM api_keys ORDER BY stored_at`),
       insertApiKey: p(`INSERT INTO api_keys (id, workspace_id, state, token_id, name, sealed_key, expires_at, stored_at)
                        VALUES (@id, @workspace_id, @state, @token_id, @name, @sealed_key, @expires_at, @stored_at)`),
-      activatePending: p(`UPDATE api_keys SET state = 'active' WHERE id = ? AND workspace_id = ? AND state = 'pending'`),
+      activatePending: p(
+        `UPDATE api_keys SET state = 'active' WHERE id = ? AND workspace_id = ? AND state = 'pending'`,
+      ),
       setKeyDetails: p(`UPDATE api_keys SET token_id = ?, expires_at = ? WHERE id = ?`),
       retireActive: p(`UPDATE api_keys SET state = 'retiring' WHERE workspace_id = ? AND state = 'active'`),
       deleteApiKey: p(`DELETE FROM api_keys WHERE id = ?`),
       deletePending: p(`DELETE FROM api_keys WHERE workspace_id = ? AND state = 'pending'`),
       deleteUserActive: p(`DELETE FROM api_keys WHERE workspace_id = ? AND state = 'active' AND name IS NULL`),
-      saveS3: p(`INSERT INTO s3_credentials (workspace_id, access_key_id, sealed_secret, sealed_session_token, account_id, issued_at, expires_at)
+      saveS3:
+        p(`INSERT INTO s3_credentials (workspace_id, access_key_id, sealed_secret, sealed_session_token, account_id, issued_at, expires_at)
                  VALUES (@workspace_id, @access_key_id, @sealed_secret, @sealed_session_token, @account_id, @issued_at, @expires_at)
                  ON CONFLICT (workspace_id) DO UPDATE SET access_key_id = excluded.access_key_id,
                    sealed_secret = excluded.sealed_secret, sealed_session_token = excluded.sealed_session_token,
@@ -132,7 +136,8 @@ export class Store {
       loadS3: p(`SELECT * FROM s3_credentials WHERE workspace_id = ?`),
       setAccountId: p(`UPDATE s3_credentials SET account_id = ? WHERE workspace_id = ? AND access_key_id = ?`),
       status: p(`SELECT * FROM workspace_status WHERE workspace_id = ?`),
-      recordRenewal: p(`UPDATE workspace_status SET last_renewal_at = ?, last_error_code = NULL, last_error_message = NULL,
+      recordRenewal:
+        p(`UPDATE workspace_status SET last_renewal_at = ?, last_error_code = NULL, last_error_message = NULL,
                           last_error_at = NULL, failures = 0 WHERE workspace_id = ?`),
       recordFailure: p(`UPDATE workspace_status SET last_error_code = ?, last_error_message = ?, last_error_at = ?,
                           failures = failures + 1 WHERE workspace_id = ?`),
@@ -157,21 +162,23 @@ export class Store {
   addWorkspace(input: NewWorkspace): WorkspaceRecord {
     const id = randomUUID();
     const now = this.clock.now();
-    this.db.transaction(() => {
-      this.sql.insertWorkspace!.run({
-        id,
-        name: input.name,
-        hub_url: input.hubUrl,
-        region: input.region,
-        client_token_id: input.clientTokenId,
-        client_token_hash: input.clientTokenHash,
-        file_sink: input.fileSink ?? null,
-        created_at: now,
-      });
-      this.sql.insertStatus!.run(id);
-      this.insertApiKey(id, 'active', input.apiKey, input.apiKey.name ?? null);
-      if (input.s3) this.saveS3(id, input.s3);
-    }).immediate();
+    this.db
+      .transaction(() => {
+        this.sql.insertWorkspace!.run({
+          id,
+          name: input.name,
+          hub_url: input.hubUrl,
+          region: input.region,
+          client_token_id: input.clientTokenId,
+          client_token_hash: input.clientTokenHash,
+          file_sink: input.fileSink ?? null,
+          created_at: now,
+        });
+        this.sql.insertStatus!.run(id);
+        this.insertApiKey(id, 'active', input.apiKey, input.apiKey.name ?? null);
+        if (input.s3) this.saveS3(id, input.s3);
+      })
+      .immediate();
     return this.getWorkspace(input.name)!;
   }
 
@@ -204,10 +211,12 @@ export class Store {
 
   /** Store a renewed credential and record the renewal: one transaction, one fsync. */
   saveRenewal(workspaceId: string, c: S3Credentials, at: number): void {
-    this.db.transaction(() => {
-      this.saveS3(workspaceId, c);
-      this.recordRenewal(workspaceId, at);
-    }).immediate();
+    this.db
+      .transaction(() => {
+        this.saveS3(workspaceId, c);
+        this.recordRenewal(workspaceId, at);
+      })
+      .immediate();
   }
 
   activeApiKey(workspaceId: string): StoredApiKey | undefined {
@@ -240,12 +249,14 @@ export class Store {
    * rotation can neither leave the workspace without an active key nor revive a retiring one.
    */
   promotePendingKey(workspaceId: string, pendingId: string): void {
-    this.db.transaction(() => {
-      this.sql.retireActive!.run(workspaceId);
-      if (this.sql.activatePending!.run(pendingId, workspaceId).changes !== 1) {
-        throw new Error(`API key ${pendingId} is not the pending key of workspace ${workspaceId}`);
-      }
-    }).immediate();
+    this.db
+      .transaction(() => {
+        this.sql.retireActive!.run(workspaceId);
+        if (this.sql.activatePending!.run(pendingId, workspaceId).changes !== 1) {
+          throw new Error(`API key ${pendingId} is not the pending key of workspace ${workspaceId}`);
+        }
+      })
+      .immediate();
   }
 
   /**
@@ -290,7 +301,11 @@ export class Store {
       workspace_id: workspaceId,
       access_key_id: c.accessKeyId,
       sealed_secret: seal(this.key, c.secretAccessKey, cellAad('s3_credentials', 'sealed_secret', workspaceId)),
-      sealed_session_token: seal(this.key, c.sessionToken, cellAad('s3_credentials', 'sealed_session_token', workspaceId)),
+      sealed_session_token: seal(
+        this.key,
+        c.sessionToken,
+        cellAad('s3_credentials', 'sealed_session_token', workspaceId),
+      ),
       account_id: c.accountId ?? null,
       issued_at: c.issuedAt,
       expires_at: c.expiresAt,
@@ -303,7 +318,11 @@ export class Store {
     return {
       accessKeyId: r.access_key_id,
       secretAccessKey: open(this.key, r.sealed_secret, cellAad('s3_credentials', 'sealed_secret', workspaceId)),
-      sessionToken: open(this.key, r.sealed_session_token, cellAad('s3_credentials', 'sealed_session_token', workspaceId)),
+      sessionToken: open(
+        this.key,
+        r.sealed_session_token,
+        cellAad('s3_credentials', 'sealed_session_token', workspaceId),
+      ),
       accountId: r.account_id ?? undefined,
       issuedAt: r.issued_at,
       expiresAt: r.expires_at,

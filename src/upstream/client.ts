@@ -5,15 +5,15 @@
  * returned (see responses.ts). Nothing here logs; errors carry no body and no key.
  */
 import { setTimeout as delay } from 'node:timers/promises';
-import { backoffDelay, type BackoffOptions } from '../core/policy.js';
+import { type BackoffOptions, backoffDelay } from '../core/policy.js';
 import type { Random, S3Credentials } from '../core/types.js';
 import { classifyStatus, HubError, type HubErrorKind } from './errors.js';
 import {
+  type CreatedToken,
   InvalidAnswer,
   parseCreatedToken,
   parseS3Credentials,
   parseTokenList,
-  type CreatedToken,
   type TokenRecord,
 } from './responses.js';
 import { assertHubUrlAllowed } from './url.js';
@@ -183,7 +183,12 @@ export class HubClient {
       try {
         const text = await readCapped(response);
         if (text === null) {
-          return { kind: 'bad_response', what: 'the hub answer is too large or not UTF-8 text', status: response.status, retryable: false };
+          return {
+            kind: 'bad_response',
+            what: 'the hub answer is too large or not UTF-8 text',
+            status: response.status,
+            retryable: false,
+          };
         }
         return { status: response.status, text };
       } catch (err) {
@@ -196,7 +201,13 @@ export class HubClient {
     const { kind, what } = classifyStatus(response.status);
     if (kind === 'rate_limited') {
       const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), this.options.backoff.maxMs);
-      return { kind, what, status: response.status, retryable: true, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) };
+      return {
+        kind,
+        what,
+        status: response.status,
+        retryable: true,
+        ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+      };
     }
     return { kind, what, status: response.status, retryable: kind === 'hub_down' };
   }

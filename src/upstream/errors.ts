@@ -62,7 +62,8 @@ export function classifyStatus(status: number): { kind: HubErrorKind; what: stri
   if (status === 403) return { kind: 'forbidden', what: 'the hub refused this API key for this workspace or action' };
   if (status === 404) return { kind: 'not_found', what: 'the hub has no such resource' };
   if (status === 429) return { kind: 'rate_limited', what: 'the hub is limiting requests' };
-  if (status === 400 || status === 422) return { kind: 'bad_request', what: 'the hub rejected the request as malformed' };
+  if (status === 400 || status === 422)
+    return { kind: 'bad_request', what: 'the hub rejected the request as malformed' };
   if (status >= 500) return { kind: 'hub_down', what: 'the hub reported a server error' };
   if (status >= 300 && status < 400) {
     return { kind: 'bad_response', what: 'the hub answered with a redirect; check the hub URL' };

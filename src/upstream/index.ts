@@ -1,4 +1,4 @@
-export { HubClient, parseRetryAfter, type CreateTokenRequest, type HubClientOptions } from './client.js';
-export { HubError, isKeyRejected, type HubErrorKind } from './errors.js';
+export { type CreateTokenRequest, HubClient, type HubClientOptions, parseRetryAfter } from './client.js';
+export { HubError, type HubErrorKind, isKeyRejected } from './errors.js';
 export type { CreatedToken, TokenRecord } from './responses.js';
 export { assertHubUrlAllowed } from './url.js';

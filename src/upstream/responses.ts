@@ -96,7 +96,7 @@ export function parseS3Credentials(body: unknown, now: number): S3Credentials {
     throw new InvalidAnswer('the S3 credentials answer has an expiration that is not an RFC 3339 time with a zone');
   }
   if (expiresAt <= now) {
-    throw new InvalidAnswer('the S3 credentials answer has already expired (check this machine\'s clock)');
+    throw new InvalidAnswer("the S3 credentials answer has already expired (check this machine's clock)");
   }
   return {
     accessKeyId: answer.accessKeyId,

@@ -17,11 +17,17 @@ export function assertHubUrlAllowed(url: string): URL {
   try {
     parsed = new URL(url);
   } catch {
-    throw new UserError('The hub URL is not a valid absolute URL (expected e.g. https://eodatahub.org.uk).', EXIT.CONFIG);
+    throw new UserError(
+      'The hub URL is not a valid absolute URL (expected e.g. https://eodatahub.org.uk).',
+      EXIT.CONFIG,
+    );
   }
   const shown = `${parsed.origin}${parsed.pathname}`;
   if (parsed.username !== '' || parsed.password !== '') {
-    throw new UserError('The hub URL must not contain a user name or password; API keys are configured separately.', EXIT.CONFIG);
+    throw new UserError(
+      'The hub URL must not contain a user name or password; API keys are configured separately.',
+      EXIT.CONFIG,
+    );
   }
   // A bare trailing "?" or "#" leaves search/hash empty, so look at the text as well.
   if (parsed.search !== '' || parsed.hash !== '' || /[?#]/.test(url)) {

@@ -4,19 +4,20 @@
  * test checks), only what must hold at any speed: answers are 200s and a cold burst is one hub
  * call.
  */
-import t from 'tap';
+
 import { existsSync, readFileSync } from 'node:fs';
+import t from 'tap';
 import {
+  type BenchResults,
   newResults,
   render,
   renderTargets,
   runBench,
   runSection,
-  saveResults,
   SECTIONS,
+  saveResults,
   settingsFromEnv,
   targets,
-  type BenchResults,
 } from '../../bench/suite.js';
 import { CEILING_SERVER, CLI, unitNodeFlags } from '../../bench/support.js';
 
@@ -62,12 +63,18 @@ t.test('npm run bench, in miniature', async (t) => {
   t.equal(r.burst?.hubCalls, 1, 'the cold burst made exactly one hub call');
   t.same(r.burst?.cold.statuses, { 200: 20 }, 'every request of the burst got the credential');
 
-  t.same(r.startup?.rows.map((row) => row.workspaces), [1]);
+  t.same(
+    r.startup?.rows.map((row) => row.workspaces),
+    [1],
+  );
   t.ok(r.startup!.rows.every((row) => row.medianMs > 0));
 
   t.same(
     r.memory?.rows.map((row) => [row.nodeFlags, row.variant]),
-    [[unitNodeFlags(), false], [[], true]],
+    [
+      [unitNodeFlags(), false],
+      [[], true],
+    ],
     "the daemon with the unit's Node flags, then with Node's defaults",
   );
   const mem = r.memory?.rows[0];
@@ -75,11 +82,18 @@ t.test('npm run bench, in miniature', async (t) => {
   t.equal(mem?.ok, 60, 'every request spread over the workspaces was answered');
   t.ok(mem!.idle.rssMb > 0 && mem!.afterLoad.rssMb > 0 && mem!.idle.anonMb > 0, 'RSS read from /proc');
 
-  t.same(r.sweep?.map((row) => row.workspaces), [1, 4]);
-  t.same(r.sweep?.map((row) => row.due && { hubCalls: row.due.hubCalls, failed: row.due.failed }), [
-    { hubCalls: 1, failed: 0 },
-    { hubCalls: 4, failed: 0 },
-  ], 'a sweep with everything due renews each workspace once');
+  t.same(
+    r.sweep?.map((row) => row.workspaces),
+    [1, 4],
+  );
+  t.same(
+    r.sweep?.map((row) => row.due && { hubCalls: row.due.hubCalls, failed: row.due.failed }),
+    [
+      { hubCalls: 1, failed: 0 },
+      { hubCalls: 4, failed: 0 },
+    ],
+    'a sweep with everything due renews each workspace once',
+  );
 
   t.ok(r.targets && r.targets.length > 0, 'targets are checked');
   const saved = JSON.parse(readFileSync(r.file!, 'utf8')) as BenchResults;
@@ -90,10 +104,19 @@ t.test('npm run bench, in miniature', async (t) => {
 
 t.test('runBench prints each section and writes the JSON', async (t) => {
   const out = t.testdir();
-  const settings = settingsFromEnv({ BENCH_ONLY: 'sweep', BENCH_SWEEP_WORKSPACES: '2', BENCH_SWEEP_DUE_MAX: '0', BENCH_OUT: out });
+  const settings = settingsFromEnv({
+    BENCH_ONLY: 'sweep',
+    BENCH_SWEEP_WORKSPACES: '2',
+    BENCH_SWEEP_DUE_MAX: '0',
+    BENCH_OUT: out,
+  });
   const printed: string[] = [];
   const r = await runBench(settings, (text) => printed.push(text));
-  t.same(r.sweep?.map((row) => [row.workspaces, row.due]), [[2, null]], 'no due sweep above dueMax');
+  t.same(
+    r.sweep?.map((row) => [row.workspaces, row.due]),
+    [[2, null]],
+    'no due sweep above dueMax',
+  );
   t.match(printed.join('\n'), /Scheduler cost per workspace/);
   t.ok(existsSync(r.file!));
 });

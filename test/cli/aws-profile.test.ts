@@ -1,5 +1,5 @@
-import t from 'tap';
 import { spawnSync } from 'node:child_process';
+import t from 'tap';
 import { credentialProcessCommand, profileStanza, quoteArg } from '../../src/cli/aws-profile.js';
 import { processDocument } from '../../src/cli/credential-process.js';
 
@@ -13,7 +13,9 @@ t.test('the credential_process line splits back into the same arguments under sh
   const config = `/tmp/my configs/it's "here".toml`;
   const line = credentialProcessCommand('ws1', config);
   // The JS and Go SDKs run it with sh -c; botocore's shlex.split follows the same POSIX rules.
-  const out = spawnSync('/bin/sh', ['-c', `set -- ${line}; for a in "$@"; do printf '%s\\n' "$a"; done`], { encoding: 'utf8' });
+  const out = spawnSync('/bin/sh', ['-c', `set -- ${line}; for a in "$@"; do printf '%s\\n' "$a"; done`], {
+    encoding: 'utf8',
+  });
   const args = out.stdout.split('\n').slice(0, -1);
   t.same(args.slice(-4), ['--config', config, 'credential-process', 'ws1']);
   t.equal(args[0], process.execPath);
@@ -28,6 +30,14 @@ t.test('profileStanza', async (t) => {
 });
 
 t.test('processDocument speaks credential_process: Version 1 and SessionToken', async (t) => {
-  const doc = JSON.parse(processDocument({ AccessKeyId: 'ASIA1', SecretAccessKey: 's', Token: 'tok', Expiration: '2030-01-01T00:00:00Z' })) as Record<string, unknown>;
-  t.same(doc, { Version: 1, AccessKeyId: 'ASIA1', SecretAccessKey: 's', SessionToken: 'tok', Expiration: '2030-01-01T00:00:00Z' });
+  const doc = JSON.parse(
+    processDocument({ AccessKeyId: 'ASIA1', SecretAccessKey: 's', Token: 'tok', Expiration: '2030-01-01T00:00:00Z' }),
+  ) as Record<string, unknown>;
+  t.same(doc, {
+    Version: 1,
+    AccessKeyId: 'ASIA1',
+    SecretAccessKey: 's',
+    SessionToken: 'tok',
+    Expiration: '2030-01-01T00:00:00Z',
+  });
 });

@@ -3,9 +3,10 @@
  * token stops working once the daemon has seen the change (it polls PRAGMA data_version each
  * second), the new one works, and the token never shows on the terminal.
  */
-import t from 'tap';
+
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import t from 'tap';
 import { createInstallation, getCredentials } from '../security/fixtures/installation.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -3,13 +3,14 @@
  * OK; then one fault at a time (wrong key file mode, a skewed clock, daemon stopped, port taken
  * by someone else, unit pointing at a missing node).
  */
-import t from 'tap';
+
 import { chmodSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { execWords, renderChecks, runDoctor, SKEW_FAIL_MS, type Check } from '../../src/cli/doctor.js';
+import t from 'tap';
+import { type Check, execWords, renderChecks, runDoctor, SKEW_FAIL_MS } from '../../src/cli/doctor.js';
 import { HubSimulatorClient, startHubSimulator } from '../../src/hub-sim/index.js';
-import { BASE_CONFIG, addWorkspace, installation } from '../helpers/service.js';
+import { addWorkspace, BASE_CONFIG, installation } from '../helpers/service.js';
 
 const sim = await startHubSimulator({});
 t.teardown(() => sim.close());
@@ -45,7 +46,17 @@ t.test('a healthy installation: every check OK, exit 0', async (t) => {
   t.same(failures(checks), [], 'nothing but OK');
   t.same(
     checks.map((c) => c.name),
-    ['config', 'permissions', 'master key', 'database', 'daemon', `hub ${sim.url}`, `clock vs ${sim.url}`, 'port', 'systemd user unit'],
+    [
+      'config',
+      'permissions',
+      'master key',
+      'database',
+      'daemon',
+      `hub ${sim.url}`,
+      `clock vs ${sim.url}`,
+      'port',
+      'systemd user unit',
+    ],
     'one line per check',
   );
   t.match(byName(checks, 'hub')[0]?.detail, /^reachable in \d+ ms \(HTTP 404\)$/, 'latency shown');
@@ -56,7 +67,10 @@ t.test('a healthy installation: every check OK, exit 0', async (t) => {
   t.equal(cli.code, 0, cli.stderr);
   const lines = cli.stdout.trim().split('\n');
   t.equal(lines.length, checks.length, 'the command prints one line per check');
-  t.ok(lines.every((l) => l.startsWith('OK   ')), cli.stdout);
+  t.ok(
+    lines.every((l) => l.startsWith('OK   ')),
+    cli.stdout,
+  );
   t.notMatch(cli.stdout, /\u001b\[/, 'no colour when not on a terminal');
 });
 
@@ -127,7 +141,13 @@ t.test('a broken configuration stops the checks at the first line', async (t) =>
 });
 
 t.test('rendering and ExecStart parsing', async (t) => {
-  t.same(execWords('"/a b/node" /x/main.js --config /c%%1 serve'), ['/a b/node', '/x/main.js', '--config', '/c%1', 'serve']);
+  t.same(execWords('"/a b/node" /x/main.js --config /c%%1 serve'), [
+    '/a b/node',
+    '/x/main.js',
+    '--config',
+    '/c%1',
+    'serve',
+  ]);
   const lines = renderChecks([{ name: 'port', status: 'fail', detail: 'taken', fix: 'stop it' }], true);
   t.same(lines, ['\u001b[31mFAIL\u001b[0m port: taken → fix: stop it']);
 });

@@ -3,13 +3,14 @@
  * nothing, and a crash (SIGKILL through EODH_CREDD_FAILPOINT) after any step leaves an
  * installation that works: before the commit with the old key, after it with the new one.
  */
-import t from 'tap';
+
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Sqlite from 'better-sqlite3';
-import { createInstallation, getCredentials, type Installation } from '../security/fixtures/installation.js';
+import t from 'tap';
 import { pendingKeyFile } from '../../src/store/master-key.js';
 import { keyIdOf, sealingKey } from '../../src/store/seal.js';
+import { createInstallation, getCredentials, type Installation } from '../security/fixtures/installation.js';
 
 const keyText = (inst: Installation) => readFileSync(inst.paths.masterKey, 'utf8');
 const keyId = (text: string) => sealingKey(Buffer.from(text, 'base64')).id;
@@ -47,7 +48,10 @@ t.test('rekey: every secret under a new key, the old key opens nothing, the daem
   t.same(envelopeKeyIds(inst), new Set([keyId(newText)]), 'every value names the new key');
   for (const text of [oldText, newText]) t.notMatch(run.stdout + run.stderr, text, 'no key on the terminal');
   const files = [inst.paths.database, `${inst.paths.database}-wal`].filter(existsSync).map((f) => readFileSync(f));
-  t.notOk(Buffer.concat(files).includes(Buffer.from(keyId(oldText))), 'no value sealed under the old key left in the files');
+  t.notOk(
+    Buffer.concat(files).includes(Buffer.from(keyId(oldText))),
+    'no value sealed under the old key left in the files',
+  );
 
   t.equal((await inst.run(['workspace', 'list'])).code, 0, 'the CLI opens the store');
   const daemon = await inst.serve();
@@ -89,7 +93,10 @@ t.test('a damaged value stops rekey before anything changes', async (t) => {
   const inst = await createInstallation(t);
   await inst.addWorkspace('alpha');
   const db = new Sqlite(inst.paths.database);
-  const row = db.prepare('SELECT workspace_id, sealed_secret FROM s3_credentials').get() as { workspace_id: string; sealed_secret: string };
+  const row = db.prepare('SELECT workspace_id, sealed_secret FROM s3_credentials').get() as {
+    workspace_id: string;
+    sealed_secret: string;
+  };
   const damaged = row.sealed_secret.slice(0, -1) + (row.sealed_secret.endsWith('A') ? 'B' : 'A');
   db.prepare('UPDATE s3_credentials SET sealed_secret = ?').run(damaged);
   db.close();

@@ -3,12 +3,13 @@
  * flight, a second signal, SIGHUP reload (valid and invalid), the single-daemon lock, and the
  * systemd notifications (READY=1, STATUS=, STOPPING=1) received on a real unix datagram socket.
  */
-import t, { type Test } from 'tap';
-import { spawn, execFileSync } from 'node:child_process';
+
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import t, { type Test } from 'tap';
 import { HubSimulatorClient, startHubSimulator } from '../../src/hub-sim/index.js';
-import { BASE_CONFIG, MAIN, addWorkspace, installation, type Served } from '../helpers/service.js';
+import { addWorkspace, BASE_CONFIG, installation, MAIN, type Served } from '../helpers/service.js';
 
 // Eight daemons start and stop in this file; leave room for a loaded machine beyond .taprc's 180 s.
 t.setTimeout(420_000);
@@ -58,7 +59,10 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     const stopMs = Date.now() - sent;
     t.same(exit, { code: 0, signal: null }, 'exit code 0 (a stop over 5 s would exit 1)');
     t.comment(`stop took ${stopMs} ms with a 1.5 s hub call in flight`);
-    t.ok(daemon.logs().some((l) => l.msg === 'stopped'), 'logged "stopped"');
+    t.ok(
+      daemon.logs().some((l) => l.msg === 'stopped'),
+      'logged "stopped"',
+    );
     t.notOk(existsSync(join(inst.dataDir, 'daemon.json')), 'runtime file removed');
     // The lock went with the process: a new daemon starts on the same state.
     const again = await inst.serve();
@@ -105,7 +109,11 @@ t.test('SIGHUP with an invalid configuration keeps the one in force', async (t) 
   daemon.child.kill('SIGHUP');
   const refused = await daemon.waitForLog((l) => String(l.msg).includes('the new configuration is invalid'));
   t.equal(refused.level, 50, 'logged as an error');
-  t.match(String((refused as { error?: string }).error), 'unknown key "renewal.sweep_schedul"', 'says what is wrong, and where');
+  t.match(
+    String((refused as { error?: string }).error),
+    'unknown key "renewal.sweep_schedul"',
+    'says what is wrong, and where',
+  );
   t.equal((await fetch(`${daemon.url}/healthz`)).status, 200, 'still serving');
   t.notOk(daemon.logs().some((l) => l.msg === 'configuration reloaded'));
   // A fixed file is taken on the next SIGHUP.
@@ -159,36 +167,43 @@ while True:
     print(msg.decode().replace("\\n", "|"), flush=True)
 `;
 
-t.test('systemd notifications: READY=1 with STATUS=, STOPPING=1', { skip: hasPython() ? false : 'python3 is needed to receive unix datagrams' }, async (t) => {
-  const { inst } = await setup(t);
-  const socketPath = join(inst.dir, 'notify.sock');
-  const receiver = spawn('python3', ['-c', RECEIVER, socketPath], { stdio: ['ignore', 'pipe', 'inherit'] });
-  t.teardown(() => void receiver.kill('SIGKILL'));
-  let received = '';
-  await new Promise<void>((resolve) =>
-    receiver.stdout!.on('data', (d: Buffer) => {
-      received += d.toString();
-      if (received.includes('listening')) resolve();
-    }),
-  );
-  const messages = () => received.split('\n').filter((l) => l && l !== 'listening' && l !== 'BARRIER=1');
-  const daemon = await inst.serve({ env: { NOTIFY_SOCKET: socketPath } });
-  const until = async (what: () => boolean) => {
-    for (let i = 0; i < 600 && !what(); i++) await sleep(50);
-  };
-  await until(() => messages().some((m) => m.startsWith('READY=1')));
-  const ready = messages().find((m) => m.startsWith('READY=1'));
-  t.match(ready, /^READY=1\|STATUS=1 workspace, next renewal in \d+ min$/, 'ready, with a status line');
-  daemon.child.kill('SIGHUP');
-  await until(() => messages().includes('RELOADING=1'));
-  t.ok(messages().includes('RELOADING=1'), 'a reload is announced');
-  daemon.child.kill('SIGTERM');
-  t.equal((await daemon.exited).code, 0);
-  await until(() => messages().some((m) => m.startsWith('STOPPING=1')));
-  t.ok(messages().some((m) => m.startsWith('STOPPING=1')), 'stopping is announced');
-  const stopping = messages().findIndex((m) => m.startsWith('STOPPING=1'));
-  t.ok(stopping > messages().findIndex((m) => m === 'RELOADING=1'), 'in order');
-});
+t.test(
+  'systemd notifications: READY=1 with STATUS=, STOPPING=1',
+  { skip: hasPython() ? false : 'python3 is needed to receive unix datagrams' },
+  async (t) => {
+    const { inst } = await setup(t);
+    const socketPath = join(inst.dir, 'notify.sock');
+    const receiver = spawn('python3', ['-c', RECEIVER, socketPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+    t.teardown(() => void receiver.kill('SIGKILL'));
+    let received = '';
+    await new Promise<void>((resolve) =>
+      receiver.stdout!.on('data', (d: Buffer) => {
+        received += d.toString();
+        if (received.includes('listening')) resolve();
+      }),
+    );
+    const messages = () => received.split('\n').filter((l) => l && l !== 'listening' && l !== 'BARRIER=1');
+    const daemon = await inst.serve({ env: { NOTIFY_SOCKET: socketPath } });
+    const until = async (what: () => boolean) => {
+      for (let i = 0; i < 600 && !what(); i++) await sleep(50);
+    };
+    await until(() => messages().some((m) => m.startsWith('READY=1')));
+    const ready = messages().find((m) => m.startsWith('READY=1'));
+    t.match(ready, /^READY=1\|STATUS=1 workspace, next renewal in \d+ min$/, 'ready, with a status line');
+    daemon.child.kill('SIGHUP');
+    await until(() => messages().includes('RELOADING=1'));
+    t.ok(messages().includes('RELOADING=1'), 'a reload is announced');
+    daemon.child.kill('SIGTERM');
+    t.equal((await daemon.exited).code, 0);
+    await until(() => messages().some((m) => m.startsWith('STOPPING=1')));
+    t.ok(
+      messages().some((m) => m.startsWith('STOPPING=1')),
+      'stopping is announced',
+    );
+    const stopping = messages().findIndex((m) => m.startsWith('STOPPING=1'));
+    t.ok(stopping > messages().indexOf('RELOADING=1'), 'in order');
+  },
+);
 
 function hasScript(): boolean {
   try {
@@ -199,41 +214,45 @@ function hasScript(): boolean {
   }
 }
 
-t.test('logs: human-readable on a terminal, JSON lines through a pipe', { skip: hasScript() ? false : 'script(1) is needed for a terminal' }, async (t) => {
-  await setup(t);
-  inst.writeConfig(BASE_CONFIG.replace('[log]\nformat = "json"\n', '')); // format "auto"
-  // script(1) gives the daemon a pseudo-terminal as stdout.
-  const child = spawn('script', ['-qfec', `${process.execPath} ${MAIN} serve`, '/dev/null'], {
-    env: inst.env,
-    detached: true,
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  // script(1) puts the daemon in a session of its own, out of reach of a signal to script's
-  // process group (and a closing terminal sends it SIGHUP, which it rightly takes as "reload"):
-  // stop the daemon itself, by the pid it records.
-  let daemonPid: number | undefined;
-  const killAll = (signal: NodeJS.Signals) => {
-    for (const pid of [daemonPid, -child.pid!]) {
-      if (pid === undefined) continue;
-      try {
-        process.kill(pid, signal);
-      } catch {
-        // already gone
+t.test(
+  'logs: human-readable on a terminal, JSON lines through a pipe',
+  { skip: hasScript() ? false : 'script(1) is needed for a terminal' },
+  async (t) => {
+    await setup(t);
+    inst.writeConfig(BASE_CONFIG.replace('[log]\nformat = "json"\n', '')); // format "auto"
+    // script(1) gives the daemon a pseudo-terminal as stdout.
+    const child = spawn('script', ['-qfec', `${process.execPath} ${MAIN} serve`, '/dev/null'], {
+      env: inst.env,
+      detached: true,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    // script(1) puts the daemon in a session of its own, out of reach of a signal to script's
+    // process group (and a closing terminal sends it SIGHUP, which it rightly takes as "reload"):
+    // stop the daemon itself, by the pid it records.
+    let daemonPid: number | undefined;
+    const killAll = (signal: NodeJS.Signals) => {
+      for (const pid of [daemonPid, -child.pid!]) {
+        if (pid === undefined) continue;
+        try {
+          process.kill(pid, signal);
+        } catch {
+          // already gone
+        }
       }
-    }
-  };
-  t.teardown(() => killAll('SIGKILL'));
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  for (let i = 0; i < 1_200 && !out.includes('eodh-credd serving') && child.exitCode === null; i++) await sleep(50);
-  t.equal(child.exitCode, null, `serving on a terminal: ${out}`);
-  daemonPid = (JSON.parse(readFileSync(join(inst.dataDir, 'daemon.json'), 'utf8')) as { pid: number }).pid;
-  process.kill(daemonPid, 'SIGTERM');
-  t.equal(await exited, 0, 'stopped cleanly');
-  t.throws(() => process.kill(daemonPid!, 0), { code: 'ESRCH' }, 'the daemon itself is gone');
-  const plain = out.replace(/\u001b\[[\d;]*m/g, '');
-  t.match(plain, /INFO.*eodh-credd serving/, 'a line for a human');
-  t.notMatch(plain, /^\{"level"/m, 'not JSON');
-  t.match(out, /\u001b\[/, 'in colour');
-});
+    };
+    t.teardown(() => killAll('SIGKILL'));
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    for (let i = 0; i < 1_200 && !out.includes('eodh-credd serving') && child.exitCode === null; i++) await sleep(50);
+    t.equal(child.exitCode, null, `serving on a terminal: ${out}`);
+    daemonPid = (JSON.parse(readFileSync(join(inst.dataDir, 'daemon.json'), 'utf8')) as { pid: number }).pid;
+    process.kill(daemonPid, 'SIGTERM');
+    t.equal(await exited, 0, 'stopped cleanly');
+    t.throws(() => process.kill(daemonPid!, 0), { code: 'ESRCH' }, 'the daemon itself is gone');
+    const plain = out.replace(/\u001b\[[\d;]*m/g, '');
+    t.match(plain, /INFO.*eodh-credd serving/, 'a line for a human');
+    t.notMatch(plain, /^\{"level"/m, 'not JSON');
+    t.match(out, /\u001b\[/, 'in colour');
+  },
+);

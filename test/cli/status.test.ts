@@ -24,13 +24,24 @@ const row = (over: Partial<StatusRow> = {}): StatusRow => ({
 });
 
 t.test('table: next renewal and rotation columns; colour only when asked', async (t) => {
-  const plain = renderTable([row(), row({ workspace: 'other', rotationText: 'needs you', attention: ['add a new key'] })], NOW, false);
-  t.match(plain[0], /^WORKSPACE\s+HUB\s+API KEY EXPIRES\s+ROTATION\s+S3 EXPIRES\s+LAST RENEWAL\s+NEXT RENEWAL\s+LAST ERROR$/);
+  const plain = renderTable(
+    [row(), row({ workspace: 'other', rotationText: 'needs you', attention: ['add a new key'] })],
+    NOW,
+    false,
+  );
+  t.match(
+    plain[0],
+    /^WORKSPACE\s+HUB\s+API KEY EXPIRES\s+ROTATION\s+S3 EXPIRES\s+LAST RENEWAL\s+NEXT RENEWAL\s+LAST ERROR$/,
+  );
   t.match(plain[1], /^ws\s+https:\/\/hub\.example\s+20 days\s+in 13d\s+in 50m\s+10m ago\s+in 24m\s+-$/);
   t.match(plain[2], /needs you/);
   t.equal(plain[3], '! other: add a new key');
   t.notMatch(plain.join('\n'), /\u001b/, 'no escape codes');
-  const coloured = renderTable([row(), row({ workspace: 'other', rotationText: 'needs you', attention: ['add a new key'] })], NOW, true);
+  const coloured = renderTable(
+    [row(), row({ workspace: 'other', rotationText: 'needs you', attention: ['add a new key'] })],
+    NOW,
+    true,
+  );
   t.match(coloured[1], /^\u001b\[32mws\u001b\[0m/, 'a healthy workspace in green');
   t.match(coloured[2], /\u001b\[31mneeds you\u001b\[0m/, 'rotation that needs the user in red');
   t.equal(coloured[3], '\u001b[31m! other: add a new key\u001b[0m');

@@ -1,6 +1,6 @@
-import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import t from 'tap';
 import { loadConfig, parseConfig } from '../../src/config/load.js';
 import { UserError } from '../../src/core/errors.js';
 
@@ -24,7 +24,10 @@ t.test('relative data_dir resolves against the config file', async (t) => {
 });
 
 const bad: Array<[string, RegExp]> = [
-  ['[server]\nport = "abc"', /^\/x\/config\.toml: key "server\.port": expected a whole number from 0 to 65535, got "abc"\.$/],
+  [
+    '[server]\nport = "abc"',
+    /^\/x\/config\.toml: key "server\.port": expected a whole number from 0 to 65535, got "abc"\.$/,
+  ],
   ['[server]\nport = 70000', /key "server\.port": expected a whole number from 0 to 65535, got 70000/],
   ['[server]\nprot = 1', /^\/x\/config\.toml: unknown key "server\.prot"\.$/],
   ['surprise = 1', /unknown key "surprise"/],
@@ -47,7 +50,11 @@ t.test('loadConfig: missing default file is fine, missing explicit file is not',
   const file = join(dir, 'c.toml');
   writeFileSync(file, '[server]\nport = 1234\n');
   t.equal(loadConfig({ env: { HOME: dir, EODH_CREDD_CONFIG: file } }).server.port, 1234, 'EODH_CREDD_CONFIG');
-  t.equal(loadConfig({ env: { HOME: dir, EODH_CREDD_CONFIG: '/nope' }, explicitFile: file }).server.port, 1234, '--config wins');
+  t.equal(
+    loadConfig({ env: { HOME: dir, EODH_CREDD_CONFIG: '/nope' }, explicitFile: file }).server.port,
+    1234,
+    '--config wins',
+  );
 });
 
 t.test('sweep_schedule must be a cron expression', async (t) => {
@@ -55,7 +62,10 @@ t.test('sweep_schedule must be a cron expression', async (t) => {
     message: /^\/x\/c\.toml: key "renewal\.sweep_schedule": not a cron expression/,
     exitCode: 78,
   });
-  t.equal(parseConfig('[renewal]\nsweep_schedule = "*/5 * * * * *"', '/x/c.toml', env).renewal.sweep_schedule, '*/5 * * * * *');
+  t.equal(
+    parseConfig('[renewal]\nsweep_schedule = "*/5 * * * * *"', '/x/c.toml', env).renewal.sweep_schedule,
+    '*/5 * * * * *',
+  );
 });
 
 t.test('config.example.toml documents every key with its default', async (t) => {

@@ -1,6 +1,7 @@
 import t from 'tap';
 import {
   backoffDelay,
+  durations,
   freshMargin,
   isDueForRenewal,
   isServable,
@@ -8,7 +9,6 @@ import {
   renewalPoint,
   rotationDueAt,
   safetyMargin,
-  durations,
 } from '../../src/core/policy.js';
 
 const { MINUTE, HOUR, DAY } = durations;
@@ -28,9 +28,18 @@ t.test('margins scale down for a four-minute credential', async (t) => {
 });
 
 t.test('renewal point: half the life, within ±10 %', async (t) => {
-  t.equal(renewalPoint(hourCred, () => 0), Math.round(HOUR * 0.45));
-  t.equal(renewalPoint(hourCred, () => 0.5), HOUR / 2);
-  t.equal(renewalPoint(hourCred, () => 0.999999), Math.round(HOUR * 0.5 * (1 + (0.999999 * 0.2 - 0.1))));
+  t.equal(
+    renewalPoint(hourCred, () => 0),
+    Math.round(HOUR * 0.45),
+  );
+  t.equal(
+    renewalPoint(hourCred, () => 0.5),
+    HOUR / 2,
+  );
+  t.equal(
+    renewalPoint(hourCred, () => 0.999999),
+    Math.round(HOUR * 0.5 * (1 + (0.999999 * 0.2 - 0.1))),
+  );
   for (let i = 0; i < 1000; i++) {
     const at = renewalPoint(hourCred, Math.random);
     if (at < HOUR * 0.45 || at > HOUR * 0.55) t.fail(`renewal point ${at} out of bounds`);
@@ -45,7 +54,10 @@ t.test('due and servable', async (t) => {
   const renewAt = HOUR / 2;
   t.notOk(isDueForRenewal(hourCred, renewAt, renewAt - 1));
   t.ok(isDueForRenewal(hourCred, renewAt, renewAt));
-  t.ok(isDueForRenewal(hourCred, HOUR, HOUR - 15 * MINUTE + 1), 'inside the fresh margin even if the renewal point is later');
+  t.ok(
+    isDueForRenewal(hourCred, HOUR, HOUR - 15 * MINUTE + 1),
+    'inside the fresh margin even if the renewal point is later',
+  );
   t.ok(isServable(hourCred, HOUR - MINUTE - 1));
   t.notOk(isServable(hourCred, HOUR - MINUTE), 'not with a minute or less left');
   t.notOk(isServable(hourCred, HOUR + 1), 'never expired');
@@ -53,12 +65,32 @@ t.test('due and servable', async (t) => {
 
 t.test('backoff: exponential, jittered, capped', async (t) => {
   const opts = { initialMs: 5_000, maxMs: 300_000 };
-  t.equal(backoffDelay(1, opts, () => 0), 2_500, 'equal jitter: at least half');
-  t.equal(backoffDelay(1, opts, () => 0.999999), 5_000);
-  t.equal(backoffDelay(2, opts, () => 0.999999), 10_000);
-  t.equal(backoffDelay(4, opts, () => 0.999999), 40_000);
-  t.equal(backoffDelay(50, opts, () => 0.999999), 300_000, 'capped at max');
-  t.equal(backoffDelay(50, opts, () => 0), 150_000);
+  t.equal(
+    backoffDelay(1, opts, () => 0),
+    2_500,
+    'equal jitter: at least half',
+  );
+  t.equal(
+    backoffDelay(1, opts, () => 0.999999),
+    5_000,
+  );
+  t.equal(
+    backoffDelay(2, opts, () => 0.999999),
+    10_000,
+  );
+  t.equal(
+    backoffDelay(4, opts, () => 0.999999),
+    40_000,
+  );
+  t.equal(
+    backoffDelay(50, opts, () => 0.999999),
+    300_000,
+    'capped at max',
+  );
+  t.equal(
+    backoffDelay(50, opts, () => 0),
+    150_000,
+  );
   for (let n = 1; n < 40; n++) {
     const d = backoffDelay(n, opts, Math.random);
     if (d < 2_500 || d > 300_000) t.fail(`delay ${d} out of bounds at ${n}`);
@@ -72,7 +104,11 @@ t.test('backoff is capped by what the current credential has left', async (t) =>
   t.equal(delay, (9 * MINUTE) / 2, 'half of the usable time');
   const late = backoffDelay(20, opts, () => 0.999999, hourCred, HOUR - MINUTE - 500);
   t.equal(late, 1_000, 'never below a second while the credential lasts');
-  t.equal(backoffDelay(20, opts, () => 0.999999, hourCred, HOUR + 5), 300_000, 'an expired credential no longer caps');
+  t.equal(
+    backoffDelay(20, opts, () => 0.999999, hourCred, HOUR + 5),
+    300_000,
+    'an expired credential no longer caps',
+  );
 });
 
 t.test('rotation due date', async (t) => {

@@ -6,18 +6,18 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { Test } from 'tap';
+import { durations } from '../../src/core/policy.js';
+import type { Clock } from '../../src/core/types.js';
+import { type StartedHubSimulator, startHubSimulator } from '../../src/hub-sim/app.js';
+import { HubSimulatorClient } from '../../src/hub-sim/client.js';
+import { createLogger } from '../../src/log.js';
+import { Broker } from '../../src/scheduler/broker.js';
+import { KeyRotator, type RotationStep } from '../../src/scheduler/rotation.js';
+import { newClientToken } from '../../src/store/client-tokens.js';
 import { openDatabase } from '../../src/store/database.js';
 import { sealingKey } from '../../src/store/seal.js';
 import { Store } from '../../src/store/store.js';
-import { newClientToken } from '../../src/store/client-tokens.js';
-import { startHubSimulator, type StartedHubSimulator } from '../../src/hub-sim/app.js';
-import { HubSimulatorClient } from '../../src/hub-sim/client.js';
 import { HubClient } from '../../src/upstream/client.js';
-import { Broker } from '../../src/scheduler/broker.js';
-import { KeyRotator, type RotationStep } from '../../src/scheduler/rotation.js';
-import { createLogger } from '../../src/log.js';
-import { durations } from '../../src/core/policy.js';
-import type { Clock } from '../../src/core/types.js';
 
 export class ManualClock implements Clock {
   constructor(private time: number) {}

@@ -26,13 +26,13 @@
  * daemon's own and `exited` reports the daemon's real exit (a SIGKILL shows as signal 'SIGKILL').
  * t's teardown and a process 'exit' hook kill every daemon still running; the home is removed.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { APP, clientTokenFile, dataPaths, type DataPaths } from '../../src/config/paths.js';
+import { fileURLToPath } from 'node:url';
+import { APP, clientTokenFile, type DataPaths, dataPaths } from '../../src/config/paths.js';
 import type { RuntimeInfo } from '../../src/daemon.js';
 
 /** The built CLI entry point (`eodh-credd`). */

@@ -15,11 +15,11 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { clientTokenFile } from '../../src/config/paths.js';
 import { startHubSimulator } from '../../src/hub-sim/app.js';
 import { HubSimulatorClient } from '../../src/hub-sim/client.js';
-import { clientTokenFile } from '../../src/config/paths.js';
-import { makeHome, runCli, startServe, type Home, type StartedServe, type TeardownHost } from './daemon.js';
-import { startMoto, type Moto } from './moto.js';
+import { type Home, makeHome, runCli, type StartedServe, startServe, type TeardownHost } from './daemon.js';
+import { type Moto, startMoto } from './moto.js';
 
 export interface InteropOptions {
   /** Workspaces to add (default ['ws1']). */
@@ -110,9 +110,13 @@ export async function startInterop(t: TeardownHost, options: InteropOptions = {}
   for (const ws of workspaces) {
     const key = await hub.createKey(ws, { expiresDays: 30 });
     apiKeys.set(ws, key.token);
-    const added = await runCli(home, ['workspace', 'add', ws, '--hub', sim.url, '--token-id', key.id, '--region', moto.region], {
-      stdin: key.token,
-    });
+    const added = await runCli(
+      home,
+      ['workspace', 'add', ws, '--hub', sim.url, '--token-id', key.id, '--region', moto.region],
+      {
+        stdin: key.token,
+      },
+    );
     if (added.code !== 0) throw new Error(`workspace add ${ws} failed (${added.code}): ${added.stderr}`);
   }
   const daemon = await startServe(home, { t });
@@ -185,7 +189,10 @@ export async function startInterop(t: TeardownHost, options: InteropOptions = {}
       });
       const vars = await daemonEnv(ws);
       if (o.host === 'localhost') {
-        vars.AWS_CONTAINER_CREDENTIALS_FULL_URI = vars.AWS_CONTAINER_CREDENTIALS_FULL_URI!.replace('//127.0.0.1:', '//localhost:');
+        vars.AWS_CONTAINER_CREDENTIALS_FULL_URI = vars.AWS_CONTAINER_CREDENTIALS_FULL_URI!.replace(
+          '//127.0.0.1:',
+          '//localhost:',
+        );
       }
       if (o.token === 'value') {
         delete vars.AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE;

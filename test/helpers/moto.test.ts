@@ -1,11 +1,12 @@
 // Proves that the moto harness is a faithful enough AWS: real STS credentials that work for the
 // JS SDK and boto3, and SigV4 + IAM really enforced. Also pins what moto does NOT enforce
 // (expiry, DurationSeconds bounds, clock skew), so a moto upgrade that changes it is noticed.
-import t from 'tap';
+
 import { spawn } from 'node:child_process';
-import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { motoSkipReason, startMoto, type Moto } from './moto.js';
+import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import t from 'tap';
+import { type Moto, motoSkipReason, startMoto } from './moto.js';
 
 type Creds = { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
 type StsCredentials = { AccessKeyId: string; SecretAccessKey: string; SessionToken: string; Expiration: Date };
@@ -33,7 +34,12 @@ async function assume(moto: Moto, durationSeconds?: number): Promise<StsCredenti
   );
   const c = out.Credentials;
   if (!c?.AccessKeyId || !c.SecretAccessKey || !c.SessionToken || !c.Expiration) throw new Error('no credentials');
-  return { AccessKeyId: c.AccessKeyId, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken, Expiration: c.Expiration };
+  return {
+    AccessKeyId: c.AccessKeyId,
+    SecretAccessKey: c.SecretAccessKey,
+    SessionToken: c.SessionToken,
+    Expiration: c.Expiration,
+  };
 }
 
 const asCreds = (c: StsCredentials): Creds => ({
@@ -56,7 +62,7 @@ async function outcome(p: Promise<unknown>): Promise<string> {
 }
 
 /** boto3 in a subprocess, credentials only from the environment, like a user's script. */
-const BOTO3 = String.raw`
+const BOTO3 = `
 import os, sys, boto3
 endpoint, bucket, key = sys.argv[1:4]
 s3 = boto3.client("s3", endpoint_url=endpoint, region_name="eu-west-2")
@@ -123,8 +129,7 @@ t.test('moto harness', { skip }, async (t) => {
   t.test('(b) signatures and IAM policies are enforced', async (t) => {
     const c = asCreds(await assume(moto));
     const get = (cl: S3Client) => cl.send(new GetObjectCommand({ Bucket: moto.bucket, Key: 'ws1/from-js.txt' }));
-    const put = (cl: S3Client) =>
-      cl.send(new PutObjectCommand({ Bucket: moto.bucket, Key: 'ws1/x.txt', Body: 'x' }));
+    const put = (cl: S3Client) => cl.send(new PutObjectCommand({ Bucket: moto.bucket, Key: 'ws1/x.txt', Body: 'x' }));
 
     const madeUp = { accessKeyId: 'AKIAMADEUPMADEUP1234', secretAccessKey: 'nope' };
     t.equal(await outcome(get(s3(moto, madeUp))), 'InvalidAccessKeyId 403', 'S3: made-up key');
@@ -135,16 +140,20 @@ t.test('moto harness', { skip }, async (t) => {
       'S3: made-up session key',
     );
     t.equal(
-      await outcome(get(s3(moto, { ...c, secretAccessKey: c.secretAccessKey + 'x' }))),
+      await outcome(get(s3(moto, { ...c, secretAccessKey: `${c.secretAccessKey}x` }))),
       'SignatureDoesNotMatch 403',
       'S3: right assumed-role key, wrong secret',
     );
     t.equal(
-      await outcome(put(s3(moto, { ...c, secretAccessKey: c.secretAccessKey + 'x' }))),
+      await outcome(put(s3(moto, { ...c, secretAccessKey: `${c.secretAccessKey}x` }))),
       'SignatureDoesNotMatch 403',
       'S3 put: wrong secret',
     );
-    t.equal(await outcome(get(s3(moto, { ...c, sessionToken: 'forged' }))), 'InvalidToken 400', 'S3: wrong session token');
+    t.equal(
+      await outcome(get(s3(moto, { ...c, sessionToken: 'forged' }))),
+      'InvalidToken 400',
+      'S3: wrong session token',
+    );
 
     t.equal(
       await outcome(sts(moto, madeUp).send(new GetCallerIdentityCommand({}))),

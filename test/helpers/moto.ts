@@ -42,10 +42,10 @@
  * Node process dies without running hooks (SIGTERM from tap on timeout, SIGKILL), the watchdog
  * sees its stdin pipe close and kills moto. No moto is left behind.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash, createHmac } from 'node:crypto';
 import { createServer, type Socket } from 'node:net';
-import { STSClient, GetCallerIdentityCommand } from '@aws-sdk/client-sts';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 
 export interface Moto {
   /** `http://127.0.0.1:PORT`: S3 needs `forcePathStyle: true` (no virtual-host DNS on loopback). */
@@ -192,7 +192,9 @@ function sigv4(
     'x-amz-date': amzDate,
     'x-amz-content-sha256': sha256(body),
   };
-  const names = Object.keys(all).map((k) => k.toLowerCase()).sort();
+  const names = Object.keys(all)
+    .map((k) => k.toLowerCase())
+    .sort();
   const lower = Object.fromEntries(Object.entries(all).map(([k, v]) => [k.toLowerCase(), v.trim()]));
   const canonical = [
     method,
@@ -262,7 +264,8 @@ async function waitReady(endpoint: string, moto: ChildProcess, motoLog: () => st
     } catch {
       // not listening yet
     }
-    if (Date.now() > deadline) throw new Error(`moto did not answer on ${endpoint} within ${START_DEADLINE_MS} ms:\n${motoLog()}`);
+    if (Date.now() > deadline)
+      throw new Error(`moto did not answer on ${endpoint} within ${START_DEADLINE_MS} ms:\n${motoLog()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }

@@ -8,7 +8,7 @@
  *   const daemon = await inst.serve();       // resolves once /healthz answers
  *   daemon.child.kill('SIGTERM'); await daemon.exited;
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,7 +50,8 @@ export interface Installation {
   adminToken(): string;
 }
 
-export const BASE_CONFIG = '[server]\nhost = "127.0.0.1"\nport = 0\n\n[sts]\nverify = false\n\n[log]\nformat = "json"\n';
+export const BASE_CONFIG =
+  '[server]\nhost = "127.0.0.1"\nport = 0\n\n[sts]\nverify = false\n\n[log]\nformat = "json"\n';
 
 export function installation(t: Test, options: { config?: string } = {}): Installation {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run "npm run build" first`);
@@ -103,7 +104,12 @@ export function installation(t: Test, options: { config?: string } = {}): Instal
     });
 
   const spawnServe = (opts: { env?: Record<string, string>; args?: string[] } = {}) =>
-    track(spawn(process.execPath, [MAIN, 'serve', ...(opts.args ?? [])], { env: { ...env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] }));
+    track(
+      spawn(process.execPath, [MAIN, 'serve', ...(opts.args ?? [])], {
+        env: { ...env, ...opts.env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+    );
 
   const serve: Installation['serve'] = async (opts = {}) => {
     const runtime = join(dataDir, 'daemon.json');

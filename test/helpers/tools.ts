@@ -51,7 +51,11 @@ export function requireTool(t: ToolHost, name: string, path: string | null | und
 
 /** Run a short probe; stdout+stderr, or null when it could not run or failed. */
 function probe(command: string, args: readonly string[]): string | null {
-  const out = spawnSync(command, args, { encoding: 'utf8', timeout: 20_000, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/' } });
+  const out = spawnSync(command, args, {
+    encoding: 'utf8',
+    timeout: 20_000,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/' },
+  });
   if (out.error || out.status !== 0) return null;
   return `${out.stdout}${out.stderr}`.trim();
 }

@@ -1,5 +1,10 @@
 import t, { type Test } from 'tap';
-import { createHubSimulator, startHubSimulator, HubSimulatorClient, type HubSimulatorOptions } from '../../src/hub-sim/index.js';
+import {
+  createHubSimulator,
+  HubSimulatorClient,
+  type HubSimulatorOptions,
+  startHubSimulator,
+} from '../../src/hub-sim/index.js';
 
 const T0 = Date.parse('2025-02-18T12:00:00Z');
 
@@ -68,15 +73,29 @@ t.test('tokens: web-UI key, list without key values, mint with an API key, delet
   t.match(first.token, /^[A-Za-z0-9_-]{20,}$/);
 
   clock.ms += 5;
-  const minted = await api('POST', '/api/workspaces/alpha/me/tokens', first.token, { name: 'credd-1', expires: 7, scope: 'offline_access' });
+  const minted = await api('POST', '/api/workspaces/alpha/me/tokens', first.token, {
+    name: 'credd-1',
+    expires: 7,
+    scope: 'offline_access',
+  });
   t.equal(minted.status, 201);
-  t.match(minted.json, { name: 'credd-1', scope: 'offline_access', workspace: 'alpha', user_id: 'sim-user', created: '2025-02-18T12:00:00.005Z', expiry: '2025-02-18T12:00:07.005Z' });
+  t.match(minted.json, {
+    name: 'credd-1',
+    scope: 'offline_access',
+    workspace: 'alpha',
+    user_id: 'sim-user',
+    created: '2025-02-18T12:00:00.005Z',
+    expiry: '2025-02-18T12:00:07.005Z',
+  });
   t.type(minted.json.token, 'string');
   t.not(minted.json.token, first.token);
 
   const list = await api('GET', '/api/workspaces/alpha/me/tokens', minted.json.token);
   t.equal(list.status, 200);
-  t.same(list.json.map((r: any) => r.id), [first.id, minted.json.id]);
+  t.same(
+    list.json.map((r: any) => r.id),
+    [first.id, minted.json.id],
+  );
   for (const r of list.json) {
     t.notOk('token' in r, 'no key values in the list');
     t.same(Object.keys(r).sort(), ['created', 'expiry', 'id', 'name', 'scope', 'user_id', 'workspace']);
@@ -85,11 +104,22 @@ t.test('tokens: web-UI key, list without key values, mint with an API key, delet
   const del = await api('DELETE', `/api/workspaces/alpha/me/tokens/${first.id}`, minted.json.token);
   t.equal(del.status, 204);
   t.equal(del.text, '');
-  t.equal((await api('GET', '/api/workspaces/alpha/me/tokens', first.token)).status, 401, 'a revoked key stops working at once');
-  t.equal((await api('DELETE', `/api/workspaces/alpha/me/tokens/${first.id}`, minted.json.token)).status, 404, 'already revoked');
+  t.equal(
+    (await api('GET', '/api/workspaces/alpha/me/tokens', first.token)).status,
+    401,
+    'a revoked key stops working at once',
+  );
+  t.equal(
+    (await api('DELETE', `/api/workspaces/alpha/me/tokens/${first.id}`, minted.json.token)).status,
+    404,
+    'already revoked',
+  );
   t.equal((await api('DELETE', '/api/workspaces/alpha/me/tokens/no-such-id', minted.json.token)).status, 404);
   const after = await api('GET', '/api/workspaces/alpha/me/tokens', minted.json.token);
-  t.same(after.json.map((r: any) => r.id), [minted.json.id]);
+  t.same(
+    after.json.map((r: any) => r.id),
+    [minted.json.id],
+  );
 
   const all = await control.tokens();
   t.same(
@@ -99,7 +129,10 @@ t.test('tokens: web-UI key, list without key values, mint with an API key, delet
       [minted.json.id, false, false],
     ],
   );
-  t.notOk(all.some((r) => 'token' in r), '/_sim/tokens shows no key values');
+  t.notOk(
+    all.some((r) => 'token' in r),
+    '/_sim/tokens shows no key values',
+  );
   const stats = await control.stats();
   t.match(stats.total, { mintTokens: 1, listTokens: 3, deleteTokens: 3, unauthorized: 1 });
 });
@@ -112,8 +145,15 @@ t.test('scope defaults to the workspace scope; other users see only their own to
   t.equal(minted.json.scope, 'offline_access workspace:alpha');
   t.equal(minted.json.user_id, 'ann', 'a minted key belongs to the caller');
   const bobs = await api('GET', '/api/workspaces/alpha/me/tokens', b.token);
-  t.same(bobs.json.map((r: any) => r.id), [b.id]);
-  t.equal((await api('DELETE', `/api/workspaces/alpha/me/tokens/${a.id}`, b.token)).status, 404, "cannot revoke another user's key");
+  t.same(
+    bobs.json.map((r: any) => r.id),
+    [b.id],
+  );
+  t.equal(
+    (await api('DELETE', `/api/workspaces/alpha/me/tokens/${a.id}`, b.token)).status,
+    404,
+    "cannot revoke another user's key",
+  );
 });
 
 t.test('keys expire by the injected clock', async (t) => {
@@ -124,7 +164,11 @@ t.test('keys expire by the injected clock', async (t) => {
   t.equal(short.expiry, '2025-02-18T12:00:00.500Z');
   t.equal((await api('GET', '/api/workspaces/alpha/me/tokens', short.token)).status, 200);
   clock.ms += 500;
-  t.equal((await api('GET', '/api/workspaces/alpha/me/tokens', short.token)).status, 401, 'expired at its expiry instant');
+  t.equal(
+    (await api('GET', '/api/workspaces/alpha/me/tokens', short.token)).status,
+    401,
+    'expired at its expiry instant',
+  );
   const list = await api('GET', '/api/workspaces/alpha/me/tokens', key.token);
   t.equal(list.json.length, 2, 'expired keys are still listed');
   clock.ms = T0 + 2 * 60_000 - 1;
@@ -132,9 +176,16 @@ t.test('keys expire by the injected clock', async (t) => {
   clock.ms += 1;
   t.equal((await api('POST', '/api/workspaces/alpha/me/s3-tokens', key.token)).status, 401);
   const all = await control.tokens();
-  t.same(all.map((r) => r.expired), [true, true]);
+  t.same(
+    all.map((r) => r.expired),
+    [true, true],
+  );
   const stale = await control.createKey('alpha', { expiresInMs: -1 });
-  t.equal((await api('GET', '/api/workspaces/alpha/me/tokens', stale.token)).status, 401, 'a key can be made already expired');
+  t.equal(
+    (await api('GET', '/api/workspaces/alpha/me/tokens', stale.token)).status,
+    401,
+    'a key can be made already expired',
+  );
 });
 
 t.test('mint body is validated: 30-day cap and types', async (t) => {
@@ -157,7 +208,11 @@ t.test('mint body is validated: 30-day cap and types', async (t) => {
     t.equal(res.status, 400, JSON.stringify(body));
     t.equal(res.json?.error, 'bad_request');
   }
-  t.equal((await api('POST', path, 'bad-key', { name: 'x', expires: 99 })).status, 401, 'auth is checked before the body');
+  t.equal(
+    (await api('POST', path, 'bad-key', { name: 'x', expires: 99 })).status,
+    401,
+    'auth is checked before the body',
+  );
   t.equal((await control.tokens()).length, 2, 'nothing created by bad requests');
 });
 
@@ -165,7 +220,11 @@ t.test('maxTokenDays option and allowMintWithApiKey setting', async (t) => {
   const { control, api } = await start(t, { maxTokenDays: 5, allowMintWithApiKey: false });
   const key = await control.createKey('alpha', { expiresDays: 5 });
   const path = '/api/workspaces/alpha/me/tokens';
-  t.equal((await api('POST', path, key.token, { name: 'x', expires: 1 })).status, 403, 'minting with an API key refused');
+  t.equal(
+    (await api('POST', path, key.token, { name: 'x', expires: 1 })).status,
+    403,
+    'minting with an API key refused',
+  );
   t.same(await control.settings({ allowMintWithApiKey: true }), { s3LifetimeSeconds: 3600, allowMintWithApiKey: true });
   t.equal((await api('POST', path, key.token, { name: 'x', expires: 6 })).status, 400);
   t.equal((await api('POST', path, key.token, { name: 'x', expires: 5 })).status, 201);
@@ -230,7 +289,9 @@ t.test('faults', async (t) => {
     const started = Date.now();
     t.equal((await s3()).status, 200);
     t.ok(Date.now() - started >= 140, 'waited');
-    await t.rejects(api('POST', '/api/workspaces/alpha/me/s3-tokens', key.token, undefined, 50), { name: 'TimeoutError' });
+    await t.rejects(api('POST', '/api/workspaces/alpha/me/s3-tokens', key.token, undefined, 50), {
+      name: 'TimeoutError',
+    });
   });
 
   t.test('garbage alternates non-JSON and JSON missing fields', async (t) => {
@@ -275,7 +336,7 @@ t.test('faults', async (t) => {
 
   t.test('faulted calls are counted', async (t) => {
     const stats = await control.stats();
-    t.equal(stats.total.s3Tokens, 11, "every s3-tokens call above, faulted or not");
+    t.equal(stats.total.s3Tokens, 11, 'every s3-tokens call above, faulted or not');
   });
 });
 
@@ -283,7 +344,11 @@ t.test('createHubSimulator builds without listening', async (t) => {
   const { app, state } = createHubSimulator({ clock: fakeClock() });
   t.teardown(() => app.close());
   const key = state.createToken({ workspace: 'alpha', userId: 'u', name: 'n', lifetimeMs: 1000 });
-  const res = await app.inject({ method: 'POST', url: '/api/workspaces/alpha/me/s3-tokens', headers: { authorization: `Bearer ${key.token}` } });
+  const res = await app.inject({
+    method: 'POST',
+    url: '/api/workspaces/alpha/me/s3-tokens',
+    headers: { authorization: `Bearer ${key.token}` },
+  });
   t.equal(res.statusCode, 200);
   t.equal(res.json().expiration, '2025-02-18T13:00:00Z');
   t.equal((await app.inject({ method: 'GET', url: '/nope' })).statusCode, 404);

@@ -1,6 +1,6 @@
 import t from 'tap';
-import { parseHubSimArgs, runHubSim } from '../../src/hub-sim/cli.js';
 import { UserError } from '../../src/core/errors.js';
+import { parseHubSimArgs, runHubSim } from '../../src/hub-sim/cli.js';
 
 t.test('parses options', async (t) => {
   t.match(parseHubSimArgs(['--port', '8123', '--s3-lifetime', '900', '--day-ms', '1000'], {}), {
@@ -10,10 +10,13 @@ t.test('parses options', async (t) => {
     help: false,
   });
   t.same(parseHubSimArgs([], {}), { port: 0, help: false }, 'port defaults to an ephemeral one');
-  const sts = parseHubSimArgs(['--sts-endpoint', 'http://127.0.0.1:5000', '--role-arn', 'arn:aws:iam::123456789012:role/r'], {
-    AWS_ACCESS_KEY_ID: 'AKID',
-    AWS_SECRET_ACCESS_KEY: 'SECRET',
-  });
+  const sts = parseHubSimArgs(
+    ['--sts-endpoint', 'http://127.0.0.1:5000', '--role-arn', 'arn:aws:iam::123456789012:role/r'],
+    {
+      AWS_ACCESS_KEY_ID: 'AKID',
+      AWS_SECRET_ACCESS_KEY: 'SECRET',
+    },
+  );
   t.same(sts.sts, {
     endpoint: 'http://127.0.0.1:5000',
     region: 'eu-west-2',
@@ -24,7 +27,14 @@ t.test('parses options', async (t) => {
 });
 
 t.test('rejects bad arguments with usage errors', async (t) => {
-  for (const argv of [['--port', 'x'], ['--port', '70000'], ['--s3-lifetime', '0'], ['--bogus'], ['extra'], ['--role-arn', 'a']]) {
+  for (const argv of [
+    ['--port', 'x'],
+    ['--port', '70000'],
+    ['--s3-lifetime', '0'],
+    ['--bogus'],
+    ['extra'],
+    ['--role-arn', 'a'],
+  ]) {
     t.throws(() => parseHubSimArgs(argv, {}), { name: 'UserError', exitCode: 64 }, argv.join(' '));
   }
   t.throws(

@@ -2,10 +2,11 @@
  * With `sts`, the simulator mints credentials through AssumeRole on an STS emulator, so they work
  * against it. Needs moto_server on PATH; skipped otherwise.
  */
-import t, { type Test } from 'tap';
+
 import { spawn, spawnSync } from 'node:child_process';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
-import { startHubSimulator, HubSimulatorClient } from '../../src/hub-sim/index.js';
+import t, { type Test } from 'tap';
+import { HubSimulatorClient, startHubSimulator } from '../../src/hub-sim/index.js';
 
 const haveMoto = spawnSync('moto_server', ['--help'], { stdio: 'ignore' }).status === 0;
 
@@ -35,7 +36,13 @@ t.test('credentials come from STS AssumeRole', { skip: haveMoto ? false : 'moto_
   const endpoint = await startMoto(t);
   const sim = await startHubSimulator({
     s3LifetimeSeconds: 900,
-    sts: { endpoint, region: 'eu-west-2', accessKeyId: 'testing', secretAccessKey: 'testing', roleArn: 'arn:aws:iam::123456789012:role/workspace' },
+    sts: {
+      endpoint,
+      region: 'eu-west-2',
+      accessKeyId: 'testing',
+      secretAccessKey: 'testing',
+      roleArn: 'arn:aws:iam::123456789012:role/workspace',
+    },
   });
   t.teardown(() => sim.close());
   const key = await new HubSimulatorClient(sim.url).createKey('alpha', { user: 'ann' });

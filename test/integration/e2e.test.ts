@@ -6,12 +6,13 @@
  * the same with a wrong client token fails in the client with a 401; and the AccountId the daemon
  * serves is moto's account.
  */
-import t, { type Test } from 'tap';
+
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CLI, runCli, runProgram, waitFor, type CliResult } from '../helpers/daemon.js';
-import { startInterop, type Interop } from '../helpers/interop.js';
+import t, { type Test } from 'tap';
+import { CLI, type CliResult, runCli, runProgram, waitFor } from '../helpers/daemon.js';
+import { type Interop, startInterop } from '../helpers/interop.js';
 import { HINTS, pythonWithBoto3, requireTool } from '../helpers/tools.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -64,7 +65,10 @@ const wrongToken = `export AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=${wrongTokenFi
 t.test('the env lines are what `eodh-credd env` prints', async (t) => {
   const out = await runCli(world.home, ['env', world.workspace]);
   t.equal(out.code, 0, out.stderr);
-  t.match(out.stdout, /^export AWS_CONTAINER_CREDENTIALS_FULL_URI=http:\/\/127\.0\.0\.1:\d+\/v1\/workspaces\/ws1\/credentials$/m);
+  t.match(
+    out.stdout,
+    /^export AWS_CONTAINER_CREDENTIALS_FULL_URI=http:\/\/127\.0\.0\.1:\d+\/v1\/workspaces\/ws1\/credentials$/m,
+  );
   t.match(out.stdout, /^export AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=\S+\/tokens\/ws1\.token$/m);
 });
 
@@ -93,10 +97,12 @@ t.test('JS SDK v3, default provider chain', async (t) => {
   t.match(refused.stderr, /CredentialsProviderError: Could not load credentials/, 'for want of credentials');
 });
 
-t.test('AccountId served is moto\'s account', async (t) => {
+t.test("AccountId served is moto's account", async (t) => {
   // The daemon learns it with STS GetCallerIdentity when it renews.
   const refreshed = await runCli(world.home, ['refresh', world.workspace]);
   ok(t, refreshed, 'eodh-credd refresh');
-  const accountId = await waitFor(async () => (await world.served()).AccountId, 15_000, { what: 'AccountId in the served credential' });
+  const accountId = await waitFor(async () => (await world.served()).AccountId, 15_000, {
+    what: 'AccountId in the served credential',
+  });
   t.equal(accountId, world.moto.accountId);
 });

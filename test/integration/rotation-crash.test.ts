@@ -17,32 +17,34 @@
  *  - no minted key is left alive on the hub when the answer to the mint is lost, or when the hub
  *    refuses the new key at verification.
  */
-import t, { type Test } from 'tap';
-import Database from 'better-sqlite3';
+
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startHubSimulator, type StartedHubSimulator } from '../../src/hub-sim/app.js';
+import Database from 'better-sqlite3';
+import t, { type Test } from 'tap';
+import { type StartedHubSimulator, startHubSimulator } from '../../src/hub-sim/app.js';
 import { HubSimulatorClient, type SimKey, type SimTokenInfo } from '../../src/hub-sim/client.js';
 import type { RotationStep } from '../../src/scheduler/rotation.js';
 import {
   clientToken,
   describeExit,
+  type Home,
   makeHome,
   readRuntime,
   runCli,
+  type ServeProcess,
+  type StartedServe,
   spawnServe,
   startServe,
   waitFor,
-  type Home,
-  type ServeProcess,
-  type StartedServe,
 } from '../helpers/daemon.js';
 
 const STEPS: readonly RotationStep[] = ['intent', 'minted', 'persisted', 'verified', 'promoted', 'revoked'];
 const RUNS = Number(process.env.CRASH_RUNS ?? 12);
 const SEED = Number(process.env.CRASH_SEED ?? Math.floor(Math.random() * 2 ** 31));
-if (!Number.isSafeInteger(RUNS) || RUNS < 0) throw new Error(`CRASH_RUNS must be a whole number, not "${process.env.CRASH_RUNS}"`);
+if (!Number.isSafeInteger(RUNS) || RUNS < 0)
+  throw new Error(`CRASH_RUNS must be a whole number, not "${process.env.CRASH_RUNS}"`);
 if (!Number.isSafeInteger(SEED)) throw new Error(`CRASH_SEED must be a whole number, not "${process.env.CRASH_SEED}"`);
 /** Bounds for waits on a loaded machine; a healthy run needs a small fraction of them. */
 const DEATH_WAIT_MS = 20_000;
@@ -117,9 +119,13 @@ function readDb(home: Home): Map<string, { keys: KeyRow[]; mintingSince: number 
   const db = new Database(home.paths.database, { readonly: true, fileMustExist: true });
   try {
     const workspaces = db
-      .prepare(`SELECT w.id, w.name, s.minting_since AS mintingSince FROM workspaces w JOIN workspace_status s ON s.workspace_id = w.id`)
+      .prepare(
+        `SELECT w.id, w.name, s.minting_since AS mintingSince FROM workspaces w JOIN workspace_status s ON s.workspace_id = w.id`,
+      )
       .all() as Array<{ id: string; name: string; mintingSince: number | null }>;
-    const keys = db.prepare(`SELECT state, token_id AS tokenId, name FROM api_keys WHERE workspace_id = ? ORDER BY stored_at`);
+    const keys = db.prepare(
+      `SELECT state, token_id AS tokenId, name FROM api_keys WHERE workspace_id = ? ORDER BY stored_at`,
+    );
     return new Map(workspaces.map((w) => [w.name, { keys: keys.all(w.id) as KeyRow[], mintingSince: w.mintingSince }]));
   } finally {
     db.close();
@@ -151,14 +157,21 @@ function phaseOf(s: Snapshot, originalId: string): Phase {
   const held = new Set(s.keys.map((k) => k.tokenId));
   if (s.keys.some((k) => k.state === 'pending')) return 'pending';
   if (s.keys.some((k) => k.state === 'retiring')) return 'retiring';
-  if (s.mintingSince !== null) return s.live.some((k) => k.name.startsWith(OURS) && !held.has(k.id)) ? 'minted' : 'intent';
+  if (s.mintingSince !== null)
+    return s.live.some((k) => k.name.startsWith(OURS) && !held.has(k.id)) ? 'minted' : 'intent';
   return s.keys.length === 1 && s.keys[0]!.tokenId !== originalId ? 'done' : 'not started';
 }
 
 /** One active row and no mark, and the hub's only live key of the workspace is that one. */
 function settled(s: Snapshot): boolean {
   const [only] = s.keys;
-  return s.keys.length === 1 && only!.state === 'active' && s.mintingSince === null && s.live.length === 1 && s.live[0]!.id === only!.tokenId;
+  return (
+    s.keys.length === 1 &&
+    only!.state === 'active' &&
+    s.mintingSince === null &&
+    s.live.length === 1 &&
+    s.live[0]!.id === only!.tokenId
+  );
 }
 
 const tail = (text: string, n = 6_000) => (text.length > n ? `…${text.slice(-n)}` : text);
@@ -170,7 +183,13 @@ const tail = (text: string, n = 6_000) => (text.length > n ? `…${text.slice(-n
  * promise: exactly one active key, it works, the hub holds no other live key of the workspace,
  * and the daemon still serves credentials. The installation's other workspaces are checked too.
  */
-async function checkRecovered(tt: Test, lab: Lab, daemon: StartedServe, workspace: string, original: SimKey): Promise<Snapshot> {
+async function checkRecovered(
+  tt: Test,
+  lab: Lab,
+  daemon: StartedServe,
+  workspace: string,
+  original: SimKey,
+): Promise<Snapshot> {
   try {
     await waitFor(
       async () => {
@@ -207,7 +226,9 @@ async function checkRecovered(tt: Test, lab: Lab, daemon: StartedServe, workspac
   const handed = (await tokenAnswer.json()) as { tokenId: string | null; token: string };
   tt.equal(handed.tokenId, activeId, 'the key the daemon hands out is the active one');
   const listWith = async (key: string) => {
-    const answer = await fetch(`${lab.simUrl}/api/workspaces/${workspace}/me/tokens`, { headers: { authorization: `Bearer ${key}` } });
+    const answer = await fetch(`${lab.simUrl}/api/workspaces/${workspace}/me/tokens`, {
+      headers: { authorization: `Bearer ${key}` },
+    });
     await answer.body?.cancel();
     return answer.status;
   };
@@ -233,7 +254,10 @@ async function expectKilled(tt: Test, daemon: ServeProcess, why: string): Promis
     await daemon.kill();
     return false;
   }
-  tt.equal(exit.signal, 'SIGKILL', `the daemon died by SIGKILL (${why})`, { exit: describeExit(exit), daemon: tail(daemon.output()) });
+  tt.equal(exit.signal, 'SIGKILL', `the daemon died by SIGKILL (${why})`, {
+    exit: describeExit(exit),
+    daemon: tail(daemon.output()),
+  });
   return exit.signal === 'SIGKILL';
 }
 
@@ -265,9 +289,14 @@ t.test('a kill right after each rotation step is recovered on restart', async (t
       const crashing = spawnServe(lab.home, { t, env: { EODH_CREDD_FAILPOINT: `rotation:${step}` } });
       if (!(await expectKilled(t, crashing, `failpoint rotation:${step}`))) return;
       const crashed = await snapshot(lab, workspace);
-      t.equal(phaseOf(crashed, original.id), EXPECTED_PHASE[step], `the kill left the rotation at "${EXPECTED_PHASE[step]}"`, {
-        state: crashed,
-      });
+      t.equal(
+        phaseOf(crashed, original.id),
+        EXPECTED_PHASE[step],
+        `the kill left the rotation at "${EXPECTED_PHASE[step]}"`,
+        {
+          state: crashed,
+        },
+      );
 
       const daemon = await startServe(lab.home, { t });
       const s = await checkRecovered(t, lab, daemon, workspace, original);
@@ -281,12 +310,22 @@ t.test('a kill right after each rotation step is recovered on restart', async (t
 
   // What the user sees afterwards: every workspace fine, nothing needs attention.
   const status = await runCli(lab.home, ['status', '--json']);
-  t.equal(status.code, 0, 'status reports nothing that needs attention', { stdout: status.stdout, stderr: status.stderr });
-  const rows = JSON.parse(status.stdout || '[]') as Array<{ workspace: string; rotation: string; apiKeyDaysLeft: number | null }>;
+  t.equal(status.code, 0, 'status reports nothing that needs attention', {
+    stdout: status.stdout,
+    stderr: status.stderr,
+  });
+  const rows = JSON.parse(status.stdout || '[]') as Array<{
+    workspace: string;
+    rotation: string;
+    apiKeyDaysLeft: number | null;
+  }>;
   t.equal(rows.length, STEPS.length, 'status lists every workspace');
   for (const row of rows) {
     t.equal(row.rotation, 'ok', `${row.workspace}: rotation ok`);
-    t.ok((row.apiKeyDaysLeft ?? 0) >= 29, `${row.workspace}: the active key is a fresh one (${row.apiKeyDaysLeft} days left)`);
+    t.ok(
+      (row.apiKeyDaysLeft ?? 0) >= 29,
+      `${row.workspace}: the active key is a fresh one (${row.apiKeyDaysLeft} days left)`,
+    );
   }
 });
 
@@ -411,11 +450,17 @@ t.test('a second kill inside the recovery of the first is recovered on restart',
         if (!(await expectKilled(t, crashing, `failpoint rotation:${step}`))) return;
       }
       const crashed = await snapshot(lab, workspace);
-      t.equal(phaseOf(crashed, original.id), phase, `the second kill left the rotation at "${phase}"`, { state: crashed });
+      t.equal(phaseOf(crashed, original.id), phase, `the second kill left the rotation at "${phase}"`, {
+        state: crashed,
+      });
 
       const daemon = await startServe(lab.home, { t });
       const s = await checkRecovered(t, lab, daemon, workspace, original);
-      t.equal(s.tokens.filter((k) => k.name.startsWith(OURS)).length, mints, 'no more keys minted than the crashes made necessary');
+      t.equal(
+        s.tokens.filter((k) => k.name.startsWith(OURS)).length,
+        mints,
+        'no more keys minted than the crashes made necessary',
+      );
       await stopDaemon(t, daemon);
     });
   }
@@ -440,9 +485,15 @@ t.test('a kill while the hub is down during recovery still converges once the hu
   try {
     const before = await listings();
     const down = await startServe(lab.home, { t });
-    await waitFor(async () => (await listings()) >= before + 3, CONVERGE_WAIT_MS, { what: 'recovery to try the hub three times' });
+    await waitFor(async () => (await listings()) >= before + 3, CONVERGE_WAIT_MS, {
+      what: 'recovery to try the hub three times',
+    });
     t.notOk(down.hasExited(), 'the daemon survives the hub being down');
-    t.equal(phaseOf(await snapshot(lab, workspace), original.id), 'minted', 'nothing was given up while the hub was down');
+    t.equal(
+      phaseOf(await snapshot(lab, workspace), original.id),
+      'minted',
+      'nothing was given up while the hub was down',
+    );
     const creds = await fetch(`${down.url}/v1/workspaces/${workspace}/credentials`, {
       headers: { authorization: clientToken(lab.home, workspace) },
     });
@@ -463,7 +514,6 @@ t.test('a kill while the hub is down during recovery still converges once the hu
   await stopDaemon(t, daemon);
 });
 
-
 // ---- hub answers that leave a minted key behind ----------------------------------------
 
 /** What the proxy does with one request: pass it on, let the hub act but lose its answer, or refuse it. */
@@ -474,7 +524,11 @@ type Interception = 'forward' | 'lose-answer' | 'refuse';
  * the work and then resets the connection instead of answering, "refuse" answers 403 without
  * asking the hub (EODH's documented, recurring 403 for a valid key).
  */
-async function hubProxy(tt: Test, target: string, decide: (method: string, path: string, bearer: string) => Interception): Promise<string> {
+async function hubProxy(
+  tt: Test,
+  target: string,
+  decide: (method: string, path: string, bearer: string) => Interception,
+): Promise<string> {
   const server = createServer((request, response) => {
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -530,7 +584,9 @@ async function checkNoOrphanThroughProxy(
 ): Promise<void> {
   const lab = await makeLab(t);
   let original: SimKey | undefined;
-  const proxyUrl = await hubProxy(t, lab.simUrl, (method, path, bearer) => (original ? decide(original)(method, path, bearer) : 'forward'));
+  const proxyUrl = await hubProxy(t, lab.simUrl, (method, path, bearer) =>
+    original ? decide(original)(method, path, bearer) : 'forward',
+  );
   original = await addWorkspace(lab, workspace, proxyUrl);
   const daemon = await startServe(lab.home, { t });
   try {
@@ -557,7 +613,8 @@ t.test('a minted key whose answer was lost is not left alive on the hub', async 
   await checkNoOrphanThroughProxy(
     t,
     'lost-answer',
-    () => (method, path) => (method === 'POST' && path.endsWith('/me/tokens') && lost++ === 0 ? 'lose-answer' : 'forward'),
+    () => (method, path) =>
+      method === 'POST' && path.endsWith('/me/tokens') && lost++ === 0 ? 'lose-answer' : 'forward',
     'the hub minted a key but its answer was lost: the minting mark must survive and the POST must not be retried',
   );
 });
@@ -568,7 +625,9 @@ t.test('a minted key the hub refuses at verification is not left alive on the hu
     t,
     'refused-new-key',
     (original) => (method, path, bearer) =>
-      method === 'GET' && path.endsWith('/me/tokens') && bearer !== original.token && refused++ === 0 ? 'refuse' : 'forward',
+      method === 'GET' && path.endsWith('/me/tokens') && bearer !== original.token && refused++ === 0
+        ? 'refuse'
+        : 'forward',
     'the hub refuses the new key at verification: it must be revoked, not just forgotten',
   );
 });

@@ -9,11 +9,12 @@
  * Debian's v2 2.9 bundles an older botocore that knows neither: it takes the token by value
  * (AWS_CONTAINER_AUTHORIZATION_TOKEN) and the endpoint with --endpoint-url.
  */
-import t, { type Test } from 'tap';
+
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runCli, runProgram, type CliResult } from '../helpers/daemon.js';
-import { startInterop, type Interop } from '../helpers/interop.js';
+import t, { type Test } from 'tap';
+import { type CliResult, runCli, runProgram } from '../helpers/daemon.js';
+import { type Interop, startInterop } from '../helpers/interop.js';
 import { awsCliV1, awsCliV2, HINTS, requireTool, versionOf } from '../helpers/tools.js';
 
 const v1 = awsCliV1();
@@ -28,7 +29,14 @@ function ok(t: Test, out: CliResult, what: string): boolean {
 }
 
 /** `aws s3 cp` a file up, then down again, and check both ends. */
-async function copyBothWays(t: Test, world: Interop, aws: string, env: Record<string, string>, prefix: string, extraArgs: string[] = []): Promise<void> {
+async function copyBothWays(
+  t: Test,
+  world: Interop,
+  aws: string,
+  env: Record<string, string>,
+  prefix: string,
+  extraArgs: string[] = [],
+): Promise<void> {
   const dir = world.scratch(prefix);
   const local = join(dir, 'up.txt');
   const content = `uploaded by ${prefix}\n`;
@@ -38,9 +46,17 @@ async function copyBothWays(t: Test, world: Interop, aws: string, env: Record<st
   if (!ok(t, up, 'upload: aws s3 cp FILE s3://…')) return;
   t.equal(await world.getObject(`${prefix}/file.txt`), content, 'the object is in moto S3');
   await world.putObject(`${prefix}/down.txt`, `put by the test for ${prefix}`);
-  const down = await runProgram(aws, [...extraArgs, 's3', 'cp', `s3://${world.moto.bucket}/${prefix}/down.txt`, join(dir, 'down.txt')], { env });
+  const down = await runProgram(
+    aws,
+    [...extraArgs, 's3', 'cp', `s3://${world.moto.bucket}/${prefix}/down.txt`, join(dir, 'down.txt')],
+    { env },
+  );
   if (!ok(t, down, 'download: aws s3 cp s3://… FILE')) return;
-  t.equal(readFileSync(join(dir, 'down.txt'), 'utf8'), `put by the test for ${prefix}`, 'the download has the object\'s content');
+  t.equal(
+    readFileSync(join(dir, 'down.txt'), 'utf8'),
+    `put by the test for ${prefix}`,
+    "the download has the object's content",
+  );
 }
 
 /** A ~/.aws/config with the stanza `eodh-credd aws-profile` prints, and an env without container variables. */
@@ -62,7 +78,13 @@ t.test('AWS CLI v1', async (t) => {
     await copyBothWays(t, world, v1, await world.clientEnv({ extra: endpoint }), 'cli-v1-file');
   });
   t.test('token by value, localhost', async (t) => {
-    await copyBothWays(t, world, v1, await world.clientEnv({ token: 'value', host: 'localhost', extra: endpoint }), 'cli-v1-value');
+    await copyBothWays(
+      t,
+      world,
+      v1,
+      await world.clientEnv({ token: 'value', host: 'localhost', extra: endpoint }),
+      'cli-v1-value',
+    );
   });
   t.test('--profile with credential_process', async (t) => {
     const env = { ...(await profileEnv(t, world)), ...endpoint };
@@ -79,7 +101,9 @@ t.test('AWS CLI v2', async (t) => {
   });
 
   t.test('configure export-credentials shows the served credential', async (t) => {
-    const out = await runProgram(v2, ['configure', 'export-credentials', '--format', 'process'], { env: await world.clientEnv({ token: 'value' }) });
+    const out = await runProgram(v2, ['configure', 'export-credentials', '--format', 'process'], {
+      env: await world.clientEnv({ token: 'value' }),
+    });
     if (!ok(t, out, 'export-credentials')) return;
     const exported = JSON.parse(out.stdout) as Record<string, unknown>;
     const served = await world.served();
@@ -97,13 +121,25 @@ t.test('AWS CLI v2', async (t) => {
     const profile = ['--profile', `eodh-${world.workspace}`];
     const local = join(world.scratch('cli-v2-profile'), 'up.txt');
     writeFileSync(local, 'uploaded by AWS CLI v2 with --profile\n');
-    const up = await runProgram(v2, [...profile, ...endpoint, 's3', 'cp', local, `s3://${world.moto.bucket}/cli-v2-profile/up.txt`], { env });
+    const up = await runProgram(
+      v2,
+      [...profile, ...endpoint, 's3', 'cp', local, `s3://${world.moto.bucket}/cli-v2-profile/up.txt`],
+      { env },
+    );
     if (ok(t, up, 'upload: aws --profile … s3 cp FILE s3://…')) {
-      t.equal(await world.getObject('cli-v2-profile/up.txt'), 'uploaded by AWS CLI v2 with --profile\n', 'the object is in moto S3');
+      t.equal(
+        await world.getObject('cli-v2-profile/up.txt'),
+        'uploaded by AWS CLI v2 with --profile\n',
+        'the object is in moto S3',
+      );
     }
     const out = await runProgram(v2, ['configure', 'export-credentials', ...profile], { env });
     if (ok(t, out, 'export-credentials --profile')) {
-      t.equal((JSON.parse(out.stdout) as { AccessKeyId: string }).AccessKeyId, (await world.served()).AccessKeyId, 'the profile yields the served key');
+      t.equal(
+        (JSON.parse(out.stdout) as { AccessKeyId: string }).AccessKeyId,
+        (await world.served()).AccessKeyId,
+        'the profile yields the served key',
+      );
     }
   });
 });

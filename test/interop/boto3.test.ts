@@ -12,12 +12,13 @@
  * itself: every request was signed with a key the daemon handed out, before that key's expiry,
  * and the session used at least three different keys with no failed call.
  */
-import t, { type Test } from 'tap';
+
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import t, { type Test } from 'tap';
 import { runCli, runProgram } from '../helpers/daemon.js';
-import { CONTAINER_ENDPOINT_CASES, startInterop, type Interop } from '../helpers/interop.js';
+import { CONTAINER_ENDPOINT_CASES, type Interop, startInterop } from '../helpers/interop.js';
 import { HINTS, pythonWithBoto3, requireTool, versionOf } from '../helpers/tools.js';
 
 const SCRIPT = fileURLToPath(new URL('./clients/s3_roundtrip.py', import.meta.url));
@@ -35,21 +36,36 @@ interface RoundTrip {
   listed: string[];
 }
 
-async function roundTrip(t: Test, python: string, world: Interop, prefix: string, env: Record<string, string>, profile?: string): Promise<RoundTrip | null> {
+async function roundTrip(
+  t: Test,
+  python: string,
+  world: Interop,
+  prefix: string,
+  env: Record<string, string>,
+  profile?: string,
+): Promise<RoundTrip | null> {
   const out = await runProgram(python, [SCRIPT, world.moto.bucket, prefix, ...(profile ? [profile] : [])], { env });
   if (!t.equal(out.code, 0, 'the script succeeds', { stderr: out.stderr })) return null;
   const result = JSON.parse(out.stdout) as RoundTrip;
   t.ok(result.roundTrip, 'what it put is what it got');
   t.same(result.listed, [`${prefix}/object.txt`], 'and it lists it');
-  t.equal(await world.getObject(`${prefix}/object.txt`), `hello from boto3 ${result.boto3}`, 'the object is in moto S3');
+  t.equal(
+    await world.getObject(`${prefix}/object.txt`),
+    `hello from boto3 ${result.boto3}`,
+    'the object is in moto S3',
+  );
   return result;
 }
 
 const python = pythonWithBoto3();
 if (requireTool(t, 'boto3', python, HINTS.boto3)) {
-  t.comment(`boto3: ${versionOf(python, ['-c', 'import boto3, botocore; print("boto3", boto3.__version__, "botocore", botocore.__version__)'])}`);
+  t.comment(
+    `boto3: ${versionOf(python, ['-c', 'import boto3, botocore; print("boto3", boto3.__version__, "botocore", botocore.__version__)'])}`,
+  );
   // A sweep every second, so that renewals of 30-second credentials happen on time.
-  const world = await startInterop(t, { config: '[renewal]\nsweep_schedule = "* * * * * *"\nbackoff_initial_ms = 200\nbackoff_max_ms = 2000\n' });
+  const world = await startInterop(t, {
+    config: '[renewal]\nsweep_schedule = "* * * * * *"\nbackoff_initial_ms = 200\nbackoff_max_ms = 2000\n',
+  });
   const endpoint = { AWS_ENDPOINT_URL_S3: world.moto.endpoint };
 
   for (const [name, options] of CONTAINER_ENDPOINT_CASES) {
@@ -72,7 +88,14 @@ if (requireTool(t, 'boto3', python, HINTS.boto3)) {
     // No container variables: only the profile can supply credentials.
     const env = await world.clientEnv();
     for (const k of Object.keys(env)) if (k.startsWith('AWS_CONTAINER_')) delete env[k];
-    const result = await roundTrip(t, python, world, 'boto3-profile', { ...env, ...endpoint }, `eodh-${world.workspace}`);
+    const result = await roundTrip(
+      t,
+      python,
+      world,
+      'boto3-profile',
+      { ...env, ...endpoint },
+      `eodh-${world.workspace}`,
+    );
     if (!result) return;
     t.equal(result.method, 'custom-process', 'botocore ran the credential_process');
     t.equal(result.accessKeyId, (await world.served()).AccessKeyId, 'and got the credential the daemon serves');
@@ -81,7 +104,9 @@ if (requireTool(t, 'boto3', python, HINTS.boto3)) {
   /** Credential requests the daemon answered (its /metrics counter). */
   const servedCount = async (): Promise<number> => {
     const adminToken = readFileSync(world.home.paths.adminToken, 'utf8').trim();
-    const metrics = await (await fetch(`${world.daemon.url}/metrics`, { headers: { authorization: adminToken } })).text();
+    const metrics = await (
+      await fetch(`${world.daemon.url}/metrics`, { headers: { authorization: adminToken } })
+    ).text();
     return Number(/^eodh_credd_credentials_served_total\{workspace="ws1"\} (\d+)/m.exec(metrics)?.[1] ?? 0);
   };
 
@@ -91,16 +116,23 @@ if (requireTool(t, 'boto3', python, HINTS.boto3)) {
     const refreshed = await runCli(world.home, ['refresh', world.workspace]);
     t.equal(refreshed.code, 0, 'the daemon now holds a 30-second credential', { stderr: refreshed.stderr });
     const env = await world.clientEnv({ extra: endpoint });
-    const out = await runProgram(python, [LONG_SESSION, world.moto.bucket, 'long-session', String(MIN_KEYS), String(DEADLINE_S), '1'], {
-      env,
-      timeoutMs: (DEADLINE_S + 30) * 1000,
-    });
+    const out = await runProgram(
+      python,
+      [LONG_SESSION, world.moto.bucket, 'long-session', String(MIN_KEYS), String(DEADLINE_S), '1'],
+      {
+        env,
+        timeoutMs: (DEADLINE_S + 30) * 1000,
+      },
+    );
     if (!t.equal(out.code, 0, 'the program ran to its end', { stderr: out.stderr })) return;
     const result = JSON.parse(out.stdout) as { calls: Array<[number, string]>; errors: string[]; method: string };
     t.same(result.errors, [], 'no call failed');
     t.equal(result.method, 'container-role');
     const keys = [...new Set(result.calls.map(([, k]) => k))];
-    t.ok(keys.length >= MIN_KEYS, `the session signed with ${keys.length} different access keys (at least ${MIN_KEYS})`);
+    t.ok(
+      keys.length >= MIN_KEYS,
+      `the session signed with ${keys.length} different access keys (at least ${MIN_KEYS})`,
+    );
 
     // What the daemon handed out: its audit lines (last 4 characters of each key, and expiry).
     const audit = world.daemon
@@ -124,6 +156,8 @@ if (requireTool(t, 'boto3', python, HINTS.boto3)) {
     // botocore came back to the daemon for each new key: the daemon counted the fetches.
     const served = (await servedCount()) - servedBefore;
     t.ok(served >= keys.length, `the daemon served ${served} credential requests for ${result.calls.length} S3 calls`);
-    t.comment(`${result.calls.length} S3 calls over ${Math.round((result.calls.at(-1)![0] - result.calls[0]![0]) / 1000)} s, ${keys.length} access keys, ${served} credential fetches`);
+    t.comment(
+      `${result.calls.length} S3 calls over ${Math.round((result.calls.at(-1)![0] - result.calls[0]![0]) / 1000)} s, ${keys.length} access keys, ${served} credential fetches`,
+    );
   });
 }

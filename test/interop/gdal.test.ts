@@ -11,18 +11,30 @@
  * both are set where a non-default file is used. From GDAL 3.9 on, /vsis3/ also reads
  * AWS_CONTAINER_CREDENTIALS_FULL_URI with the token (file or value): tested when that GDAL is here.
  */
-import t, { type Test } from 'tap';
+
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runCli, runProgram, startServe, waitFor, type CliResult } from '../helpers/daemon.js';
-import { startInterop, type Interop } from '../helpers/interop.js';
+import t, { type Test } from 'tap';
+import { type CliResult, runCli, runProgram, startServe, waitFor } from '../helpers/daemon.js';
+import { type Interop, startInterop } from '../helpers/interop.js';
 import { gdalinfo, HINTS, ogrinfo, requireTool, versionOf } from '../helpers/tools.js';
 
 const WS = 'ws1';
 const PROFILE = `eodh-${WS}`;
 
 /** A user's credentials file: comments, another profile after ours will go, no final newline. */
-const USER_FILE = ['# personal keys, do not share', '[default]', 'aws_access_key_id = AKIAUSERDEFAULT00000', 'aws_secret_access_key = user/secret+default', '', '; the work account', '[work]', 'region=eu-west-1', 'aws_access_key_id=AKIAUSERWORK00000000', 'aws_secret_access_key=work'].join('\n');
+const USER_FILE = [
+  '# personal keys, do not share',
+  '[default]',
+  'aws_access_key_id = AKIAUSERDEFAULT00000',
+  'aws_secret_access_key = user/secret+default',
+  '',
+  '; the work account',
+  '[work]',
+  'region=eu-west-1',
+  'aws_access_key_id=AKIAUSERWORK00000000',
+  'aws_secret_access_key=work',
+].join('\n');
 
 const GEOJSON = JSON.stringify({
   type: 'FeatureCollection',
@@ -31,7 +43,18 @@ const GEOJSON = JSON.stringify({
     { type: 'Feature', properties: { name: 'Leicester' }, geometry: { type: 'Point', coordinates: [-1.13, 52.63] } },
   ],
 });
-const GRID = ['ncols 4', 'nrows 3', 'xllcorner 0', 'yllcorner 50', 'cellsize 0.5', 'NODATA_value -9999', '1 2 3 4', '5 6 7 8', '9 10 11 12', ''].join('\n');
+const GRID = [
+  'ncols 4',
+  'nrows 3',
+  'xllcorner 0',
+  'yllcorner 50',
+  'cellsize 0.5',
+  'NODATA_value -9999',
+  '1 2 3 4',
+  '5 6 7 8',
+  '9 10 11 12',
+  '',
+].join('\n');
 
 /** The variables whose names start with `prefix`. */
 function pick(env: Record<string, string>, prefix: string): Record<string, string> {
@@ -62,7 +85,11 @@ const gdal = gdalinfo();
 const ogr = ogrinfo();
 const translate = gdal ? join(gdal, '..', 'gdal_translate') : null;
 
-if (requireTool(t, 'gdalinfo', gdal, HINTS.gdal) && requireTool(t, 'ogrinfo', ogr, HINTS.gdal) && requireTool(t, 'gdal_translate', translate, HINTS.gdal)) {
+if (
+  requireTool(t, 'gdalinfo', gdal, HINTS.gdal) &&
+  requireTool(t, 'ogrinfo', ogr, HINTS.gdal) &&
+  requireTool(t, 'gdal_translate', translate, HINTS.gdal)
+) {
   const version = versionOf(gdal);
   t.comment(`GDAL: ${version}`);
   const world = await startInterop(t, { workspaces: [WS] });
@@ -73,7 +100,9 @@ if (requireTool(t, 'gdalinfo', gdal, HINTS.gdal) && requireTool(t, 'ogrinfo', og
   // The data: a GeoJSON and a small GeoTIFF (made by gdal_translate from an ASCII grid).
   const data = world.scratch('data');
   writeFileSync(join(data, 'grid.asc'), GRID);
-  const made = await runProgram(translate, ['-q', '-of', 'GTiff', join(data, 'grid.asc'), join(data, 'grid.tif')], { env: await world.clientEnv() });
+  const made = await runProgram(translate, ['-q', '-of', 'GTiff', join(data, 'grid.asc'), join(data, 'grid.tif')], {
+    env: await world.clientEnv(),
+  });
   if (made.code !== 0) throw new Error(`gdal_translate failed: ${made.stderr}`);
   await world.putObject('gdal/points.geojson', GEOJSON);
   await world.putObject('gdal/grid.tif', readFileSync(join(data, 'grid.tif')));
@@ -86,13 +115,19 @@ if (requireTool(t, 'gdalinfo', gdal, HINTS.gdal) && requireTool(t, 'ogrinfo', og
     }
   };
   const readVector = async (t: Test, env: Record<string, string>) => {
-    const out = await runProgram(ogr, ['-ro', '-so', '-al', `/vsis3/${world.moto.bucket}/gdal/points.geojson`], { env });
-    if (ok(t, out, 'ogrinfo reads the GeoJSON through /vsis3/')) t.match(out.stdout, /Feature Count: 2/, 'with its two features');
+    const out = await runProgram(ogr, ['-ro', '-so', '-al', `/vsis3/${world.moto.bucket}/gdal/points.geojson`], {
+      env,
+    });
+    if (ok(t, out, 'ogrinfo reads the GeoJSON through /vsis3/'))
+      t.match(out.stdout, /Feature Count: 2/, 'with its two features');
   };
-  const profileKey = (file: string) => new RegExp(`\\[${PROFILE}\\][^[]*aws_access_key_id = (\\S+)`).exec(readFileSync(file, 'utf8'))?.[1];
+  const profileKey = (file: string) =>
+    new RegExp(`\\[${PROFILE}\\][^[]*aws_access_key_id = (\\S+)`).exec(readFileSync(file, 'utf8'))?.[1];
 
   t.test('without the sink GDAL has no credentials for S3', async (t) => {
-    const out = await runProgram(gdal, [`/vsis3/${world.moto.bucket}/gdal/grid.tif`], { env: await gdalEnv(world, { AWS_PROFILE: PROFILE }) });
+    const out = await runProgram(gdal, [`/vsis3/${world.moto.bucket}/gdal/grid.tif`], {
+      env: await gdalEnv(world, { AWS_PROFILE: PROFILE }),
+    });
     t.not(out.code, 0, 'gdalinfo fails');
     t.match(out.stderr, /AWS_SECRET_ACCESS_KEY .*not defined/, 'for want of credentials');
   });
@@ -102,7 +137,10 @@ if (requireTool(t, 'gdalinfo', gdal, HINTS.gdal) && requireTool(t, 'ogrinfo', og
     ok(t, enabled, 'workspace sink --enable');
     t.match(enabled.stdout, `AWS_PROFILE=${PROFILE}`);
     const text = readFileSync(credentialsFile, 'utf8');
-    t.ok(text.startsWith(`${USER_FILE}\n\n[${PROFILE}]\n`), 'the user\'s profiles and comments are untouched; ours is appended');
+    t.ok(
+      text.startsWith(`${USER_FILE}\n\n[${PROFILE}]\n`),
+      "the user's profiles and comments are untouched; ours is appended",
+    );
     t.equal(statSync(credentialsFile).mode & 0o777, 0o600, 'the file is 0600');
     t.equal(profileKey(credentialsFile), (await world.served()).AccessKeyId, 'the profile holds the served credential');
     const status = await runCli(world.home, ['workspace', 'sink', WS]);
@@ -116,29 +154,62 @@ if (requireTool(t, 'gdalinfo', gdal, HINTS.gdal) && requireTool(t, 'ogrinfo', og
     const before = (await world.served()).AccessKeyId;
     const refreshed = await runCli(world.home, ['refresh', WS]);
     ok(t, refreshed, 'eodh-credd refresh');
-    const after = await waitFor(async () => {
-      const key = (await world.served()).AccessKeyId;
-      return key !== before ? key : null;
-    }, 20_000, { what: 'a renewed credential' });
+    const after = await waitFor(
+      async () => {
+        const key = (await world.served()).AccessKeyId;
+        return key !== before ? key : null;
+      },
+      20_000,
+      { what: 'a renewed credential' },
+    );
     await waitFor(() => profileKey(credentialsFile) === after, 10_000, { what: 'the profile to hold the renewed key' });
     t.pass('the profile holds the renewed key');
-    t.ok(readFileSync(credentialsFile, 'utf8').startsWith(`${USER_FILE}\n\n[${PROFILE}]\n`), 'the rest of the file is unchanged');
+    t.ok(
+      readFileSync(credentialsFile, 'utf8').startsWith(`${USER_FILE}\n\n[${PROFILE}]\n`),
+      'the rest of the file is unchanged',
+    );
     await readVector(t, await gdalEnv(world, { AWS_PROFILE: PROFILE }));
   });
 
   t.test('--file moves the profile to another file', async (t) => {
     const other = join(world.scratch('creds'), 'credentials');
-    ok(t, await runCli(world.home, ['workspace', 'sink', WS, '--enable', '--file', other]), 'workspace sink --enable --file');
-    t.equal(readFileSync(credentialsFile, 'utf8'), `${USER_FILE}\n`, 'gone from the old file, which is the user\'s again (with a final newline)');
+    ok(
+      t,
+      await runCli(world.home, ['workspace', 'sink', WS, '--enable', '--file', other]),
+      'workspace sink --enable --file',
+    );
+    t.equal(
+      readFileSync(credentialsFile, 'utf8'),
+      `${USER_FILE}\n`,
+      "gone from the old file, which is the user's again (with a final newline)",
+    );
     t.equal(profileKey(other), (await world.served()).AccessKeyId, 'in the new file');
     // GDAL 3.6 reads CPL_AWS_CREDENTIALS_FILE; the SDKs read AWS_SHARED_CREDENTIALS_FILE.
-    await readRaster(t, await gdalEnv(world, { AWS_PROFILE: PROFILE, CPL_AWS_CREDENTIALS_FILE: other, AWS_SHARED_CREDENTIALS_FILE: other }));
+    await readRaster(
+      t,
+      await gdalEnv(world, {
+        AWS_PROFILE: PROFILE,
+        CPL_AWS_CREDENTIALS_FILE: other,
+        AWS_SHARED_CREDENTIALS_FILE: other,
+      }),
+    );
     ok(t, await runCli(world.home, ['workspace', 'sink', WS, '--disable']), 'workspace sink --disable');
     t.equal(readFileSync(other, 'utf8'), '', 'disabled: the profile is removed');
-    const blocked = await runCli(world.home, ['workspace', 'sink', WS, '--enable', '--file', join(other, 'below-a-file')]);
+    const blocked = await runCli(world.home, [
+      'workspace',
+      'sink',
+      WS,
+      '--enable',
+      '--file',
+      join(other, 'below-a-file'),
+    ]);
     t.equal(blocked.code, 73, 'a file that cannot be written: exit 73 (EX_CANTCREAT)');
     t.match(blocked.stderr, /^eodh-credd: Cannot update \S+below-a-file \(ENOTDIR\)/);
-    t.match((await runCli(world.home, ['workspace', 'sink', WS])).stdout, 'no credentials file is kept', 'and the setting is unchanged');
+    t.match(
+      (await runCli(world.home, ['workspace', 'sink', WS])).stdout,
+      'no credentials file is kept',
+      'and the setting is unchanged',
+    );
   });
 
   const [major = 0, minor = 0] = (/GDAL (\d+)\.(\d+)/.exec(version) ?? []).slice(1).map(Number);
@@ -146,10 +217,15 @@ if (requireTool(t, 'gdalinfo', gdal, HINTS.gdal) && requireTool(t, 'ogrinfo', og
     t.test('GDAL >= 3.9 reads through the container endpoint directly (no sink)', async (t) => {
       const env = await world.clientEnv(); // the variables `eodh-credd env` prints
       const noFile = join(world.home.root, 'no-such-credentials');
-      await readRaster(t, { ...(await gdalEnv(world, { CPL_AWS_CREDENTIALS_FILE: noFile, AWS_SHARED_CREDENTIALS_FILE: noFile })), ...pick(env, 'AWS_CONTAINER_') });
+      await readRaster(t, {
+        ...(await gdalEnv(world, { CPL_AWS_CREDENTIALS_FILE: noFile, AWS_SHARED_CREDENTIALS_FILE: noFile })),
+        ...pick(env, 'AWS_CONTAINER_'),
+      });
     });
   } else {
-    t.comment(`GDAL ${major}.${minor} predates container-endpoint support in /vsis3/ (3.9): the file sink is its way in.`);
+    t.comment(
+      `GDAL ${major}.${minor} predates container-endpoint support in /vsis3/ (3.9): the file sink is its way in.`,
+    );
   }
 
   t.test('a restarted daemon writes the profile at start; removing the workspace removes it', async (t) => {
@@ -158,11 +234,13 @@ if (requireTool(t, 'gdalinfo', gdal, HINTS.gdal) && requireTool(t, 'ogrinfo', og
     writeFileSync(credentialsFile, USER_FILE, { mode: 0o600 }); // as if the user had reset the file
     const daemon = await startServe(world.home, { t });
     await waitFor(() => profileKey(credentialsFile), 10_000, { what: 'the profile written at start' });
-    t.ok(readFileSync(credentialsFile, 'utf8').startsWith(`${USER_FILE}\n\n[${PROFILE}]\n`), 'written at start, next to the user\'s profiles');
+    t.ok(
+      readFileSync(credentialsFile, 'utf8').startsWith(`${USER_FILE}\n\n[${PROFILE}]\n`),
+      "written at start, next to the user's profiles",
+    );
     const removed = await runCli(world.home, ['workspace', 'remove', WS]);
     ok(t, removed, 'workspace remove');
     t.equal(readFileSync(credentialsFile, 'utf8'), `${USER_FILE}\n`, 'the profile left with the workspace');
     await daemon.stop();
   });
-
 }

@@ -4,14 +4,16 @@
  * S3Client({})` and nothing else; region, endpoint and credentials all come from the variables.
  * Token by file and by value, 127.0.0.1 and localhost.
  */
-import t from 'tap';
+
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import t from 'tap';
 import { runProgram } from '../helpers/daemon.js';
 import { CONTAINER_ENDPOINT_CASES, startInterop } from '../helpers/interop.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const version = (pkg: string) => (JSON.parse(readFileSync(`${ROOT}/node_modules/${pkg}/package.json`, 'utf8')) as { version: string }).version;
+const version = (pkg: string) =>
+  (JSON.parse(readFileSync(`${ROOT}/node_modules/${pkg}/package.json`, 'utf8')) as { version: string }).version;
 
 /** A user's program; bare imports resolve from the working directory (the repository). */
 const PROGRAM = `
@@ -28,7 +30,9 @@ console.log(JSON.stringify({ got, listed, accessKeyId: credentials.accessKeyId, 
 s3.destroy();
 `;
 
-t.comment(`@aws-sdk/client-s3 ${version('@aws-sdk/client-s3')}, @aws-sdk/credential-provider-node ${version('@aws-sdk/credential-provider-node')}, @aws-sdk/credential-provider-http ${version('@aws-sdk/credential-provider-http')}`);
+t.comment(
+  `@aws-sdk/client-s3 ${version('@aws-sdk/client-s3')}, @aws-sdk/credential-provider-node ${version('@aws-sdk/credential-provider-node')}, @aws-sdk/credential-provider-http ${version('@aws-sdk/credential-provider-http')}`,
+);
 const world = await startInterop(t);
 
 for (const [name, options] of CONTAINER_ENDPOINT_CASES) {
@@ -38,7 +42,10 @@ for (const [name, options] of CONTAINER_ENDPOINT_CASES) {
       ...options,
       extra: { AWS_ENDPOINT_URL_S3: world.moto.endpoint, BUCKET: world.moto.bucket, PREFIX: prefix },
     });
-    const out = await runProgram(process.execPath, ['--no-warnings', '--input-type=module', '-e', PROGRAM], { env, cwd: ROOT });
+    const out = await runProgram(process.execPath, ['--no-warnings', '--input-type=module', '-e', PROGRAM], {
+      env,
+      cwd: ROOT,
+    });
     if (!t.equal(out.code, 0, 'the program succeeds', { stderr: out.stderr })) return;
     const result = JSON.parse(out.stdout) as { got: string; listed: string[]; accessKeyId: string; expiration: string };
     t.equal(result.got, 'hello from JS v3', 'what it put is what it got');

@@ -9,11 +9,12 @@
  * so the token goes by value; it resolves the host name and requires loopback addresses, which
  * both 127.0.0.1 and localhost are.
  */
-import t, { type Test } from 'tap';
+
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runProgram, type CliResult } from '../helpers/daemon.js';
-import { startInterop, type Interop } from '../helpers/interop.js';
+import t, { type Test } from 'tap';
+import { type CliResult, runProgram } from '../helpers/daemon.js';
+import { type Interop, startInterop } from '../helpers/interop.js';
 import { HINTS, rclone, requireTool, versionOf } from '../helpers/tools.js';
 
 const bin = rclone();
@@ -50,16 +51,26 @@ if (requireTool(t, 'rclone', bin, HINTS.rclone)) {
 
       const up = await runProgram(bin, ['copyto', join(dir, 'up.txt'), `${remote}/up.txt`], { env });
       if (!ok(t, up, 'rclone copyto FILE remote:')) return;
-      t.equal(await world.getObject(`${prefix}/up.txt`), `uploaded by rclone via ${host}\n`, 'the object is in moto S3');
+      t.equal(
+        await world.getObject(`${prefix}/up.txt`),
+        `uploaded by rclone via ${host}\n`,
+        'the object is in moto S3',
+      );
 
       await world.putObject(`${prefix}/down.txt`, `put by the test for ${prefix}`);
       const down = await runProgram(bin, ['copyto', `${remote}/down.txt`, join(dir, 'down.txt')], { env });
-      if (ok(t, down, 'rclone copyto remote: FILE')) t.equal(readFileSync(join(dir, 'down.txt'), 'utf8'), `put by the test for ${prefix}`);
+      if (ok(t, down, 'rclone copyto remote: FILE'))
+        t.equal(readFileSync(join(dir, 'down.txt'), 'utf8'), `put by the test for ${prefix}`);
 
       // A recursive listing without a delimiter: moto_server fails signatures of a "/" in the query.
-      const list = await runProgram(bin, ['lsf', '-R', '--fast-list', '--files-only', `eodh:${world.moto.bucket}`], { env });
+      const list = await runProgram(bin, ['lsf', '-R', '--fast-list', '--files-only', `eodh:${world.moto.bucket}`], {
+        env,
+      });
       if (ok(t, list, 'rclone lsf -R --fast-list --files-only')) {
-        const mine = list.stdout.split('\n').filter((l) => l.startsWith(`${prefix}/`)).sort();
+        const mine = list.stdout
+          .split('\n')
+          .filter((l) => l.startsWith(`${prefix}/`))
+          .sort();
         t.same(mine, [`${prefix}/down.txt`, `${prefix}/up.txt`]);
       }
     });

@@ -4,11 +4,12 @@
  * format, `credential-process` (its document, and a clear failure when the daemon is down) and
  * the stanza `aws-profile` prints.
  */
-import t from 'tap';
+
 import { join } from 'node:path';
+import t from 'tap';
 import { CLI, runCli, runProgram } from '../helpers/daemon.js';
 import { startInterop } from '../helpers/interop.js';
-import { HINTS, python as findPython, requireTool } from '../helpers/tools.js';
+import { python as findPython, HINTS, requireTool } from '../helpers/tools.js';
 
 const world = await startInterop(t);
 const WS = world.workspace;
@@ -60,23 +61,41 @@ t.test('the API key for scripts', async (t) => {
 
 t.test('eodh-credd env --format', async (t) => {
   const json = await world.daemonEnv();
-  t.same(Object.keys(json).sort(), ['AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE', 'AWS_CONTAINER_CREDENTIALS_FULL_URI', 'AWS_DEFAULT_REGION', 'AWS_REGION']);
+  t.same(Object.keys(json).sort(), [
+    'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE',
+    'AWS_CONTAINER_CREDENTIALS_FULL_URI',
+    'AWS_DEFAULT_REGION',
+    'AWS_REGION',
+  ]);
   t.equal(json.AWS_CONTAINER_CREDENTIALS_FULL_URI, `${world.daemon.url}/v1/workspaces/${WS}/credentials`);
   t.equal(json.AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE, world.tokenFile());
   t.equal(json.AWS_REGION, world.moto.region);
 
   t.test('sh: eval in bash sets the variables', async (t) => {
     const script = `eval "$("$NODE" "$CLI" env "$WS" --format sh)"; for v in ${Object.keys(json).join(' ')}; do printf '%s=%s\\n' "$v" "\${!v}"; done`;
-    const out = await runProgram('/bin/bash', ['-c', script], { env: { ...world.home.env, NODE: process.execPath, CLI, WS } });
+    const out = await runProgram('/bin/bash', ['-c', script], {
+      env: { ...world.home.env, NODE: process.execPath, CLI, WS },
+    });
     t.equal(out.code, 0, out.stderr);
-    t.same(Object.fromEntries(out.stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)])), json);
+    t.same(
+      Object.fromEntries(
+        out.stdout
+          .trim()
+          .split('\n')
+          .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+      ),
+      json,
+    );
   });
 
   t.test('fish: one set -gx per variable', async (t) => {
     const out = await runCli(world.home, ['env', WS, '--format', 'fish']);
     t.equal(out.code, 0, out.stderr);
     const lines = out.stdout.trim().split('\n');
-    t.same(lines, Object.entries(json).map(([k, v]) => `set -gx ${k} ${v};`));
+    t.same(
+      lines,
+      Object.entries(json).map(([k, v]) => `set -gx ${k} ${v};`),
+    );
   });
 
   t.test('json: an object of the variables', async (t) => {
@@ -88,11 +107,14 @@ t.test('eodh-credd env --format', async (t) => {
     const out = await runCli(world.home, ['env', WS, '--format', 'dotenv']);
     t.equal(out.code, 0, out.stderr);
     const parsed = Object.fromEntries(
-      out.stdout.trim().split('\n').map((line) => {
-        const m = /^([A-Z_]+)=(".*")$/.exec(line);
-        if (!m) throw new Error(`not a dotenv line: ${line}`);
-        return [m[1]!, JSON.parse(m[2]!) as string];
-      }),
+      out.stdout
+        .trim()
+        .split('\n')
+        .map((line) => {
+          const m = /^([A-Z_]+)=(".*")$/.exec(line);
+          if (!m) throw new Error(`not a dotenv line: ${line}`);
+          return [m[1]!, JSON.parse(m[2]!) as string];
+        }),
     );
     t.same(parsed, json);
   });
@@ -101,12 +123,15 @@ t.test('eodh-credd env --format', async (t) => {
     const out = await runCli(world.home, ['env', WS, '--format', 'docker']);
     t.equal(out.code, 0, out.stderr);
     const flags = out.stdout.trim().split(' ');
-    t.ok(flags.includes('--network=host'), '--network=host (127.0.0.1 inside is the host\'s loopback)');
+    t.ok(flags.includes('--network=host'), "--network=host (127.0.0.1 inside is the host's loopback)");
     const volume = flags.find((f) => f.startsWith('--volume='));
     const [source, inside, mode] = (volume ?? '').slice('--volume='.length).split(':');
     t.equal(source, world.tokenFile(), 'the token file is the volume');
     t.equal(mode, 'ro', 'read-only');
-    t.ok(flags.includes(`--env=AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=${inside}`), 'the variable names the mounted path');
+    t.ok(
+      flags.includes(`--env=AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=${inside}`),
+      'the variable names the mounted path',
+    );
     t.ok(flags.includes(`--env=AWS_CONTAINER_CREDENTIALS_FULL_URI=${json.AWS_CONTAINER_CREDENTIALS_FULL_URI}`));
   });
 });
@@ -114,10 +139,20 @@ t.test('eodh-credd env --format', async (t) => {
 t.test('aws-profile prints a credential_process stanza with absolute paths', async (t) => {
   const out = await runCli(world.home, ['aws-profile', WS]);
   t.equal(out.code, 0, out.stderr);
-  const lines = out.stdout.trim().split('\n').filter((l) => !l.startsWith('#'));
-  t.same(lines, [`[profile eodh-${WS}]`, `credential_process = ${process.execPath} ${CLI} credential-process ${WS}`, `region = ${world.moto.region}`]);
+  const lines = out.stdout
+    .trim()
+    .split('\n')
+    .filter((l) => !l.startsWith('#'));
+  t.same(lines, [
+    `[profile eodh-${WS}]`,
+    `credential_process = ${process.execPath} ${CLI} credential-process ${WS}`,
+    `region = ${world.moto.region}`,
+  ]);
   const named = await runCli(world.home, ['--config', world.home.configFile, 'aws-profile', WS, '--name', 'mine']);
-  t.match(named.stdout, `[profile mine]\ncredential_process = ${process.execPath} ${CLI} --config ${world.home.configFile} credential-process ${WS}\n`);
+  t.match(
+    named.stdout,
+    `[profile mine]\ncredential_process = ${process.execPath} ${CLI} --config ${world.home.configFile} credential-process ${WS}\n`,
+  );
   const unknown = await runCli(world.home, ['aws-profile', 'nope']);
   t.not(unknown.code, 0);
   t.match(unknown.stderr, 'No workspace "nope"');
@@ -128,7 +163,13 @@ t.test('credential-process', async (t) => {
   t.equal(out.code, 0, out.stderr);
   const doc = JSON.parse(out.stdout) as Record<string, unknown>;
   const served = await world.served();
-  t.same(doc, { Version: 1, AccessKeyId: served.AccessKeyId, SecretAccessKey: served.SecretAccessKey, SessionToken: served.Token, Expiration: served.Expiration });
+  t.same(doc, {
+    Version: 1,
+    AccessKeyId: served.AccessKeyId,
+    SecretAccessKey: served.SecretAccessKey,
+    SessionToken: served.Token,
+    Expiration: served.Expiration,
+  });
   t.equal(out.stdout.split('\n').length, 2, 'one line of JSON');
 
   await world.daemon.stop();

@@ -1,13 +1,16 @@
 import t from 'tap';
-import { brokerFixture } from '../helpers/broker-fixture.js';
 import { durations, isServable } from '../../src/core/policy.js';
+import { brokerFixture } from '../helpers/broker-fixture.js';
 
 const { MINUTE } = durations;
 
 t.test('a cold workspace is filled on first request; 500 concurrent requests make one hub call', async (t) => {
   const f = await brokerFixture(t);
   const answers = await Promise.all(Array.from({ length: 500 }, () => f.broker.credentials('ws')));
-  t.ok(answers.every((a) => a !== null && a.accessKeyId === answers[0]!.accessKeyId), 'all got the same credential');
+  t.ok(
+    answers.every((a) => a !== null && a.accessKeyId === answers[0]!.accessKeyId),
+    'all got the same credential',
+  );
   t.equal((await f.simClient.stats()).total.s3Tokens, 1, 'single flight');
   t.equal(f.store.loadS3(f.store.getWorkspace('ws')!.id)?.accessKeyId, answers[0]!.accessKeyId, 'persisted');
 });
@@ -127,7 +130,10 @@ t.test('sync picks up workspaces added and removed by another connection', async
   t.equal(f.broker.workspaces().length, 2);
   f.store.removeWorkspace('b');
   f.broker.sync();
-  t.same(f.broker.workspaces().map((s) => s.record.name), ['a']);
+  t.same(
+    f.broker.workspaces().map((s) => s.record.name),
+    ['a'],
+  );
   t.equal(await f.broker.credentials('b'), null);
 });
 

@@ -1,8 +1,8 @@
 import t, { type Test } from 'tap';
-import { brokerFixture, liveTokens, type Fixture } from '../helpers/broker-fixture.js';
 import { durations } from '../../src/core/policy.js';
 import type { RotationStep } from '../../src/scheduler/rotation.js';
 import { HubClient } from '../../src/upstream/client.js';
+import { brokerFixture, type Fixture, liveTokens } from '../helpers/broker-fixture.js';
 
 const { DAY } = durations;
 const STEPS: RotationStep[] = ['intent', 'minted', 'persisted', 'verified', 'promoted', 'revoked'];
@@ -21,10 +21,18 @@ async function keyWorks(f: Fixture, key: string): Promise<boolean> {
 async function assertSettled(t: Test, f: Fixture): Promise<void> {
   const id = f.store.getWorkspace('ws')!.id;
   const keys = f.store.apiKeys(id);
-  t.same(keys.map((k) => k.state), ['active'], 'exactly one key, active');
+  t.same(
+    keys.map((k) => k.state),
+    ['active'],
+    'exactly one key, active',
+  );
   t.ok(await keyWorks(f, keys[0]!.key), 'the active key works');
   const live = await liveTokens(f);
-  t.same(live.map((k) => k.id), [keys[0]!.tokenId], 'the hub holds no other live key: no orphan, old key revoked');
+  t.same(
+    live.map((k) => k.id),
+    [keys[0]!.tokenId],
+    'the hub holds no other live key: no orphan, old key revoked',
+  );
   t.equal(f.store.status(id).mintingSince, null, 'no minting mark left');
 }
 
@@ -69,7 +77,11 @@ t.test('unknown expiry: rotated within a day', async (t) => {
   await f.broker.settle();
   t.equal((await f.simClient.stats()).total.mintTokens, 1, 'within a day');
   const id = f.store.getWorkspace('ws')!.id;
-  t.same(f.store.apiKeys(id).map((k) => k.state), ['active'], 'old key (no token id) forgotten');
+  t.same(
+    f.store.apiKeys(id).map((k) => k.state),
+    ['active'],
+    'old key (no token id) forgotten',
+  );
   t.ok(f.broker.apiKey('ws')!.expiresAt, 'the new key has a known expiry');
 });
 
@@ -81,7 +93,10 @@ t.test('the hub refuses to mint with an API key: needs the user, keeps serving, 
   t.match(f.store.status(id), { rotationState: 'needs_user', rotationNote: /workspace set-key ws/ });
   t.equal(f.store.status(id).mintingSince, null, 'nothing was minted');
   t.ok(await f.broker.credentials('ws'), 'still serving');
-  t.ok(f.logs.some((l) => /cannot be rotated automatically/.test(l)), 'warned');
+  t.ok(
+    f.logs.some((l) => /cannot be rotated automatically/.test(l)),
+    'warned',
+  );
   await f.broker.sweep();
   await f.broker.settle();
   t.equal((await f.simClient.stats()).total.mintTokens, 1, 'not retried at once');

@@ -6,11 +6,11 @@
  * 15 min left, and that every key the daemon switches to works.
  */
 import t from 'tap';
-import { brokerFixture, liveTokens } from '../helpers/broker-fixture.js';
 import { durations } from '../../src/core/policy.js';
+import type { S3Credentials } from '../../src/core/types.js';
 import type { FaultMode } from '../../src/hub-sim/state.js';
 import { HubClient } from '../../src/upstream/client.js';
-import type { S3Credentials } from '../../src/core/types.js';
+import { brokerFixture, liveTokens } from '../helpers/broker-fixture.js';
 
 const { MINUTE, HOUR, DAY } = durations;
 const DAYS = Number(process.env.SOAK_DAYS ?? 60);
@@ -35,7 +35,11 @@ t.test(`soak: ${DAYS} simulated days`, async (t) => {
   const modes: FaultMode[] = ['down', 'error500', 'garbage', 'rate_limited', 's3_forbidden'];
   const windows: Array<{ from: number; to: number; mode: FaultMode }> = [];
   for (let at = f.clock.now() + DAY; at < f.clock.now() + DAYS * DAY; at += DAY + random() * 2 * DAY) {
-    windows.push({ from: at, to: at + (5 + random() * 40) * MINUTE, mode: modes[Math.floor(random() * modes.length)]! });
+    windows.push({
+      from: at,
+      to: at + (5 + random() * 40) * MINUTE,
+      mode: modes[Math.floor(random() * modes.length)]!,
+    });
   }
   let lastFaultEnd = 0;
   let faultOn = false;
@@ -76,12 +80,15 @@ t.test(`soak: ${DAYS} simulated days`, async (t) => {
         // credential must be comfortably outside botocore's refresh window.
         if (!faultOn && now - lastFaultEnd > 6 * MINUTE && left < 15 * MINUTE) {
           violations++;
-          t.fail(`served with ${Math.round(left / 1000)} s left while the hub was up, at ${new Date(now).toISOString()}`);
+          t.fail(
+            `served with ${Math.round(left / 1000)} s left while the hub was up, at ${new Date(now).toISOString()}`,
+          );
         }
         held = answer;
       } else {
         unavailable++;
-        if (!faultOn && now - lastFaultEnd > 6 * MINUTE) t.fail(`503 while the hub was up at ${new Date(now).toISOString()}`);
+        if (!faultOn && now - lastFaultEnd > 6 * MINUTE)
+          t.fail(`503 while the hub was up at ${new Date(now).toISOString()}`);
       }
     }
     if (held && held.expiresAt <= now) held = null; // the client drops what expired
@@ -106,11 +113,17 @@ t.test(`soak: ${DAYS} simulated days`, async (t) => {
   await f.broker.settle();
 
   const stats = (await f.simClient.stats()).total;
-  t.comment(`served ${served}, unavailable ${unavailable}, rotations ${rotations}, hub s3 calls ${stats.s3Tokens}, fault windows ${windows.length}`);
+  t.comment(
+    `served ${served}, unavailable ${unavailable}, rotations ${rotations}, hub s3 calls ${stats.s3Tokens}, fault windows ${windows.length}`,
+  );
   t.equal(violations, 0, 'no served credential broke the rules');
   t.ok(rotations >= Math.floor((DAYS - 23) / 23), `rotated the key ${rotations} times`);
   t.ok(stats.s3Tokens < (DAYS * DAY) / (20 * MINUTE), 'no renewal storm: about two hub calls an hour');
   const live = await liveTokens(f);
-  t.same(live.map((k) => k.id), [f.broker.apiKey('ws')!.tokenId], 'one live key on the hub: every old one revoked');
+  t.same(
+    live.map((k) => k.id),
+    [f.broker.apiKey('ws')!.tokenId],
+    'one live key on the hub: every old one revoked',
+  );
   t.ok(f.broker.apiKey('ws')!.expiresAt! - f.clock.now() > 7 * DAY - HOUR, 'the active key is never left to expire');
 });

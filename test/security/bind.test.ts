@@ -3,13 +3,13 @@
  * then it warns. Nothing here listens anywhere but loopback: the explicit case binds a TEST-NET
  * address (192.0.2.1, RFC 5737) that no machine has, so the warning is logged and the listen fails.
  */
-import t, { type Test } from 'tap';
-import { createServer } from 'node:net';
-import { loadConfig } from '../../src/config/load.js';
-import { memoryLogger } from '../server/fixtures/memory-logger.js';
-import { startDaemon } from '../../src/daemon.js';
-import { createInstallation } from './fixtures/installation.js';
 
+import { createServer } from 'node:net';
+import t, { type Test } from 'tap';
+import { loadConfig } from '../../src/config/load.js';
+import { startDaemon } from '../../src/daemon.js';
+import { memoryLogger } from '../server/fixtures/memory-logger.js';
+import { createInstallation } from './fixtures/installation.js';
 
 async function attempt(t: Test, server: string) {
   const inst = await createInstallation(t, { server });
@@ -20,7 +20,13 @@ async function attempt(t: Test, server: string) {
     await daemon.stop();
     return { started: true as const, url, error: null, log: text(), inst };
   } catch (err) {
-    return { started: false as const, url: null, error: err as Error & { exitCode?: number; code?: string }, log: text(), inst };
+    return {
+      started: false as const,
+      url: null,
+      error: err as Error & { exitCode?: number; code?: string },
+      log: text(),
+      inst,
+    };
   }
 }
 
@@ -29,7 +35,11 @@ t.test('non-loopback addresses are refused unless allowed explicitly', async (t)
     const result = await attempt(t, `host = "${host}"`);
     t.equal(result.started, false, `${host}: refused`);
     t.equal(result.error?.exitCode, 78, `${host}: EX_CONFIG`);
-    t.match(result.error?.message, `${host} is not a loopback address; set server.allow_non_loopback = true`, `${host}: says why and how`);
+    t.match(
+      result.error?.message,
+      `${host} is not a loopback address; set server.allow_non_loopback = true`,
+      `${host}: says why and how`,
+    );
   }
 });
 
@@ -60,7 +70,11 @@ t.test('allowed explicitly: a warning before anything listens', async (t) => {
   // Nothing was left held: the same installation starts on loopback afterwards.
   const config = loadConfig({ env: result.inst.env });
   const loopback = { ...config, server: { ...config.server, host: '127.0.0.1' } };
-  const again = await startDaemon({ config: loopback, env: result.inst.env, logger: memoryLogger('info').logger }).catch((e: Error) => e);
+  const again = await startDaemon({
+    config: loopback,
+    env: result.inst.env,
+    logger: memoryLogger('info').logger,
+  }).catch((e: Error) => e);
   t.notOk(again instanceof Error, `the lock was released (${again instanceof Error ? again.message : 'ok'})`);
   if (!(again instanceof Error)) await again.stop();
 });

@@ -11,9 +11,10 @@
  * key never. Every 25th request is a valid one and must be served. Afterwards the daemon is alive,
  * serves a valid client, and its log holds no secret.
  */
-import t from 'tap';
-import { connect, type Socket } from 'node:net';
+
 import { readFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import t from 'tap';
 import { createInstallation, getCredentials } from './fixtures/installation.js';
 
 const MAX_REQUESTS = 1_500;
@@ -80,14 +81,54 @@ function generate(r: ReturnType<typeof prng>, ctx: Context, valid: boolean): Gen
   ]);
   if (r.chance(0.4)) {
     const insert = wild
-      ? r.pick(['%00', '%ff', '\xff\xfe', 'é', 'а', '\u200b', ' ', '%', '%%', 'A'.repeat(r.int(20_000)), '\r\n', '\x00', '#frag'])
-      : r.pick(['%00', '%ff', '%C0%AE', '%D0%B0', '%E2%80%8B', '..', '/', '%2F', '%2e%2e', '?x=1', '?', 'A'.repeat(r.int(200))]);
+      ? r.pick([
+          '%00',
+          '%ff',
+          '\xff\xfe',
+          'é',
+          'а',
+          '\u200b',
+          ' ',
+          '%',
+          '%%',
+          'A'.repeat(r.int(20_000)),
+          '\r\n',
+          '\x00',
+          '#frag',
+        ])
+      : r.pick([
+          '%00',
+          '%ff',
+          '%C0%AE',
+          '%D0%B0',
+          '%E2%80%8B',
+          '..',
+          '/',
+          '%2F',
+          '%2e%2e',
+          '?x=1',
+          '?',
+          'A'.repeat(r.int(200)),
+        ]);
     const at = r.int(target.length + 1);
     target = target.slice(0, at) + insert + target.slice(at);
   }
-  const version = wild ? r.pick(['HTTP/1.1', 'HTTP/1.0', 'HTTP/2.0', 'HTTP/1.2', 'HTTP/0.9', 'HTTX/1.1', '']) : r.pick(['HTTP/1.1', 'HTTP/1.1', 'HTTP/1.0']);
+  const version = wild
+    ? r.pick(['HTTP/1.1', 'HTTP/1.0', 'HTTP/2.0', 'HTTP/1.2', 'HTTP/0.9', 'HTTX/1.1', ''])
+    : r.pick(['HTTP/1.1', 'HTTP/1.1', 'HTTP/1.0']);
   const headers: string[] = [];
-  const hostChoice = r.pick(['valid', 'valid', 'valid', 'localhost', 'evil', 'empty', 'missing', 'twice', 'twice-evil-first', ...(wild ? ['nul', 'long'] : [])]);
+  const hostChoice = r.pick([
+    'valid',
+    'valid',
+    'valid',
+    'localhost',
+    'evil',
+    'empty',
+    'missing',
+    'twice',
+    'twice-evil-first',
+    ...(wild ? ['nul', 'long'] : []),
+  ]);
   if (hostChoice === 'valid') headers.push(`Host: ${host}`);
   if (hostChoice === 'localhost') headers.push(`Host: localhost:${ctx.port}`);
   if (hostChoice === 'evil') headers.push('Host: evil.example');
@@ -96,7 +137,19 @@ function generate(r: ReturnType<typeof prng>, ctx: Context, valid: boolean): Gen
   if (hostChoice === 'twice-evil-first') headers.push('Host: evil.example', `Host: ${host}`);
   if (hostChoice === 'nul') headers.push(`Host: ${host}\x00`);
   if (hostChoice === 'long') headers.push(`Host: ${'h'.repeat(r.int(20_000))}`);
-  const authChoice = r.pick(['alpha', 'alpha', 'alpha', 'bearer', 'beta', 'missing', 'garbage', 'garbage', 'twice', 'long', ...(wild ? ['huge', 'binary', 'injected', 'padded'] : [])]);
+  const authChoice = r.pick([
+    'alpha',
+    'alpha',
+    'alpha',
+    'bearer',
+    'beta',
+    'missing',
+    'garbage',
+    'garbage',
+    'twice',
+    'long',
+    ...(wild ? ['huge', 'binary', 'injected', 'padded'] : []),
+  ]);
   if (authChoice === 'alpha') headers.push(`Authorization: ${tokens.alpha}`);
   if (authChoice === 'bearer') headers.push(`Authorization: Bearer ${tokens.alpha}`);
   if (authChoice === 'beta') headers.push(`Authorization: ${tokens.beta}`);
@@ -108,15 +161,22 @@ function generate(r: ReturnType<typeof prng>, ctx: Context, valid: boolean): Gen
   if (authChoice === 'injected') headers.push(`Authorization: nope\r\nAuthorization: ${tokens.alpha}`);
   if (authChoice === 'padded') headers.push(`Authorization: ${tokens.alpha}\x00`);
   if (r.chance(0.15)) headers.push(`Origin: ${r.pick(['http://evil.example', 'null', `http://${host}`, ''])}`);
-  if (r.chance(0.15)) headers.push(`Sec-Fetch-Site: ${r.pick(['none', 'cross-site', 'same-origin', 'same-site', ...(wild ? ['\xff'] : [])])}`);
+  if (r.chance(0.15))
+    headers.push(
+      `Sec-Fetch-Site: ${r.pick(['none', 'cross-site', 'same-origin', 'same-site', ...(wild ? ['\xff'] : [])])}`,
+    );
   let body = '';
   if (r.chance(0.2)) {
-    const length = wild ? r.pick(['-1', 'abc', '99999999999', '5\r\nContent-Length: 6', ' 5']) : r.pick(['0', '0', '5', '3']);
+    const length = wild
+      ? r.pick(['-1', 'abc', '99999999999', '5\r\nContent-Length: 6', ' 5'])
+      : r.pick(['0', '0', '5', '3']);
     headers.push(`Content-Length: ${length}`);
     body = 'x'.repeat(r.int(10));
   }
   if (r.chance(0.1)) {
-    headers.push(`Transfer-Encoding: ${r.pick(['chunked', 'gzip, chunked', 'x', 'chunked\r\nTransfer-Encoding: identity'])}`);
+    headers.push(
+      `Transfer-Encoding: ${r.pick(['chunked', 'gzip, chunked', 'x', 'chunked\r\nTransfer-Encoding: identity'])}`,
+    );
     body = r.pick(['0\r\n\r\n', '5\r\nhello\r\n0\r\n\r\n', 'zz\r\n', 'GET / HTTP/1.1\r\n\r\n']);
   }
   for (let i = r.chance(0.1) ? r.int(300) : r.int(3); i > 0; i--) {
@@ -132,7 +192,13 @@ function generate(r: ReturnType<typeof prng>, ctx: Context, valid: boolean): Gen
             `X-Utf8: \xc3\x28\xa0\xa1`,
             `X-Big: ${'b'.repeat(r.int(12_000))}`,
           ])
-        : r.pick([`X-Fuzz-${i}: ${r.int(1e9)}`, 'Accept: application/json', 'Connection: keep-alive', 'User-Agent: aws-sdk-js/3', `X-Utf8: \xc3\xa9`]),
+        : r.pick([
+            `X-Fuzz-${i}: ${r.int(1e9)}`,
+            'Accept: application/json',
+            'Connection: keep-alive',
+            'User-Agent: aws-sdk-js/3',
+            `X-Utf8: \xc3\xa9`,
+          ]),
     );
   }
   const eol = wild ? r.pick(['\r\n', '\r\n', '\n', '\r']) : '\r\n';
@@ -156,12 +222,42 @@ function oneChange(r: ReturnType<typeof prng>, ctx: Context): Generated {
     ['Accept', ['application/json']],
   ]);
   let body = '';
-  switch (r.pick(['host', 'auth', 'auth', 'auth', 'origin', 'fetch-site', 'method', 'target', 'target', 'body', 'none'])) {
+  switch (
+    r.pick(['host', 'auth', 'auth', 'auth', 'origin', 'fetch-site', 'method', 'target', 'target', 'body', 'none'])
+  ) {
     case 'host':
-      headers.set('Host', r.pick([['evil.example'], [`evil.example:${ctx.port}`], [`localhost:${ctx.port}`], [`[::1]:${ctx.port}`], [`127.0.0.1:${ctx.port + 1}`], ['127.0.0.1'], [''], [], [host, 'evil.example'], [`127.0.0.1.nip.io:${ctx.port}`]]));
+      headers.set(
+        'Host',
+        r.pick([
+          ['evil.example'],
+          [`evil.example:${ctx.port}`],
+          [`localhost:${ctx.port}`],
+          [`[::1]:${ctx.port}`],
+          [`127.0.0.1:${ctx.port + 1}`],
+          ['127.0.0.1'],
+          [''],
+          [],
+          [host, 'evil.example'],
+          [`127.0.0.1.nip.io:${ctx.port}`],
+        ]),
+      );
       break;
     case 'auth':
-      headers.set('Authorization', r.pick([[], [''], ['nope'], [`Bearer ${tokens.alpha}`], [tokens.beta], [tokens.alpha.slice(1)], [`${tokens.alpha} `], [`bearer ${tokens.alpha}`], ['t'.repeat(r.int(6_000))], ['nope', tokens.alpha]]));
+      headers.set(
+        'Authorization',
+        r.pick([
+          [],
+          [''],
+          ['nope'],
+          [`Bearer ${tokens.alpha}`],
+          [tokens.beta],
+          [tokens.alpha.slice(1)],
+          [`${tokens.alpha} `],
+          [`bearer ${tokens.alpha}`],
+          ['t'.repeat(r.int(6_000))],
+          ['nope', tokens.alpha],
+        ]),
+      );
       break;
     case 'origin':
       headers.set('Origin', [r.pick(['http://evil.example', 'null', `http://${host}`, ''])]);
@@ -195,7 +291,11 @@ function oneChange(r: ReturnType<typeof prng>, ctx: Context): Generated {
   }
   const lines = [...headers].flatMap(([name, values]) => values.map((v) => `${name}: ${v}`));
   const text = `${method} ${target} ${version}\r\n${lines.join('\r\n')}\r\n\r\n${body}`;
-  return { bytes: Buffer.from(text, 'latin1'), delivery: r.pick(['whole', 'whole', 'whole', 'dribble']), head: method === 'HEAD' };
+  return {
+    bytes: Buffer.from(text, 'latin1'),
+    delivery: r.pick(['whole', 'whole', 'whole', 'dribble']),
+    head: method === 'HEAD',
+  };
 }
 
 /** An independent reading of the raw request: which secrets may its answer carry? */
@@ -218,11 +318,17 @@ function mayReceive(bytes: Buffer, ctx: Context): 'alpha-s3' | 'alpha-key' | 'be
   const match = /^\/v1\/workspaces\/(alpha|beta)\/(credentials|token)$/.exec(path);
   if (!match) return null;
   const workspace = match[1] as 'alpha' | 'beta';
-  const values = (name: string) => lines.filter((l) => l.toLowerCase().startsWith(`${name}:`)).map((l) => l.slice(name.length + 1).trim());
+  const values = (name: string) =>
+    lines.filter((l) => l.toLowerCase().startsWith(`${name}:`)).map((l) => l.slice(name.length + 1).trim());
   const hosts = values('host');
-  if (hosts.length !== 1 || ![`127.0.0.1:${ctx.port}`, `localhost:${ctx.port}`, `[::1]:${ctx.port}`].includes(hosts[0]!.toLowerCase())) return null;
+  if (
+    hosts.length !== 1 ||
+    ![`127.0.0.1:${ctx.port}`, `localhost:${ctx.port}`, `[::1]:${ctx.port}`].includes(hosts[0]!.toLowerCase())
+  )
+    return null;
   const auth = values('authorization');
-  if (auth.length !== 1 || (auth[0] !== ctx.tokens[workspace] && auth[0] !== `Bearer ${ctx.tokens[workspace]}`)) return null;
+  if (auth.length !== 1 || (auth[0] !== ctx.tokens[workspace] && auth[0] !== `Bearer ${ctx.tokens[workspace]}`))
+    return null;
   if (values('origin').length > 0) return null;
   const site = values('sec-fetch-site');
   if (site.length > 1 || (site.length === 1 && site[0] !== 'none')) return null;
@@ -269,7 +375,11 @@ function exchange(port: number, request: Generated, r: ReturnType<typeof prng>):
         socket.write(bytes.subarray(0, r.int(bytes.length)));
         break;
       case 'dribble': {
-        const cuts = [0, ...Array.from({ length: 1 + r.int(6) }, () => r.int(bytes.length)).sort((x, y) => x - y), bytes.length];
+        const cuts = [
+          0,
+          ...Array.from({ length: 1 + r.int(6) }, () => r.int(bytes.length)).sort((x, y) => x - y),
+          bytes.length,
+        ];
         let delay = 0;
         for (let i = 0; i < cuts.length - 1; i++) {
           const piece = bytes.subarray(cuts[i], cuts[i + 1]);
@@ -282,92 +392,110 @@ function exchange(port: number, request: Generated, r: ReturnType<typeof prng>):
   });
 }
 
-t.test('fuzz: malformed requests never get a 5xx, never get a secret they should not, and the daemon keeps serving', async (t) => {
-  t.comment(`seed ${SEED} (set EODH_CREDD_FUZZ_SEED to reproduce)`);
-  const inst = await createInstallation(t);
-  const alpha = await inst.addWorkspace('alpha');
-  const beta = await inst.addWorkspace('beta');
-  const daemon = await inst.serve();
-  const first = await getCredentials(daemon.url, 'alpha', alpha.clientToken);
-  t.equal(first.status, 200);
-  const alphaS3 = JSON.parse(first.body) as { SecretAccessKey: string; Token: string };
-  const betaS3 = JSON.parse((await getCredentials(daemon.url, 'beta', beta.clientToken)).body) as { SecretAccessKey: string; Token: string };
-  const ctx: Context = { port: daemon.port, host: `127.0.0.1:${daemon.port}`, tokens: { alpha: alpha.clientToken, beta: beta.clientToken } };
-  const guarded: Record<string, 'alpha-s3' | 'alpha-key' | 'beta-s3' | 'beta-key' | 'never'> = {
-    [alphaS3.SecretAccessKey]: 'alpha-s3',
-    [alphaS3.Token]: 'alpha-s3',
-    [betaS3.SecretAccessKey]: 'beta-s3',
-    [betaS3.Token]: 'beta-s3',
-    [alpha.apiKey]: 'alpha-key',
-    [beta.apiKey]: 'beta-key',
-    [alpha.clientToken]: 'never',
-    [beta.clientToken]: 'never',
-    [readFileSync(inst.paths.adminToken, 'utf8').trim()]: 'never',
-    [readFileSync(inst.paths.masterKey, 'utf8').trim()]: 'never',
-  };
+t.test(
+  'fuzz: malformed requests never get a 5xx, never get a secret they should not, and the daemon keeps serving',
+  async (t) => {
+    t.comment(`seed ${SEED} (set EODH_CREDD_FUZZ_SEED to reproduce)`);
+    const inst = await createInstallation(t);
+    const alpha = await inst.addWorkspace('alpha');
+    const beta = await inst.addWorkspace('beta');
+    const daemon = await inst.serve();
+    const first = await getCredentials(daemon.url, 'alpha', alpha.clientToken);
+    t.equal(first.status, 200);
+    const alphaS3 = JSON.parse(first.body) as { SecretAccessKey: string; Token: string };
+    const betaS3 = JSON.parse((await getCredentials(daemon.url, 'beta', beta.clientToken)).body) as {
+      SecretAccessKey: string;
+      Token: string;
+    };
+    const ctx: Context = {
+      port: daemon.port,
+      host: `127.0.0.1:${daemon.port}`,
+      tokens: { alpha: alpha.clientToken, beta: beta.clientToken },
+    };
+    const guarded: Record<string, 'alpha-s3' | 'alpha-key' | 'beta-s3' | 'beta-key' | 'never'> = {
+      [alphaS3.SecretAccessKey]: 'alpha-s3',
+      [alphaS3.Token]: 'alpha-s3',
+      [betaS3.SecretAccessKey]: 'beta-s3',
+      [betaS3.Token]: 'beta-s3',
+      [alpha.apiKey]: 'alpha-key',
+      [beta.apiKey]: 'beta-key',
+      [alpha.clientToken]: 'never',
+      [beta.clientToken]: 'never',
+      [readFileSync(inst.paths.adminToken, 'utf8').trim()]: 'never',
+      [readFileSync(inst.paths.masterKey, 'utf8').trim()]: 'never',
+    };
 
-  // Clients that send a byte now and then, for as long as the fuzz runs.
-  const slow = Array.from({ length: SLOW_CLIENTS }, () => {
-    const socket = connect(daemon.port, '127.0.0.1');
-    socket.on('error', () => {});
-    return socket;
-  });
-  const slowRequest = `GET /v1/workspaces/alpha/credentials HTTP/1.1\r\nHost: ${ctx.host}\r\nX-Slow: ${'s'.repeat(200)}`;
-  let slowAt = 0;
-  const drip = setInterval(() => {
-    const byte = slowRequest[slowAt++ % slowRequest.length]!;
-    for (const s of slow) if (s.writable) s.write(byte);
-  }, 200);
-  t.teardown(() => {
+    // Clients that send a byte now and then, for as long as the fuzz runs.
+    const slow = Array.from({ length: SLOW_CLIENTS }, () => {
+      const socket = connect(daemon.port, '127.0.0.1');
+      socket.on('error', () => {});
+      return socket;
+    });
+    const slowRequest = `GET /v1/workspaces/alpha/credentials HTTP/1.1\r\nHost: ${ctx.host}\r\nX-Slow: ${'s'.repeat(200)}`;
+    let slowAt = 0;
+    const drip = setInterval(() => {
+      const byte = slowRequest[slowAt++ % slowRequest.length]!;
+      for (const s of slow) if (s.writable) s.write(byte);
+    }, 200);
+    t.teardown(() => {
+      clearInterval(drip);
+      for (const s of slow) s.destroy();
+    });
+
+    const r = prng(SEED);
+    const started = Date.now();
+    const statuses = new Map<string, number>();
+    const failures: string[] = [];
+    let sent = 0;
+    let validServed = 0;
+    let validSent = 0;
+    const worker = async () => {
+      while (sent < MAX_REQUESTS && Date.now() - started < BUDGET_MS) {
+        const index = sent++;
+        const valid = index % 25 === 0;
+        const request = generate(r, ctx, valid);
+        const answer = await exchange(daemon.port, request, r);
+        const status = /^HTTP\/1\.[01] (\d{3})/.exec(answer)?.[1] ?? (answer.length === 0 ? 'none' : 'garbled');
+        statuses.set(status, (statuses.get(status) ?? 0) + 1);
+        const shown = () => JSON.stringify(request.bytes.toString('latin1').slice(0, 300));
+        if (valid) {
+          validSent++;
+          if (status === '200') validServed++;
+          else failures.push(`valid request ${index} got ${status}`);
+        }
+        if (status.startsWith('5')) failures.push(`request ${index} got ${status}: ${shown()}`);
+        if (status === 'garbled')
+          failures.push(`request ${index} got a garbled answer: ${JSON.stringify(answer.slice(0, 100))}`);
+        const allowed = mayReceive(request.bytes, ctx);
+        for (const [value, scope] of Object.entries(guarded)) {
+          if (!answer.includes(value)) continue;
+          if (scope === 'never' || scope !== allowed)
+            failures.push(`request ${index} received a ${scope} secret it may not have: ${shown()}`);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: CONCURRENCY }, worker));
     clearInterval(drip);
-    slow.forEach((s) => s.destroy());
-  });
+    const elapsed = Date.now() - started;
+    t.comment(
+      `${sent} requests in ${elapsed} ms; answers: ${[...statuses]
+        .sort()
+        .map(([s, n]) => `${s}×${n}`)
+        .join(' ')}`,
+    );
 
-  const r = prng(SEED);
-  const started = Date.now();
-  const statuses = new Map<string, number>();
-  const failures: string[] = [];
-  let sent = 0;
-  let validServed = 0;
-  let validSent = 0;
-  const worker = async () => {
-    while (sent < MAX_REQUESTS && Date.now() - started < BUDGET_MS) {
-      const index = sent++;
-      const valid = index % 25 === 0;
-      const request = generate(r, ctx, valid);
-      const answer = await exchange(daemon.port, request, r);
-      const status = /^HTTP\/1\.[01] (\d{3})/.exec(answer)?.[1] ?? (answer.length === 0 ? 'none' : 'garbled');
-      statuses.set(status, (statuses.get(status) ?? 0) + 1);
-      const shown = () => JSON.stringify(request.bytes.toString('latin1').slice(0, 300));
-      if (valid) {
-        validSent++;
-        if (status === '200') validServed++;
-        else failures.push(`valid request ${index} got ${status}`);
-      }
-      if (status.startsWith('5')) failures.push(`request ${index} got ${status}: ${shown()}`);
-      if (status === 'garbled') failures.push(`request ${index} got a garbled answer: ${JSON.stringify(answer.slice(0, 100))}`);
-      const allowed = mayReceive(request.bytes, ctx);
-      for (const [value, scope] of Object.entries(guarded)) {
-        if (!answer.includes(value)) continue;
-        if (scope === 'never' || scope !== allowed) failures.push(`request ${index} received a ${scope} secret it may not have: ${shown()}`);
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  clearInterval(drip);
-  const elapsed = Date.now() - started;
-  t.comment(`${sent} requests in ${elapsed} ms; answers: ${[...statuses].sort().map(([s, n]) => `${s}×${n}`).join(' ')}`);
+    t.same(failures.slice(0, 20), [], 'no 5xx, no secret out of place, every valid request served');
+    t.ok(sent >= 50, `the fuzz ran (${sent} requests)`);
+    t.equal(validServed, validSent, `${validSent} valid requests among them, all served`);
+    t.equal(daemon.child.exitCode, null, 'the daemon is still running');
+    t.equal(daemon.child.signalCode, null);
+    const after = await getCredentials(daemon.url, 'alpha', alpha.clientToken);
+    t.equal(after.status, 200, 'a valid client is served afterwards');
+    t.equal((await fetch(`${daemon.url}/healthz`)).status, 200);
 
-  t.same(failures.slice(0, 20), [], 'no 5xx, no secret out of place, every valid request served');
-  t.ok(sent >= 50, `the fuzz ran (${sent} requests)`);
-  t.equal(validServed, validSent, `${validSent} valid requests among them, all served`);
-  t.equal(daemon.child.exitCode, null, 'the daemon is still running');
-  t.equal(daemon.child.signalCode, null);
-  const after = await getCredentials(daemon.url, 'alpha', alpha.clientToken);
-  t.equal(after.status, 200, 'a valid client is served afterwards');
-  t.equal((await fetch(`${daemon.url}/healthz`)).status, 200);
-
-  await daemon.stop();
-  const logs = daemon.output();
-  for (const [value, scope] of Object.entries(guarded)) t.notOk(logs.includes(value), `no ${scope} secret in the log`);
-});
+    await daemon.stop();
+    const logs = daemon.output();
+    for (const [value, scope] of Object.entries(guarded))
+      t.notOk(logs.includes(value), `no ${scope} secret in the log`);
+  },
+);

@@ -12,7 +12,21 @@ const SECRET = 'S3CR3T-VALUE-that-must-never-appear';
 
 const capture = () => memoryLogger('trace');
 
-const secretFields = ['apiKey', 'key', 'token', 'secretAccessKey', 'sessionToken', 'SecretAccessKey', 'Token', 'SessionToken', 'masterKey', 'clientToken', 'adminToken', 'authorization', 'Authorization'];
+const secretFields = [
+  'apiKey',
+  'key',
+  'token',
+  'secretAccessKey',
+  'sessionToken',
+  'SecretAccessKey',
+  'Token',
+  'SessionToken',
+  'masterKey',
+  'clientToken',
+  'adminToken',
+  'authorization',
+  'Authorization',
+];
 
 t.test('secret fields at the top level and one level down', async (t) => {
   for (const field of secretFields) {
@@ -25,7 +39,16 @@ t.test('secret fields at the top level and one level down', async (t) => {
 });
 
 t.test('two levels down, for the credential and token fields', async (t) => {
-  for (const field of ['apiKey', 'token', 'secretAccessKey', 'sessionToken', 'SecretAccessKey', 'Token', 'SessionToken', 'authorization']) {
+  for (const field of [
+    'apiKey',
+    'token',
+    'secretAccessKey',
+    'sessionToken',
+    'SecretAccessKey',
+    'Token',
+    'SessionToken',
+    'authorization',
+  ]) {
     const { logger, text } = capture();
     logger.info({ slot: { current: { [field]: SECRET } } }, 'deep');
     t.notMatch(text(), SECRET, field);
@@ -65,7 +88,16 @@ t.test('errors: raw request bytes from the HTTP parser, and secret properties', 
 
 t.test('what is not a secret stays readable', async (t) => {
   const { logger, text } = capture();
-  logger.info({ workspace: 'alpha', clientTokenId: 'ct-1234abcd', accessKeyIdEnd: 'WXYZ', tokenId: 'tok-1', expiresAt: '2026-01-01T00:00:00Z' }, 'audit');
+  logger.info(
+    {
+      workspace: 'alpha',
+      clientTokenId: 'ct-1234abcd',
+      accessKeyIdEnd: 'WXYZ',
+      tokenId: 'tok-1',
+      expiresAt: '2026-01-01T00:00:00Z',
+    },
+    'audit',
+  );
   for (const value of ['alpha', 'ct-1234abcd', 'WXYZ', 'tok-1', '2026-01-01T00:00:00Z']) t.match(text(), value);
 });
 

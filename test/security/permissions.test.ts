@@ -3,12 +3,13 @@
  * anything found wider is refused with the path, the mode, the fix, and exit code 77 (EX_NOPERM),
  * by the daemon and by the CLI alike.
  */
-import t from 'tap';
+
 import { chmodSync, existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import t from 'tap';
 import { loadConfig } from '../../src/config/load.js';
-import { memoryLogger } from '../server/fixtures/memory-logger.js';
 import { startDaemon } from '../../src/daemon.js';
+import { memoryLogger } from '../server/fixtures/memory-logger.js';
 import { createInstallation, type Installation } from './fixtures/installation.js';
 
 const mode = (path: string) => statSync(path).mode & 0o777;
@@ -55,31 +56,38 @@ t.test('everything is created owner-only, even under umask 000', async (t) => {
   await daemon.stop();
 });
 
-t.test('the built CLI and `serve` refuse a 0644 key file and a 0755 data directory: exit 77 and how to fix it', async (t) => {
-  const inst = await createInstallation(t);
-  await inst.addWorkspace('alpha');
-  const { paths } = inst;
+t.test(
+  'the built CLI and `serve` refuse a 0644 key file and a 0755 data directory: exit 77 and how to fix it',
+  async (t) => {
+    const inst = await createInstallation(t);
+    await inst.addWorkspace('alpha');
+    const { paths } = inst;
 
-  chmodSync(paths.masterKey, 0o644);
-  for (const args of [['serve'], ['workspace', 'list'], ['status']]) {
-    const run = await inst.cli(args);
-    t.equal(run.code, 77, `${args.join(' ')}: exit 77`);
-    t.match(run.stderr, `${paths.masterKey}: this file is accessible by other users (mode 0644)`, `${args[0]}: names the file and mode`);
-    t.match(run.stderr, `chmod 600 ${paths.masterKey}`, `${args[0]}: says how to fix it`);
-    t.notMatch(run.stderr, /at .*\.js:\d+/, `${args[0]}: no stack trace`);
-  }
-  chmodSync(paths.masterKey, 0o600);
+    chmodSync(paths.masterKey, 0o644);
+    for (const args of [['serve'], ['workspace', 'list'], ['status']]) {
+      const run = await inst.cli(args);
+      t.equal(run.code, 77, `${args.join(' ')}: exit 77`);
+      t.match(
+        run.stderr,
+        `${paths.masterKey}: this file is accessible by other users (mode 0644)`,
+        `${args[0]}: names the file and mode`,
+      );
+      t.match(run.stderr, `chmod 600 ${paths.masterKey}`, `${args[0]}: says how to fix it`);
+      t.notMatch(run.stderr, /at .*\.js:\d+/, `${args[0]}: no stack trace`);
+    }
+    chmodSync(paths.masterKey, 0o600);
 
-  chmodSync(paths.dataDir, 0o755);
-  for (const args of [['serve'], ['workspace', 'list']]) {
-    const run = await inst.cli(args);
-    t.equal(run.code, 77, `${args.join(' ')}: exit 77`);
-    t.match(run.stderr, `${paths.dataDir}: this directory is accessible by other users (mode 0755)`);
-    t.match(run.stderr, `chmod 700 ${paths.dataDir}`);
-  }
-  chmodSync(paths.dataDir, 0o700);
-  t.equal((await inst.run(['workspace', 'list'])).code, 0, 'fixed: works again');
-});
+    chmodSync(paths.dataDir, 0o755);
+    for (const args of [['serve'], ['workspace', 'list']]) {
+      const run = await inst.cli(args);
+      t.equal(run.code, 77, `${args.join(' ')}: exit 77`);
+      t.match(run.stderr, `${paths.dataDir}: this directory is accessible by other users (mode 0755)`);
+      t.match(run.stderr, `chmod 700 ${paths.dataDir}`);
+    }
+    chmodSync(paths.dataDir, 0o700);
+    t.equal((await inst.run(['workspace', 'list'])).code, 0, 'fixed: works again');
+  },
+);
 
 t.test('every other secret-bearing file found wider is refused too', async (t) => {
   const inst = await createInstallation(t);
@@ -95,8 +103,20 @@ t.test('every other secret-bearing file found wider is refused too', async (t) =
 
   const cases: Array<{ path: string; wide: number; ok: number; what: 'file' | 'directory'; commands: string[][] }> = [
     { path: paths.database, wide: 0o644, ok: 0o600, what: 'file', commands: [['serve'], ['workspace', 'list']] },
-    { path: `${paths.database}-wal`, wide: 0o640, ok: 0o600, what: 'file', commands: [['serve'], ['workspace', 'list']] },
-    { path: `${paths.database}-shm`, wide: 0o604, ok: 0o600, what: 'file', commands: [['serve'], ['workspace', 'list']] },
+    {
+      path: `${paths.database}-wal`,
+      wide: 0o640,
+      ok: 0o600,
+      what: 'file',
+      commands: [['serve'], ['workspace', 'list']],
+    },
+    {
+      path: `${paths.database}-shm`,
+      wide: 0o604,
+      ok: 0o600,
+      what: 'file',
+      commands: [['serve'], ['workspace', 'list']],
+    },
     { path: paths.adminToken, wide: 0o644, ok: 0o600, what: 'file', commands: [['serve'], ['refresh', 'alpha']] },
     { path: tokenFile, wide: 0o644, ok: 0o600, what: 'file', commands: [['serve'], ['token', 'alpha']] },
     { path: paths.tokensDir, wide: 0o755, ok: 0o700, what: 'directory', commands: [['serve']] },
@@ -105,8 +125,15 @@ t.test('every other secret-bearing file found wider is refused too', async (t) =
     t.ok(existsSync(c.path), `${c.path} exists`);
     chmodSync(c.path, c.wide);
     for (const args of c.commands) {
-      const result = args[0] === 'serve' ? await serveCode(inst) : await inst.run(args).then((r) => ({ code: r.code, message: r.stderr }));
-      t.equal(result.code, 77, `${c.path.slice(paths.dataDir.length)} ${c.wide.toString(8)}: ${args.join(' ')} exits 77`);
+      const result =
+        args[0] === 'serve'
+          ? await serveCode(inst)
+          : await inst.run(args).then((r) => ({ code: r.code, message: r.stderr }));
+      t.equal(
+        result.code,
+        77,
+        `${c.path.slice(paths.dataDir.length)} ${c.wide.toString(8)}: ${args.join(' ')} exits 77`,
+      );
       t.match(result.message, `${c.path}: this ${c.what} is accessible by other users (mode 0${c.wide.toString(8)})`);
     }
     chmodSync(c.path, c.ok);

@@ -6,11 +6,12 @@
  * error output. Secrets: API keys, S3 secret keys and session tokens (every one served), client
  * tokens (before and after rotation), the admin token and the master key.
  */
-import t from 'tap';
+
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInstallation } from './fixtures/installation.js';
+import t from 'tap';
 import { rawExchange } from '../server/fixtures/live-app.js';
+import { createInstallation } from './fixtures/installation.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -75,7 +76,12 @@ t.test('no secret in the database, its journal, the logs, any argv or any error 
   t.equal(rotated.code, 0, rotated.stderr);
   const betaNew = readFileSync(join(paths.tokensDir, 'beta.token'), 'utf8');
   secret('beta client token (rotated)', betaNew);
-  for (let i = 0; i < 60 && (await get('/v1/workspaces/beta/credentials', { authorization: beta.clientToken })).status !== 401; i++) await sleep(50);
+  for (
+    let i = 0;
+    i < 60 && (await get('/v1/workspaces/beta/credentials', { authorization: beta.clientToken })).status !== 401;
+    i++
+  )
+    await sleep(50);
   await served('beta', betaNew, 'after rotation');
 
   // Every kind of refusal, with bodies.
@@ -123,7 +129,10 @@ t.test('no secret in the database, its journal, the logs, any argv or any error 
       .filter((f) => f.startsWith('credd.db'))
       .map((f) => ({ name: f, bytes: readFileSync(join(paths.dataDir, f)) }));
   const running = storeFiles();
-  t.ok(running.some((f) => f.name === 'credd.db-wal'), 'the WAL was looked at');
+  t.ok(
+    running.some((f) => f.name === 'credd.db-wal'),
+    'the WAL was looked at',
+  );
   await sleep(300);
   await daemon.stop();
   const stopped = storeFiles();
@@ -135,14 +144,23 @@ t.test('no secret in the database, its journal, the logs, any argv or any error 
     ...running.map((f): [string, Buffer] => [`${f.name} (running)`, f.bytes]),
     ...stopped.map((f): [string, Buffer] => [`${f.name} (stopped)`, f.bytes]),
     ['daemon log', logs],
-    ...inst.cmdlines.map((c, i): [string, string] => [`argv of process ${i}: ${c.split(' ').slice(1, 4).join(' ')}`, c]),
+    ...inst.cmdlines.map((c, i): [string, string] => [
+      `argv of process ${i}: ${c.split(' ').slice(1, 4).join(' ')}`,
+      c,
+    ]),
     ...errorBodies.map((b, i): [string, string] => [`error body ${i}`, b]),
     ...cliErrors.map((b, i): [string, string] => [`CLI error output ${i}`, b]),
     ['env output', env.stdout],
-    ['daemon.json', existsSync(join(paths.dataDir, 'daemon.json')) ? readFileSync(join(paths.dataDir, 'daemon.json')) : ''],
+    [
+      'daemon.json',
+      existsSync(join(paths.dataDir, 'daemon.json')) ? readFileSync(join(paths.dataDir, 'daemon.json')) : '',
+    ],
   ];
   t.ok(inst.cmdlines.length >= 8, `${inst.cmdlines.length} processes' argv checked`);
-  t.ok(inst.cmdlines.every((c) => c.includes('main.js')), 'every argv was read while the process ran');
+  t.ok(
+    inst.cmdlines.every((c) => c.includes('main.js')),
+    'every argv was read while the process ran',
+  );
   t.ok(errorBodies.length >= refusals.length, `${errorBodies.length} error bodies checked`);
   let found = 0;
   for (const [place, haystack] of places) {

@@ -3,11 +3,12 @@
  * fixed-length SHA-256 digests reach the comparison, which is crypto.timingSafeEqual. This tests
  * the code path (with node:crypto spied on through t.mockImport), not timings.
  */
-import t, { type Test } from 'tap';
+
 import * as crypto from 'node:crypto';
+import t, { type Test } from 'tap';
+import { createLogger } from '../../src/log.js';
 import type { Broker as BrokerType } from '../../src/scheduler/broker.js';
 import type { Store, WorkspaceRecord } from '../../src/store/store.js';
-import { createLogger } from '../../src/log.js';
 
 interface Call {
   readonly fn: 'hash-update' | 'timingSafeEqual';
@@ -40,7 +41,9 @@ function spiedCrypto(calls: Call[]) {
 
 /** The token digests (src/store/client-tokens.ts) over the spied node:crypto. */
 function spiedTokens(t: Test, calls: Call[]) {
-  return t.mockImport<typeof import('../../src/store/client-tokens.js')>('../../src/store/client-tokens.js', { 'node:crypto': spiedCrypto(calls) });
+  return t.mockImport<typeof import('../../src/store/client-tokens.js')>('../../src/store/client-tokens.js', {
+    'node:crypto': spiedCrypto(calls),
+  });
 }
 
 const digest = (token: string) => crypto.createHash('sha256').update(token, 'utf8').digest();
@@ -61,10 +64,13 @@ function record(name: string, token: string): WorkspaceRecord {
 
 t.test('Broker.authenticate hashes the presented token, then compares 32-byte digests in constant time', async (t) => {
   const calls: Call[] = [];
-  const { Broker } = await t.mockImport<typeof import('../../src/scheduler/broker.js')>('../../src/scheduler/broker.js', {
-    'node:crypto': spiedCrypto(calls),
-    '../../src/store/client-tokens.js': await spiedTokens(t, calls),
-  });
+  const { Broker } = await t.mockImport<typeof import('../../src/scheduler/broker.js')>(
+    '../../src/scheduler/broker.js',
+    {
+      'node:crypto': spiedCrypto(calls),
+      '../../src/store/client-tokens.js': await spiedTokens(t, calls),
+    },
+  );
   const alphaToken = crypto.randomBytes(32).toString('base64url');
   const betaToken = crypto.randomBytes(32).toString('base64url');
   const records = [record('alpha', alphaToken), record('beta', betaToken)];
@@ -107,21 +113,30 @@ t.test('Broker.authenticate hashes the presented token, then compares 32-byte di
     t.equal(b!.length, 32, 'and on the other');
     t.notOk(a!.equals(Buffer.from(token)) || b!.equals(Buffer.from(token)), 'the token itself is never compared');
     const hashedAt = calls.findIndex((c) => c.fn === 'hash-update' && c.args[1] === token);
-    t.ok(hashedAt >= 0 && hashedAt < calls.indexOf(compares[0]!), 'the presented token is hashed before the comparison');
+    t.ok(
+      hashedAt >= 0 && hashedAt < calls.indexOf(compares[0]!),
+      'the presented token is hashed before the comparison',
+    );
     t.equal(calls[hashedAt]!.args[0], 'sha256');
   }
 
   calls.length = 0;
   t.same(broker.authenticate('gamma', alphaToken), { ok: false, code: 'forbidden' }, 'an unknown workspace: refused');
-  t.ok(calls.some((c) => c.fn === 'hash-update'), 'hashed even then');
+  t.ok(
+    calls.some((c) => c.fn === 'hash-update'),
+    'hashed even then',
+  );
 });
 
 t.test('the admin token check does the same', async (t) => {
   const calls: Call[] = [];
-  const { checkAdminToken } = await t.mockImport<typeof import('../../src/server/guard.js')>('../../src/server/guard.js', {
-    'node:crypto': spiedCrypto(calls),
-    '../../src/store/client-tokens.js': await spiedTokens(t, calls),
-  });
+  const { checkAdminToken } = await t.mockImport<typeof import('../../src/server/guard.js')>(
+    '../../src/server/guard.js',
+    {
+      'node:crypto': spiedCrypto(calls),
+      '../../src/store/client-tokens.js': await spiedTokens(t, calls),
+    },
+  );
   const admin = crypto.randomBytes(32).toString('base64url');
   for (const [token, ok] of [
     [admin, true],

@@ -4,13 +4,13 @@
  * through the real listener in guard.test.ts.
  */
 import t, { type Test } from 'tap';
-import { buildApp } from '../../src/server/app.js';
-import { HostPolicy } from '../../src/server/hosts.js';
-import { memoryLogger } from './fixtures/memory-logger.js';
-import { SECRET, SESSION, TOKEN, sampleApiKey, sampleCredentials } from './fixtures/sample.js';
-import { tokenDigest } from '../../src/store/client-tokens.js';
 import type { AuthResult, CredentialSource } from '../../src/core/source.js';
 import type { ApiKey, S3Credentials } from '../../src/core/types.js';
+import { buildApp } from '../../src/server/app.js';
+import { HostPolicy } from '../../src/server/hosts.js';
+import { tokenDigest } from '../../src/store/client-tokens.js';
+import { memoryLogger } from './fixtures/memory-logger.js';
+import { SECRET, SESSION, sampleApiKey, sampleCredentials, TOKEN } from './fixtures/sample.js';
 
 const ADMIN = 'the-admin-token';
 
@@ -29,7 +29,9 @@ async function build(t: Test, stub: Partial<Stub> = {}, withAdmin = true) {
   };
   const source: CredentialSource = {
     authenticate: (workspace: string, token: string): AuthResult =>
-      workspace === 'alpha' && token === TOKEN ? { ok: true, clientTokenId: 'ct-alpha' } : { ok: false, code: 'unauthorized' },
+      workspace === 'alpha' && token === TOKEN
+        ? { ok: true, clientTokenId: 'ct-alpha' }
+        : { ok: false, code: 'unauthorized' },
     freshCredentials: () => null,
     credentials: async () => {
       if (state.throws) throw state.throws;
@@ -56,8 +58,11 @@ async function build(t: Test, stub: Partial<Stub> = {}, withAdmin = true) {
       : undefined,
   });
   t.teardown(() => app.close());
-  const get = (url: string, headers: Record<string, string> = { authorization: TOKEN }, method: 'GET' | 'HEAD' | 'POST' = 'GET') =>
-    app.inject({ method, url, headers });
+  const get = (
+    url: string,
+    headers: Record<string, string> = { authorization: TOKEN },
+    method: 'GET' | 'HEAD' | 'POST' = 'GET',
+  ) => app.inject({ method, url, headers });
   return { app, state, get, logs };
 }
 
@@ -107,7 +112,12 @@ t.test('token route', async (t) => {
   const reply = await get('/v1/workspaces/alpha/token');
   t.same(reply.json(), { workspace: 'alpha', tokenId: 'tok-1', token: 'the-api-key', expiry: '2026-06-01T00:00:00Z' });
   state.apiKey = { tokenId: null, key: 'k', expiresAt: null };
-  t.same((await get('/v1/workspaces/alpha/token')).json(), { workspace: 'alpha', tokenId: null, token: 'k', expiry: null });
+  t.same((await get('/v1/workspaces/alpha/token')).json(), {
+    workspace: 'alpha',
+    tokenId: null,
+    token: 'k',
+    expiry: null,
+  });
 });
 
 t.test('healthz and unknown routes', async (t) => {
@@ -143,7 +153,13 @@ t.test('audit: one line per credential and client, none for HEAD, never a secret
   t.equal(auditLines().length, 0, 'HEAD hands nothing out');
   for (let i = 0; i < 5; i++) await get('/v1/workspaces/alpha/credentials');
   t.equal(auditLines().length, 1, 'a polling client: one line');
-  t.match(auditLines()[0], { workspace: 'alpha', clientTokenId: 'ct-alpha', accessKeyIdEnd: '1234', expiresAt: '2026-05-01T12:34:56Z', remote: String });
+  t.match(auditLines()[0], {
+    workspace: 'alpha',
+    clientTokenId: 'ct-alpha',
+    accessKeyIdEnd: '1234',
+    expiresAt: '2026-05-01T12:34:56Z',
+    remote: String,
+  });
   state.creds = { ...state.creds!, accessKeyId: 'ASIAEXAMPLEKEYID5678' };
   await get('/v1/workspaces/alpha/credentials');
   t.equal(auditLines().length, 2, 'a renewed credential: one more');
@@ -152,5 +168,6 @@ t.test('audit: one line per credential and client, none for HEAD, never a secret
   t.equal(auditLines().length, 3, 'the API key: one line');
   await get('/v1/workspaces/alpha/credentials', { authorization: 'wrong' });
   t.equal(auditLines().length, 3, 'a refused request hands nothing out');
-  for (const secret of [SECRET, SESSION, TOKEN, 'the-api-key', 'ASIAEXAMPLEKEYID5678']) t.notMatch(logs(), secret, `no ${secret.slice(0, 8)}… in the log`);
+  for (const secret of [SECRET, SESSION, TOKEN, 'the-api-key', 'ASIAEXAMPLEKEYID5678'])
+    t.notMatch(logs(), secret, `no ${secret.slice(0, 8)}… in the log`);
 });

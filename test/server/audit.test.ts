@@ -1,8 +1,7 @@
 import t from 'tap';
-import { memoryLogger } from './fixtures/memory-logger.js';
-import { AuditTrail } from '../../src/server/audit.js';
 import type { S3Credentials } from '../../src/core/types.js';
-
+import { AuditTrail } from '../../src/server/audit.js';
+import { memoryLogger } from './fixtures/memory-logger.js';
 
 const creds = (n: number): S3Credentials => ({
   accessKeyId: `ASIAEXAMPLE000${n}WXYZ${n}`,

@@ -4,7 +4,7 @@
  * or raw sockets where the HTTP client would not send what we want.
  */
 import t, { type Test } from 'tap';
-import { rawExchange, startLiveApp, type Reply } from './fixtures/live-app.js';
+import { type Reply, rawExchange, startLiveApp } from './fixtures/live-app.js';
 
 const ERROR_KEYS = ['Code', 'Message', 'code', 'message'];
 
@@ -27,7 +27,11 @@ t.test('client token: valid, missing, wrong, other workspace', async (t) => {
   const app = await startLiveApp(t, { failedAuth: generous });
   const ok = await app.credentials('alpha');
   t.equal(ok.status, 200);
-  t.same(Object.keys(ok.json as object).sort(), ['AccessKeyId', 'Expiration', 'SecretAccessKey', 'Token'], 'exactly the four fields');
+  t.same(
+    Object.keys(ok.json as object).sort(),
+    ['AccessKeyId', 'Expiration', 'SecretAccessKey', 'Token'],
+    'exactly the four fields',
+  );
   t.match((ok.json as { Expiration: string }).Expiration, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
   t.equal(ok.headers['cache-control'], 'no-store');
   t.match(String(ok.headers['content-type']), /^application\/json/);
@@ -36,19 +40,48 @@ t.test('client token: valid, missing, wrong, other workspace', async (t) => {
   assertErrorReply(t, await app.credentials('alpha', null), 401, 'unauthorized', 'no Authorization');
   assertErrorReply(t, await app.credentials('alpha', ''), 401, 'unauthorized', 'empty Authorization');
   assertErrorReply(t, await app.credentials('alpha', 'not-the-token'), 401, 'unauthorized', 'wrong token');
-  assertErrorReply(t, await app.credentials('alpha', `${app.tokens.alpha}x`), 401, 'unauthorized', 'token plus a character');
-  assertErrorReply(t, await app.credentials('alpha', app.tokens.alpha!.slice(0, -1)), 401, 'unauthorized', 'token minus a character');
+  assertErrorReply(
+    t,
+    await app.credentials('alpha', `${app.tokens.alpha}x`),
+    401,
+    'unauthorized',
+    'token plus a character',
+  );
+  assertErrorReply(
+    t,
+    await app.credentials('alpha', app.tokens.alpha!.slice(0, -1)),
+    401,
+    'unauthorized',
+    'token minus a character',
+  );
   assertErrorReply(t, await app.credentials('alpha', 'x'.repeat(4000)), 401, 'unauthorized', 'very long token');
   assertErrorReply(t, await app.credentials('alpha', app.tokens.beta), 403, 'forbidden', "beta's token on alpha");
   assertErrorReply(t, await app.credentials('beta', app.tokens.alpha), 403, 'forbidden', "alpha's token on beta");
-  assertErrorReply(t, await app.credentials('gamma', app.tokens.alpha), 403, 'forbidden', 'a workspace that does not exist');
-  assertErrorReply(t, await app.credentials('gamma', 'nope'), 401, 'unauthorized', 'unknown workspace, wrong token: no hint it is unknown');
+  assertErrorReply(
+    t,
+    await app.credentials('gamma', app.tokens.alpha),
+    403,
+    'forbidden',
+    'a workspace that does not exist',
+  );
+  assertErrorReply(
+    t,
+    await app.credentials('gamma', 'nope'),
+    401,
+    'unauthorized',
+    'unknown workspace, wrong token: no hint it is unknown',
+  );
 
   const token = await app.request('/v1/workspaces/alpha/token', { headers: { authorization: app.tokens.alpha! } });
   t.equal(token.status, 200);
   t.same(Object.keys(token.json as object).sort(), ['expiry', 'token', 'tokenId', 'workspace']);
   t.equal((token.json as { token: string }).token, app.apiKeys.alpha);
-  assertErrorReply(t, await app.request('/v1/workspaces/alpha/token', { headers: { authorization: app.tokens.beta! } }), 403, 'forbidden');
+  assertErrorReply(
+    t,
+    await app.request('/v1/workspaces/alpha/token', { headers: { authorization: app.tokens.beta! } }),
+    403,
+    'forbidden',
+  );
   assertErrorReply(t, await app.request('/v1/workspaces/alpha/token'), 401, 'unauthorized');
 });
 
@@ -58,13 +91,25 @@ t.test('admin routes take the admin token only', async (t) => {
   t.equal(status.status, 200);
   t.notMatch(status.body, app.apiKeys.alpha!, 'status carries no API key');
   assertErrorReply(t, await app.request('/v1/admin/status'), 401, 'unauthorized', 'no token');
-  assertErrorReply(t, await app.request('/v1/admin/status', { headers: { authorization: app.tokens.alpha! } }), 401, 'unauthorized', 'a client token');
-  const refresh = await app.request('/v1/admin/workspaces/alpha/refresh', { method: 'POST', headers: { authorization: app.adminToken } });
+  assertErrorReply(
+    t,
+    await app.request('/v1/admin/status', { headers: { authorization: app.tokens.alpha! } }),
+    401,
+    'unauthorized',
+    'a client token',
+  );
+  const refresh = await app.request('/v1/admin/workspaces/alpha/refresh', {
+    method: 'POST',
+    headers: { authorization: app.adminToken },
+  });
   t.equal(refresh.status, 200);
   t.same(refresh.json, { ok: true });
   assertErrorReply(
     t,
-    await app.request('/v1/admin/workspaces/alpha/refresh', { method: 'POST', headers: { authorization: app.tokens.alpha! } }),
+    await app.request('/v1/admin/workspaces/alpha/refresh', {
+      method: 'POST',
+      headers: { authorization: app.tokens.alpha! },
+    }),
     401,
     'unauthorized',
     'refresh with a client token',
@@ -100,32 +145,62 @@ t.test('Host must be the loopback address and port we serve (DNS rebinding)', as
     t.ok(reply.status === 403 || reply.status === 400, `${JSON.stringify(host)} refused (${reply.status})`);
     t.notMatch(reply.body, /SecretAccessKey/);
   }
-  assertErrorReply(t, await app.request('/v1/workspaces/alpha/credentials', { headers: { ...auth, host: 'evil.example' } }), 403, 'forbidden_host');
+  assertErrorReply(
+    t,
+    await app.request('/v1/workspaces/alpha/credentials', { headers: { ...auth, host: 'evil.example' } }),
+    403,
+    'forbidden_host',
+  );
   t.equal((await app.request('/healthz', { headers: { host: 'evil.example' } })).status, 403, 'healthz too');
 
   // What node:http will not send: no Host at all (HTTP/1.0), a second Host, an absolute-form target.
   const h = (lines: string[]) => `${lines.join('\r\n')}\r\n\r\n`;
-  const noHost = await rawExchange(app.port, h(['GET /v1/workspaces/alpha/credentials HTTP/1.0', `Authorization: ${app.tokens.alpha}`]));
+  const noHost = await rawExchange(
+    app.port,
+    h(['GET /v1/workspaces/alpha/credentials HTTP/1.0', `Authorization: ${app.tokens.alpha}`]),
+  );
   t.match(noHost, /^HTTP\/1\.1 403 /, 'HTTP/1.0 without Host');
-  const noHost11 = await rawExchange(app.port, h(['GET /v1/workspaces/alpha/credentials HTTP/1.1', `Authorization: ${app.tokens.alpha}`, 'Connection: close']));
+  const noHost11 = await rawExchange(
+    app.port,
+    h(['GET /v1/workspaces/alpha/credentials HTTP/1.1', `Authorization: ${app.tokens.alpha}`, 'Connection: close']),
+  );
   t.match(noHost11, /^HTTP\/1\.1 400 /, 'HTTP/1.1 without Host');
   for (const order of [
     [`Host: ${app.host}`, 'Host: evil.example'],
     ['Host: evil.example', `Host: ${app.host}`],
   ]) {
-    const twice = await rawExchange(app.port, h(['GET /v1/workspaces/alpha/credentials HTTP/1.1', ...order, `Authorization: ${app.tokens.alpha}`, 'Connection: close']));
+    const twice = await rawExchange(
+      app.port,
+      h([
+        'GET /v1/workspaces/alpha/credentials HTTP/1.1',
+        ...order,
+        `Authorization: ${app.tokens.alpha}`,
+        'Connection: close',
+      ]),
+    );
     t.match(twice, /^HTTP\/1\.1 400 /, `two Host headers (${order.join(', ')})`);
     t.notMatch(twice, /SecretAccessKey/);
   }
   const absolute = await rawExchange(
     app.port,
-    h([`GET http://evil.example/v1/workspaces/alpha/credentials HTTP/1.1`, `Host: ${app.host}`, `Authorization: ${app.tokens.alpha}`, 'Connection: close']),
+    h([
+      `GET http://evil.example/v1/workspaces/alpha/credentials HTTP/1.1`,
+      `Host: ${app.host}`,
+      `Authorization: ${app.tokens.alpha}`,
+      'Connection: close',
+    ]),
   );
   t.match(absolute, /^HTTP\/1\.1 400 /, 'absolute-form request target');
   t.notMatch(absolute, /SecretAccessKey/);
   const twoTokens = await rawExchange(
     app.port,
-    h(['GET /v1/workspaces/alpha/credentials HTTP/1.1', `Host: ${app.host}`, 'Authorization: nope', `Authorization: ${app.tokens.alpha}`, 'Connection: close']),
+    h([
+      'GET /v1/workspaces/alpha/credentials HTTP/1.1',
+      `Host: ${app.host}`,
+      'Authorization: nope',
+      `Authorization: ${app.tokens.alpha}`,
+      'Connection: close',
+    ]),
   );
   t.match(twoTokens, /^HTTP\/1\.1 400 /, 'two Authorization headers');
 });
@@ -134,13 +209,35 @@ t.test('anything a browser sends is refused', async (t) => {
   const app = await startLiveApp(t, { failedAuth: generous });
   const auth = { authorization: app.tokens.alpha! };
   for (const origin of ['http://evil.example', 'null', `http://127.0.0.1:${app.port}`, '']) {
-    assertErrorReply(t, await app.request('/v1/workspaces/alpha/credentials', { headers: { ...auth, origin } }), 403, 'forbidden_browser', `Origin: ${JSON.stringify(origin)}`);
+    assertErrorReply(
+      t,
+      await app.request('/v1/workspaces/alpha/credentials', { headers: { ...auth, origin } }),
+      403,
+      'forbidden_browser',
+      `Origin: ${JSON.stringify(origin)}`,
+    );
   }
   for (const site of ['cross-site', 'same-site', 'same-origin', 'bogus']) {
-    assertErrorReply(t, await app.request('/v1/workspaces/alpha/credentials', { headers: { ...auth, 'sec-fetch-site': site } }), 403, 'forbidden_browser', `Sec-Fetch-Site: ${site}`);
+    assertErrorReply(
+      t,
+      await app.request('/v1/workspaces/alpha/credentials', { headers: { ...auth, 'sec-fetch-site': site } }),
+      403,
+      'forbidden_browser',
+      `Sec-Fetch-Site: ${site}`,
+    );
   }
-  t.equal((await app.request('/v1/workspaces/alpha/credentials', { headers: { ...auth, 'sec-fetch-site': 'none' } })).status, 200, 'Sec-Fetch-Site: none (typed by the user) is not a page');
-  assertErrorReply(t, await app.request('/healthz', { headers: { origin: 'http://evil.example' } }), 403, 'forbidden_browser', 'healthz');
+  t.equal(
+    (await app.request('/v1/workspaces/alpha/credentials', { headers: { ...auth, 'sec-fetch-site': 'none' } })).status,
+    200,
+    'Sec-Fetch-Site: none (typed by the user) is not a page',
+  );
+  assertErrorReply(
+    t,
+    await app.request('/healthz', { headers: { origin: 'http://evil.example' } }),
+    403,
+    'forbidden_browser',
+    'healthz',
+  );
   const preflight = await app.request('/v1/workspaces/alpha/credentials', {
     method: 'OPTIONS',
     headers: { origin: 'http://evil.example', 'access-control-request-method': 'GET' },
@@ -162,26 +259,57 @@ t.test('methods, bodies, sizes', async (t) => {
     t.ok(reply.status >= 400 && reply.status < 500, `${method}: ${reply.status}`);
     t.notMatch(reply.body, app.tokens.alpha!, `${method}: the request is not echoed`);
   }
-  const connect = await rawExchange(app.port, `CONNECT ${app.host} HTTP/1.1\r\nHost: ${app.host}\r\nAuthorization: ${app.tokens.alpha}\r\n\r\n`);
+  const connect = await rawExchange(
+    app.port,
+    `CONNECT ${app.host} HTTP/1.1\r\nHost: ${app.host}\r\nAuthorization: ${app.tokens.alpha}\r\n\r\n`,
+  );
   t.notMatch(connect, /^HTTP\/1\.1 2/, 'CONNECT is not tunnelled');
   t.notMatch(connect, app.tokens.alpha!, 'CONNECT: the request is not echoed');
   const head = await app.request('/v1/workspaces/alpha/credentials', { method: 'HEAD', headers: auth });
   t.equal(head.status, 200, 'HEAD');
   t.equal(head.body, '', 'HEAD has no body');
   t.equal(head.headers['cache-control'], 'no-store');
-  t.equal((await app.request('/v1/workspaces/alpha/credentials', { method: 'HEAD' })).status, 401, 'HEAD needs the token too');
+  t.equal(
+    (await app.request('/v1/workspaces/alpha/credentials', { method: 'HEAD' })).status,
+    401,
+    'HEAD needs the token too',
+  );
 
-  assertErrorReply(t, await app.request('/v1/workspaces/alpha/credentials', { headers: { ...auth, 'content-length': '5' }, body: 'hello' }), 400, 'bad_request', 'GET with a body');
-  assertErrorReply(t, await app.request('/v1/workspaces/alpha/credentials', { headers: { ...auth, 'transfer-encoding': 'chunked' }, body: 'hello' }), 400, 'bad_request', 'chunked body');
   assertErrorReply(
     t,
-    await app.request('/v1/admin/workspaces/alpha/refresh', { method: 'POST', headers: { authorization: app.adminToken, 'content-type': 'application/json', 'content-length': '2' }, body: '{}' }),
+    await app.request('/v1/workspaces/alpha/credentials', {
+      headers: { ...auth, 'content-length': '5' },
+      body: 'hello',
+    }),
+    400,
+    'bad_request',
+    'GET with a body',
+  );
+  assertErrorReply(
+    t,
+    await app.request('/v1/workspaces/alpha/credentials', {
+      headers: { ...auth, 'transfer-encoding': 'chunked' },
+      body: 'hello',
+    }),
+    400,
+    'bad_request',
+    'chunked body',
+  );
+  assertErrorReply(
+    t,
+    await app.request('/v1/admin/workspaces/alpha/refresh', {
+      method: 'POST',
+      headers: { authorization: app.adminToken, 'content-type': 'application/json', 'content-length': '2' },
+      body: '{}',
+    }),
     400,
     'bad_request',
     'admin POST with a body',
   );
 
-  const bigHeader = await app.request('/v1/workspaces/alpha/credentials', { headers: { ...auth, 'x-filler': 'a'.repeat(9 * 1024) } });
+  const bigHeader = await app.request('/v1/workspaces/alpha/credentials', {
+    headers: { ...auth, 'x-filler': 'a'.repeat(9 * 1024) },
+  });
   t.equal(bigHeader.status, 431, 'headers over 8 KiB');
   t.equal(bigHeader.headers['cache-control'], 'no-store');
   t.match(bigHeader.json, { code: 'bad_request' });
@@ -225,8 +353,18 @@ t.test('workspace names: strict pattern, no path tricks, no confusables', async 
     t.ok(reply.status === 404 || reply.status === 400, `${name}: ${reply.status}`);
     t.notMatch(reply.body, /SecretAccessKey/, `${name}: nothing handed out`);
   }
-  t.equal((await app.request('/v1/workspaces/%61lpha/credentials', { headers: auth })).status, 200, 'percent-encoded ASCII decodes to the same name');
-  for (const path of ['/v1/workspaces/beta/../alpha/credentials', '/v1/workspaces/alpha/credentials/', '//v1/workspaces/alpha/credentials', '/v1/workspaces//alpha/credentials', '/V1/workspaces/alpha/credentials']) {
+  t.equal(
+    (await app.request('/v1/workspaces/%61lpha/credentials', { headers: auth })).status,
+    200,
+    'percent-encoded ASCII decodes to the same name',
+  );
+  for (const path of [
+    '/v1/workspaces/beta/../alpha/credentials',
+    '/v1/workspaces/alpha/credentials/',
+    '//v1/workspaces/alpha/credentials',
+    '/v1/workspaces//alpha/credentials',
+    '/V1/workspaces/alpha/credentials',
+  ]) {
     const reply = await app.request(path, { headers: auth });
     t.equal(reply.status, 404, path);
     t.notMatch(reply.body, /SecretAccessKey/);
@@ -249,14 +387,28 @@ t.test('failed authentications are rate limited per source; valid clients never 
   const limited = await app.credentials('alpha', 'wrong-21');
   assertErrorReply(t, limited, 429, 'too_many_requests', '21st failure');
   const retryAfter = Number(limited.headers['retry-after']);
-  t.ok(Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= 60, `Retry-After: ${limited.headers['retry-after']}`);
-  t.equal((await app.credentials('beta', app.tokens.alpha)).status, 429, 'a token of another workspace is a failure too');
-  t.equal((await app.request('/v1/admin/status', { headers: { authorization: 'nope' } })).status, 429, 'so is a wrong admin token');
+  t.ok(
+    Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= 60,
+    `Retry-After: ${limited.headers['retry-after']}`,
+  );
+  t.equal(
+    (await app.credentials('beta', app.tokens.alpha)).status,
+    429,
+    'a token of another workspace is a failure too',
+  );
+  t.equal(
+    (await app.request('/v1/admin/status', { headers: { authorization: 'nope' } })).status,
+    429,
+    'so is a wrong admin token',
+  );
   t.equal((await app.credentials('alpha', app.tokens.alpha)).status, 200, 'the valid client is still served');
   t.equal((await app.credentials('beta')).status, 200, 'every valid client is');
   t.equal((await app.request('/healthz')).status, 200, 'healthz is not limited');
   t.equal((await app.credentials('alpha', app.tokens.alpha)).status, 200);
-  const warnings = app.logs().split('\n').filter((l) => l.includes('too many failed authentications'));
+  const warnings = app
+    .logs()
+    .split('\n')
+    .filter((l) => l.includes('too many failed authentications'));
   t.equal(warnings.length, 1, 'one warning for the throttled source, not one per request');
 });
 
@@ -280,11 +432,19 @@ t.test('slow clients are cut off; the others are served meanwhile', async (t) =>
     socket.write('GET /v1/workspaces/alpha/credentials HTTP/1.1\r\n');
     return socket;
   });
-  t.teardown(() => sockets.forEach((s) => s.destroy()));
-  const drip = setInterval(() => sockets.forEach((s) => s.writable && s.write('X-Slow: a\r\n')), 100);
+  t.teardown(() => {
+    for (const s of sockets) s.destroy();
+  });
+  const drip = setInterval(() => {
+    for (const s of sockets) if (s.writable) s.write('X-Slow: a\r\n');
+  }, 100);
   t.teardown(() => clearInterval(drip));
-  for (let i = 0; i < 10; i++) t.equal((await app.credentials('alpha')).status, 200, `valid request ${i} while 20 clients drip`);
+  for (let i = 0; i < 10; i++)
+    t.equal((await app.credentials('alpha')).status, 200, `valid request ${i} while 20 clients drip`);
   const durations = await Promise.all(closedAfter);
   clearInterval(drip);
-  t.ok(durations.every((d) => d < 5_000), 'every dripping client was disconnected by the server');
+  t.ok(
+    durations.every((d) => d < 5_000),
+    'every dripping client was disconnected by the server',
+  );
 });

@@ -3,7 +3,17 @@ import { HostPolicy, isLoopbackHost } from '../../src/server/hosts.js';
 
 t.test('isLoopbackHost', async (t) => {
   for (const h of ['127.0.0.1', '127.1.2.3', '::1', '[::1]', 'localhost']) t.ok(isLoopbackHost(h), h);
-  for (const h of ['0.0.0.0', '::', '192.168.1.2', '::ffff:127.0.0.1', 'localhost.', 'LOCALHOST.example', 'example.org', '127.0.0.1.nip.io', '']) {
+  for (const h of [
+    '0.0.0.0',
+    '::',
+    '192.168.1.2',
+    '::ffff:127.0.0.1',
+    'localhost.',
+    'LOCALHOST.example',
+    'example.org',
+    '127.0.0.1.nip.io',
+    '',
+  ]) {
     t.notOk(isLoopbackHost(h), h);
   }
 });
@@ -20,7 +30,15 @@ t.test('loopback listener: the loopback names with our port, nothing else', asyn
   policy.setPort(9460);
   t.same(policy.names().sort(), ['127.0.0.1:9460', '[::1]:9460', 'localhost:9460']);
   t.ok(policy.allows('LocalHost:9460'), 'case-insensitive');
-  for (const h of ['127.0.0.1', '127.0.0.1:9461', 'evil.example:9460', '127.0.0.2:9460', '127.0.0.1:9460.', ' 127.0.0.1:9460']) t.notOk(policy.allows(h), h);
+  for (const h of [
+    '127.0.0.1',
+    '127.0.0.1:9461',
+    'evil.example:9460',
+    '127.0.0.2:9460',
+    '127.0.0.1:9460.',
+    ' 127.0.0.1:9460',
+  ])
+    t.notOk(policy.allows(h), h);
 
   const other = new HostPolicy('127.0.0.5');
   other.setPort(1234);
@@ -38,7 +56,7 @@ t.test('loopback listener: the loopback names with our port, nothing else', asyn
   t.ok(port80.allows('localhost:80'));
 });
 
-t.test('wildcard listener (allow_non_loopback): loopback plus the machine\'s own addresses, as literals', async (t) => {
+t.test("wildcard listener (allow_non_loopback): loopback plus the machine's own addresses, as literals", async (t) => {
   const policy = new HostPolicy('0.0.0.0', () => ['127.0.0.1', '192.168.1.20', '2001:db8::7', 'fe80::1']);
   policy.setPort(9460);
   t.ok(policy.allows('127.0.0.1:9460'));

@@ -2,8 +2,9 @@
  * The listener on its own: what it does with the app behind the fast path (built once, on first
  * need; a failed build is a 500 and is tried again) and with a fast path that throws.
  */
-import t, { type Test } from 'tap';
+
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import t, { type Test } from 'tap';
 import { listen, type RequestHandler } from '../../src/server/listener.js';
 import { memoryLogger } from './fixtures/memory-logger.js';
 
@@ -53,16 +54,23 @@ async function start(t: Test, build: () => Promise<RequestHandler>) {
 const slowApp = (): Promise<RequestHandler> =>
   new Promise((resolve) => setTimeout(() => resolve((request, response) => response.end(`app:${request.url}`)), 50));
 
-t.test('the app is built once, on the first request the fast path leaves; requests meanwhile wait for it', async (t) => {
-  const { listener, builds } = await start(t, slowApp);
-  t.equal((await get(listener.port, '/fast')).body, 'fast');
-  t.equal(builds(), 0, 'not built for the fast path');
-  t.equal(listener.controlLoaded(), false);
-  const answers = await Promise.all(['/a', '/b', '/c'].map((path) => get(listener.port, path)));
-  t.same(answers.map((a) => a.body), ['app:/a', 'app:/b', 'app:/c'], 'the three waited for the one build');
-  t.equal(builds(), 1);
-  t.equal(listener.controlLoaded(), true);
-});
+t.test(
+  'the app is built once, on the first request the fast path leaves; requests meanwhile wait for it',
+  async (t) => {
+    const { listener, builds } = await start(t, slowApp);
+    t.equal((await get(listener.port, '/fast')).body, 'fast');
+    t.equal(builds(), 0, 'not built for the fast path');
+    t.equal(listener.controlLoaded(), false);
+    const answers = await Promise.all(['/a', '/b', '/c'].map((path) => get(listener.port, path)));
+    t.same(
+      answers.map((a) => a.body),
+      ['app:/a', 'app:/b', 'app:/c'],
+      'the three waited for the one build',
+    );
+    t.equal(builds(), 1);
+    t.equal(listener.controlLoaded(), true);
+  },
+);
 
 t.test('a failed build: 500 with the usual body, the cause in the log, and the next request tries again', async (t) => {
   let fail = true;
@@ -72,7 +80,12 @@ t.test('a failed build: 500 with the usual body, the cause in the log, and the n
   });
   const failed = await get(listener.port, '/x');
   t.equal(failed.status, 500);
-  t.same(JSON.parse(failed.body), { code: 'internal', message: 'Internal error.', Code: 'internal', Message: 'Internal error.' });
+  t.same(JSON.parse(failed.body), {
+    code: 'internal',
+    message: 'Internal error.',
+    Code: 'internal',
+    Message: 'Internal error.',
+  });
   t.match(logs(), 'cannot load the app');
   fail = false;
   t.equal((await get(listener.port, '/x')).body, 'app');

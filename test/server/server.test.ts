@@ -4,17 +4,17 @@
  * app's answers), must answer valid clients without ever building the app, and must leave every
  * other request to it.
  */
-import t, { type Test } from 'tap';
+
 import { Agent, request as httpRequest } from 'node:http';
-import { buildApp } from '../../src/server/app.js';
-import { HostPolicy } from '../../src/server/hosts.js';
-import { startServer } from '../../src/server/server.js';
-import type { ConnectionLimits } from '../../src/server/listener.js';
-import { memoryLogger } from './fixtures/memory-logger.js';
-import { SECRET, SESSION, TOKEN, sampleApiKey, sampleCredentials } from './fixtures/sample.js';
+import t, { type Test } from 'tap';
 import type { AuthResult, CredentialSource } from '../../src/core/source.js';
 import type { ApiKey, S3Credentials } from '../../src/core/types.js';
-
+import { buildApp } from '../../src/server/app.js';
+import { HostPolicy } from '../../src/server/hosts.js';
+import type { ConnectionLimits } from '../../src/server/listener.js';
+import { startServer } from '../../src/server/server.js';
+import { memoryLogger } from './fixtures/memory-logger.js';
+import { SECRET, SESSION, sampleApiKey, sampleCredentials, TOKEN } from './fixtures/sample.js';
 
 interface State {
   creds: S3Credentials | null;
@@ -46,7 +46,9 @@ async function setUp(t: Test, limits?: Partial<ConnectionLimits>) {
   const calls = { fresh: 0, renewing: 0 };
   const source: CredentialSource = {
     authenticate: (workspace: string, token: string): AuthResult =>
-      workspace === 'alpha' && token === TOKEN ? { ok: true, clientTokenId: 'ct-alpha' } : { ok: false, code: 'unauthorized' },
+      workspace === 'alpha' && token === TOKEN
+        ? { ok: true, clientTokenId: 'ct-alpha' }
+        : { ok: false, code: 'unauthorized' },
     freshCredentials: () => {
       calls.fresh++;
       if (state.throws) throw state.throws;
@@ -63,7 +65,15 @@ async function setUp(t: Test, limits?: Partial<ConnectionLimits>) {
   const { logger, text: logs } = memoryLogger('trace');
   const hosts = new HostPolicy('127.0.0.1');
   const served: string[] = [];
-  const server = await startServer({ host: '127.0.0.1', port: 0, limits, source, hosts, logger, onServed: (ws) => served.push(ws) });
+  const server = await startServer({
+    host: '127.0.0.1',
+    port: 0,
+    limits,
+    source,
+    hosts,
+    logger,
+    onServed: (ws) => served.push(ws),
+  });
   t.teardown(() => server.close());
   hosts.setPort(server.port);
   const host = `127.0.0.1:${server.port}`;
@@ -74,12 +84,15 @@ async function setUp(t: Test, limits?: Partial<ConnectionLimits>) {
 
   const viaServer = (url: string, headers: Record<string, string>, method = 'GET') =>
     new Promise<Answer>((resolve, reject) => {
-      const req = httpRequest({ host: '127.0.0.1', port: server.port, path: url, method, headers: { host, ...headers }, agent: false }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (body += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-      });
+      const req = httpRequest(
+        { host: '127.0.0.1', port: server.port, path: url, method, headers: { host, ...headers }, agent: false },
+        (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => (body += chunk));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+        },
+      );
       req.on('error', reject);
       req.end();
     });
@@ -112,7 +125,11 @@ t.test('valid clients are answered by the fast path, byte for byte as the app an
       const ours = await viaServer(url, headers, method);
       const theirs = await viaApp(url, headers, method);
       t.equal(ours.status, 200, label);
-      t.same({ status: ours.status, body: ours.body, ...pick(ours.headers) }, { status: theirs.status, body: theirs.body, ...pick(theirs.headers) }, label);
+      t.same(
+        { status: ours.status, body: ours.body, ...pick(ours.headers) },
+        { status: theirs.status, body: theirs.body, ...pick(theirs.headers) },
+        label,
+      );
     }
   }
   t.ok(calls.fresh > 0 && calls.renewing > 0, 'both the synchronous and the renewing answer were exercised');
@@ -136,7 +153,11 @@ t.test('everything else goes to the app, which refuses it as app.test.ts and gua
   for (const [what, url, headers, method] of cases) {
     const ours = await viaServer(url, headers, method);
     const theirs = await viaApp(url, headers, method);
-    t.same({ status: ours.status, body: ours.body, ...pick(ours.headers) }, { status: theirs.status, body: theirs.body, ...pick(theirs.headers) }, what);
+    t.same(
+      { status: ours.status, body: ours.body, ...pick(ours.headers) },
+      { status: theirs.status, body: theirs.body, ...pick(theirs.headers) },
+      what,
+    );
   }
   t.equal(server.controlLoaded(), true, 'the app was built for them');
 });
@@ -162,7 +183,12 @@ t.test('no credential, or a failure inside: the same errors, nothing leaked, the
   state.throws = new Error(`database said ${SECRET} at /work/x.ts:12`);
   const failed = await viaServer('/v1/workspaces/alpha/credentials', auth);
   t.equal(failed.status, 500);
-  t.same(JSON.parse(failed.body), { code: 'internal', message: 'Internal error.', Code: 'internal', Message: 'Internal error.' });
+  t.same(JSON.parse(failed.body), {
+    code: 'internal',
+    message: 'Internal error.',
+    Code: 'internal',
+    Message: 'Internal error.',
+  });
   t.match(logs(), 'request failed');
   t.notMatch(logs(), TOKEN, 'the request headers are not logged');
   t.equal(server.controlLoaded(), false);
@@ -181,37 +207,47 @@ t.test('one audit line per credential and client, whichever way the requests wen
 });
 
 // A stop that waited for the client's keep-alive (ten minutes here) would time this test out.
-t.test('a graceful stop: an answer in flight finishes, then its keep-alive connection is closed', { timeout: 30_000 }, async (t) => {
-  const { state, server } = await setUp(t, { idleTimeoutMs: 600_000 });
-  let finishRenewal = () => {};
-  state.fresh = false;
-  state.renewal = new Promise<void>((resolve) => (finishRenewal = resolve));
-  const agent = new Agent({ keepAlive: true });
-  t.teardown(() => agent.destroy());
-  let socketClosed: Promise<void> | undefined;
-  const inFlight = new Promise<{ status: number; connection: unknown }>((resolve, reject) => {
-    const req = httpRequest(
-      { host: '127.0.0.1', port: server.port, path: '/v1/workspaces/alpha/credentials', headers: { host: `127.0.0.1:${server.port}`, ...auth }, agent },
-      (res) => {
-        res.resume();
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection }));
-      },
-    );
-    req.on('socket', (socket) => (socketClosed = new Promise((resolve) => socket.once('close', () => resolve()))));
-    req.on('error', reject);
-    req.end();
-  });
-  while ((await new Promise<number>((r) => server.server.getConnections((_e, n) => r(n)))) === 0) {
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  await new Promise((r) => setTimeout(r, 20)); // the request is with credentials() now
-  const closing = server.close();
-  finishRenewal();
-  const answer = await inFlight;
-  t.equal(answer.status, 200, 'the answer in flight was sent');
-  t.equal(answer.connection, 'keep-alive', 'a keep-alive answer: the connection stays open after it…');
-  await closing;
-  t.equal(server.server.listening, false, '…yet the stop completed');
-  await socketClosed;
-  t.pass('the server closed the idle connection');
-});
+t.test(
+  'a graceful stop: an answer in flight finishes, then its keep-alive connection is closed',
+  { timeout: 30_000 },
+  async (t) => {
+    const { state, server } = await setUp(t, { idleTimeoutMs: 600_000 });
+    let finishRenewal = () => {};
+    state.fresh = false;
+    state.renewal = new Promise<void>((resolve) => (finishRenewal = resolve));
+    const agent = new Agent({ keepAlive: true });
+    t.teardown(() => agent.destroy());
+    let socketClosed: Promise<void> | undefined;
+    const inFlight = new Promise<{ status: number; connection: unknown }>((resolve, reject) => {
+      const req = httpRequest(
+        {
+          host: '127.0.0.1',
+          port: server.port,
+          path: '/v1/workspaces/alpha/credentials',
+          headers: { host: `127.0.0.1:${server.port}`, ...auth },
+          agent,
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection }));
+        },
+      );
+      req.on('socket', (socket) => (socketClosed = new Promise((resolve) => socket.once('close', () => resolve()))));
+      req.on('error', reject);
+      req.end();
+    });
+    while ((await new Promise<number>((r) => server.server.getConnections((_e, n) => r(n)))) === 0) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await new Promise((r) => setTimeout(r, 20)); // the request is with credentials() now
+    const closing = server.close();
+    finishRenewal();
+    const answer = await inFlight;
+    t.equal(answer.status, 200, 'the answer in flight was sent');
+    t.equal(answer.connection, 'keep-alive', 'a keep-alive answer: the connection stays open after it…');
+    await closing;
+    t.equal(server.server.listening, false, '…yet the stop completed');
+    await socketClosed;
+    t.pass('the server closed the idle connection');
+  },
+);

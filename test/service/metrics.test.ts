@@ -2,11 +2,12 @@
  * The daemon's metrics: counts and gauges as Prometheus scrapes them, and prom-client kept off
  * start-up (loaded by the first scrape).
  */
-import t from 'tap';
+
 import { execFile } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { Registry } from 'prom-client';
+import t from 'tap';
 import { createMetrics, type MetricsWorkspace } from '../../src/service/metrics.js';
 
 const NOW = 1_700_000_000_000;
@@ -80,7 +81,11 @@ t.test('later counts and workspace changes show in later scrapes', async (t) => 
   t.match(second, /^eodh_credd_s3_credential_expiry_seconds\{workspace="b"\} 60$/m);
   t.match(second, /^eodh_credd_workspaces 2$/m);
   metrics.served('a');
-  t.match(await metrics.render(), /^eodh_credd_credentials_served_total\{workspace="a"\} 2$/m, 'not counted twice by the scrape');
+  t.match(
+    await metrics.render(),
+    /^eodh_credd_credentials_served_total\{workspace="a"\} 2$/m,
+    'not counted twice by the scrape',
+  );
 });
 
 t.test('two instances keep their own numbers', async (t) => {

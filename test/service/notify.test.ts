@@ -1,8 +1,9 @@
 /** The notifier with a stand-in for systemd-notify that records its arguments. */
-import t, { type Test } from 'tap';
+
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import t, { type Test } from 'tap';
 import { statusValue, systemdNotifier } from '../../src/service/notify.js';
 
 function standIn(t: Test) {

@@ -1,8 +1,19 @@
-import t from 'tap';
-import { mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, lstatSync, readdirSync, mkdirSync } from 'node:fs';
+import {
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
+import t from 'tap';
+import type { S3Credentials } from '../../src/core/types.js';
 import {
   CredentialsFileSink,
   defaultCredentialsFile,
@@ -13,7 +24,6 @@ import {
   setProfile,
   writeProfile,
 } from '../../src/sinks/aws-credentials-file.js';
-import type { S3Credentials } from '../../src/core/types.js';
 import type { WorkspaceRecord } from '../../src/store/store.js';
 
 const BODY = ['aws_access_key_id = ASIANEW', 'aws_secret_access_key = s3cr3t/+=', 'aws_session_token = tok'];
@@ -48,7 +58,10 @@ const creds = (id: string, expiresAt = Date.now() + 3_600_000): S3Credentials =>
 
 t.test('setProfile appends to a file without the profile, keeping every byte', async (t) => {
   const out = setProfile(USER_FILE, 'eodh-ws', BODY);
-  t.ok(out.startsWith(`${USER_FILE}\n\n[eodh-ws]\n`), 'the original text, a newline it lacked, a blank line, our section');
+  t.ok(
+    out.startsWith(`${USER_FILE}\n\n[eodh-ws]\n`),
+    'the original text, a newline it lacked, a blank line, our section',
+  );
   t.equal(out, `${USER_FILE}\n\n[eodh-ws]\n${BODY.join('\n')}\n`);
   t.equal(setProfile('', 'eodh-ws', BODY), `[eodh-ws]\n${BODY.join('\n')}\n`, 'an empty file gets just the section');
   t.equal(setProfile('[a]\nx = 1\n\n', 'p', ['k = v']), '[a]\nx = 1\n\n[p]\nk = v\n', 'no second blank line after one');
@@ -57,17 +70,32 @@ t.test('setProfile appends to a file without the profile, keeping every byte', a
 t.test('setProfile replaces the profile in place; the rest stays byte for byte', async (t) => {
   const before = `[default]\nk = 1\n\n[eodh-ws]\naws_access_key_id = OLD\nextra = gone\n# next is work\n\n[work]\nk = 2\n`;
   const out = setProfile(before, 'eodh-ws', BODY);
-  t.equal(out, `[default]\nk = 1\n\n[eodh-ws]\n${BODY.join('\n')}\n# next is work\n\n[work]\nk = 2\n`, 'trailing comments and blanks stay for the next section');
+  t.equal(
+    out,
+    `[default]\nk = 1\n\n[eodh-ws]\n${BODY.join('\n')}\n# next is work\n\n[work]\nk = 2\n`,
+    'trailing comments and blanks stay for the next section',
+  );
   t.equal(setProfile(out, 'eodh-ws', BODY), out, 'writing the same values changes nothing');
   const middle = setProfile(USER_FILE, 'default', ['k = v']);
-  t.equal(middle, USER_FILE.replace('[default]\naws_access_key_id=AKIADEFAULT\naws_secret_access_key =  x  \n', '[default]\nk = v\n'));
+  t.equal(
+    middle,
+    USER_FILE.replace('[default]\naws_access_key_id=AKIADEFAULT\naws_secret_access_key =  x  \n', '[default]\nk = v\n'),
+  );
 });
 
 t.test('setProfile keeps CRLF line endings and drops duplicate sections', async (t) => {
   const crlf = '[a]\r\nx = 1\r\n[p]\r\nold = 1\r\n[b]\r\ny = 2\r\n[p]\r\nold = 2\r\n';
   t.equal(setProfile(crlf, 'p', ['k = v']), '[a]\r\nx = 1\r\n[p]\r\nk = v\r\n[b]\r\ny = 2\r\n');
-  t.equal(setProfile('[ p ]\nold = 1\n', 'p', ['k = v']), '[p]\nk = v\n', 'a header with spaces inside the brackets is the same profile');
-  t.equal(setProfile('[eodh-ws-2]\nk = 1\n', 'eodh-ws', ['k = v']), '[eodh-ws-2]\nk = 1\n\n[eodh-ws]\nk = v\n', 'a longer name is another profile');
+  t.equal(
+    setProfile('[ p ]\nold = 1\n', 'p', ['k = v']),
+    '[p]\nk = v\n',
+    'a header with spaces inside the brackets is the same profile',
+  );
+  t.equal(
+    setProfile('[eodh-ws-2]\nk = 1\n', 'eodh-ws', ['k = v']),
+    '[eodh-ws-2]\nk = 1\n\n[eodh-ws]\nk = v\n',
+    'a longer name is another profile',
+  );
 });
 
 t.test('removeProfile takes out only the profile', async (t) => {
@@ -81,7 +109,11 @@ t.test('removeProfile takes out only the profile', async (t) => {
 
 t.test('profileBody carries the three keys and no expiry that a parser could mistake', async (t) => {
   const body = profileBody('ws', creds('ASIA1'));
-  t.same(body.slice(1), ['aws_access_key_id = ASIA1', 'aws_secret_access_key = secret-ASIA1', 'aws_session_token = token-ASIA1']);
+  t.same(body.slice(1), [
+    'aws_access_key_id = ASIA1',
+    'aws_secret_access_key = secret-ASIA1',
+    'aws_session_token = token-ASIA1',
+  ]);
   t.match(body[0], /^# /);
   t.notMatch(body[0], /[=:]/, 'GDAL splits on = and :; the comment has neither');
   t.equal(profileName('ws'), 'eodh-ws');
@@ -110,10 +142,10 @@ t.test('writeProfile and deleteProfile: atomic, 0600, unchanged files not rewrit
   const user = join(dir, 'user-credentials');
   writeFileSync(user, USER_FILE, { mode: 0o644 });
   t.ok(writeProfile(user, 'ws', creds('ASIA3')));
-  t.ok(readFileSync(user, 'utf8').startsWith(USER_FILE), 'the user\'s profiles are untouched');
+  t.ok(readFileSync(user, 'utf8').startsWith(USER_FILE), "the user's profiles are untouched");
   t.equal(statSync(user).mode & 0o777, 0o600, 'the file holding our secrets is 0600');
   t.ok(deleteProfile(user, 'ws'));
-  t.equal(readFileSync(user, 'utf8'), `${USER_FILE}\n`, 'back to the user\'s text (plus the final newline it lacked)');
+  t.equal(readFileSync(user, 'utf8'), `${USER_FILE}\n`, "back to the user's text (plus the final newline it lacked)");
   t.notOk(deleteProfile(user, 'ws'), 'nothing to remove: no write');
   t.notOk(deleteProfile(join(dir, 'absent'), 'ws'), 'no file: nothing to do');
 

@@ -1,12 +1,12 @@
-import t from 'tap';
-import Sqlite from 'better-sqlite3';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import Sqlite from 'better-sqlite3';
+import t from 'tap';
+import { UserError } from '../../src/core/errors.js';
 import { openDatabase, writeKeyCheck } from '../../src/store/database.js';
 import { loadMigrations, schemaVersion } from '../../src/store/migrate.js';
 import { keyIdOf, MASTER_KEY_BYTES, sealingKey } from '../../src/store/seal.js';
-import { UserError } from '../../src/core/errors.js';
 
 const newKey = () => sealingKey(randomBytes(MASTER_KEY_BYTES));
 const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
@@ -81,7 +81,11 @@ t.test('refuses a database file or directory others can reach', async (t) => {
 t.test('a missing database is an error unless creating', async (t) => {
   const dir = t.testdir({});
   const file = join(dir, 'credd.db');
-  t.throws(() => openDatabase({ file, key: newKey() }), { name: 'UserError', exitCode: 78, message: /No database at .*eodh-credd init/ });
+  t.throws(() => openDatabase({ file, key: newKey() }), {
+    name: 'UserError',
+    exitCode: 78,
+    message: /No database at .*eodh-credd init/,
+  });
   t.throws(() => openDatabase({ file, key: newKey(), readonly: true }), { name: 'UserError', exitCode: 78 });
   t.notOk(existsSync(file), 'nothing created');
 });
@@ -133,10 +137,17 @@ t.test('wrong master key while another connection holds WAL content', async (t) 
 t.test('the key is checked before any migration', async (t) => {
   const { file, key } = createdDatabase(t);
   const real = await import('../../src/store/migrate.js');
-  const next = { version: latest + 1, name: `${String(latest + 1).padStart(3, '0')}_next.sql`, sql: 'CREATE TABLE next_thing (x);' };
-  const { openDatabase: openWithNext } = await t.mockImport<typeof import('../../src/store/database.js')>('../../src/store/database.js', {
-    '../../src/store/migrate.js': { ...real, loadMigrations: () => [...real.loadMigrations(), next] },
-  });
+  const next = {
+    version: latest + 1,
+    name: `${String(latest + 1).padStart(3, '0')}_next.sql`,
+    sql: 'CREATE TABLE next_thing (x);',
+  };
+  const { openDatabase: openWithNext } = await t.mockImport<typeof import('../../src/store/database.js')>(
+    '../../src/store/database.js',
+    {
+      '../../src/store/migrate.js': { ...real, loadMigrations: () => [...real.loadMigrations(), next] },
+    },
+  );
   const before = sha256(file);
   t.throws(() => openWithNext({ file, key: newKey() }), { name: 'UserError', exitCode: 78, message: /master key/ });
   t.equal(sha256(file), before, 'pending migration not applied under a wrong key');
@@ -174,6 +185,10 @@ t.test('writeKeyCheck re-seals the check under a new key', async (t) => {
   const db = openDatabase({ file, key });
   db.transaction(() => writeKeyCheck(db, next))();
   db.close();
-  t.throws(() => openDatabase({ file, key }), { name: 'UserError', exitCode: 78, message: /master key/ }, 'old key now refused');
+  t.throws(
+    () => openDatabase({ file, key }),
+    { name: 'UserError', exitCode: 78, message: /master key/ },
+    'old key now refused',
+  );
   openDatabase({ file, key: next }).close();
 });

@@ -1,8 +1,8 @@
-import t from 'tap';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { assertPrivate, createSecretFile, ensurePrivateDir, replaceSecretFile } from '../../src/store/files.js';
+import t from 'tap';
 import { UserError } from '../../src/core/errors.js';
+import { assertPrivate, createSecretFile, ensurePrivateDir, replaceSecretFile } from '../../src/store/files.js';
 
 const mode = (path: string) => statSync(path).mode & 0o777;
 
@@ -57,7 +57,11 @@ t.test('assertPrivate', async (t) => {
   t.doesNotThrow(() => assertPrivate(f, 'file', 600), 'read-only for the owner is fine');
   for (const m of [0o640, 0o604, 0o620, 0o602, 0o610, 0o601, 0o644, 0o666]) {
     chmodSync(f, m);
-    t.throws(() => assertPrivate(f, 'file', 600), { name: 'UserError', exitCode: 77, message: /this file is accessible by other users/ }, m.toString(8));
+    t.throws(
+      () => assertPrivate(f, 'file', 600),
+      { name: 'UserError', exitCode: 77, message: /this file is accessible by other users/ },
+      m.toString(8),
+    );
   }
   chmodSync(d, 0o701);
   t.throws(() => assertPrivate(d, 'directory', 700), { exitCode: 77, message: /chmod 700/ });

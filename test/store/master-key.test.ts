@@ -1,7 +1,8 @@
-import t from 'tap';
+import { randomBytes } from 'node:crypto';
 import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import t from 'tap';
+import { UserError } from '../../src/core/errors.js';
 import {
   CREDENTIAL_NAME,
   createMasterKeyFile,
@@ -10,7 +11,6 @@ import {
   masterKeyLocation,
   readMasterKey,
 } from '../../src/store/master-key.js';
-import { UserError } from '../../src/core/errors.js';
 
 const keyText = () => randomBytes(32).toString('base64');
 
@@ -25,7 +25,10 @@ t.test('generateMasterKey: 32 random bytes in canonical base64', async (t) => {
 t.test('decodeMasterKey', async (t) => {
   const text = keyText();
   t.ok(decodeMasterKey(text, 'f').equals(Buffer.from(text, 'base64')));
-  t.ok(decodeMasterKey(`  ${text}\n`, 'f').equals(Buffer.from(text, 'base64')), 'surrounding whitespace / trailing newline is fine');
+  t.ok(
+    decodeMasterKey(`  ${text}\n`, 'f').equals(Buffer.from(text, 'base64')),
+    'surrounding whitespace / trailing newline is fine',
+  );
   const bad: Array<[string, string]> = [
     ['empty', ''],
     ['whitespace', ' \n'],
@@ -34,12 +37,16 @@ t.test('decodeMasterKey', async (t) => {
     ['16 bytes', randomBytes(16).toString('base64')],
     ['hex', randomBytes(32).toString('hex')],
     ['garbage', 'not a key at all, certainly not!!'],
-    ['base64 with junk inside', text.slice(0, 20) + '!' + text.slice(20)],
+    ['base64 with junk inside', `${text.slice(0, 20)}!${text.slice(20)}`],
     ['missing padding', text.replace(/=+$/, '')],
     ['two keys', `${text}\n${keyText()}`],
   ];
   for (const [what, value] of bad) {
-    t.throws(() => decodeMasterKey(value, '/k/master.key'), { name: 'UserError', exitCode: 78, message: /^\/k\/master\.key: not a master key/ }, what);
+    t.throws(
+      () => decodeMasterKey(value, '/k/master.key'),
+      { name: 'UserError', exitCode: 78, message: /^\/k\/master\.key: not a master key/ },
+      what,
+    );
   }
 });
 

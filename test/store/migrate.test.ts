@@ -1,16 +1,18 @@
-import t from 'tap';
-import Sqlite from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { assertNotNewer, findMigrationsDir, loadMigrations, migrate, schemaVersion } from '../../src/store/migrate.js';
+import Sqlite from 'better-sqlite3';
+import t from 'tap';
 import { UserError } from '../../src/core/errors.js';
+import { assertNotNewer, findMigrationsDir, loadMigrations, migrate, schemaVersion } from '../../src/store/migrate.js';
 
 const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 const schemaOf = (db: Sqlite.Database) =>
   db.prepare(`SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name`).all();
 const tables = (db: Sqlite.Database) =>
-  (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`).all() as Array<{ name: string }>).map((r) => r.name);
+  (
+    db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`).all() as Array<{ name: string }>
+  ).map((r) => r.name);
 
 t.test('findMigrationsDir and loadMigrations find the shipped migrations', async (t) => {
   const dir = findMigrationsDir();
@@ -19,7 +21,7 @@ t.test('findMigrationsDir and loadMigrations find the shipped migrations', async
   const migrations = loadMigrations();
   t.ok(migrations.length >= 1);
   t.equal(migrations.length, shipped.length, 'every .sql file is a migration');
-  migrations.forEach((m, i) => t.equal(m.version, i + 1, m.name));
+  for (const [i, m] of migrations.entries()) t.equal(m.version, i + 1, m.name);
   t.equal(migrations[0]!.name, '001_initial.sql');
   t.match(migrations[0]!.sql, /CREATE TABLE workspaces/);
   t.throws(() => findMigrationsDir('/'), /migrations folder not found/);
@@ -41,8 +43,15 @@ t.test('loadMigrations: order, filtering and sequence', async (t) => {
       [2, '002_second.sql'],
     ],
   );
-  t.throws(() => loadMigrations(t.testdir({ '001_a.sql': '', '003_c.sql': '' })), /003_c\.sql is out of sequence \(expected 2\)/);
-  t.throws(() => loadMigrations(t.testdir({ '001_a.sql': '', '001_b.sql': '' })), /out of sequence/, 'duplicate version');
+  t.throws(
+    () => loadMigrations(t.testdir({ '001_a.sql': '', '003_c.sql': '' })),
+    /003_c\.sql is out of sequence \(expected 2\)/,
+  );
+  t.throws(
+    () => loadMigrations(t.testdir({ '001_a.sql': '', '001_b.sql': '' })),
+    /out of sequence/,
+    'duplicate version',
+  );
   t.throws(() => loadMigrations(t.testdir({ '002_a.sql': '' })), /out of sequence \(expected 1\)/, 'missing 001');
 });
 
@@ -67,7 +76,11 @@ t.test('from empty: applies all and sets user_version; re-run is a no-op', async
 
 t.test('applies only the missing migrations', async (t) => {
   const dir = t.testdir({
-    m: { '001_one.sql': 'CREATE TABLE one (x);', '002_two.sql': 'CREATE TABLE two (x);', '003_three.sql': 'CREATE TABLE three (x);' },
+    m: {
+      '001_one.sql': 'CREATE TABLE one (x);',
+      '002_two.sql': 'CREATE TABLE two (x);',
+      '003_three.sql': 'CREATE TABLE three (x);',
+    },
   });
   const all = loadMigrations(join(dir, 'm'));
   const db = new Sqlite(':memory:');
@@ -113,7 +126,8 @@ t.test('a failing migration rolls back whole', async (t) => {
   const dir = t.testdir({
     m: {
       '001_one.sql': 'CREATE TABLE one (x INTEGER);\nINSERT INTO one VALUES (1);',
-      '002_broken.sql': 'CREATE TABLE two (x);\nINSERT INTO one VALUES (2);\nALTER TABLE one ADD COLUMN y;\nCREATE TABLE three (;',
+      '002_broken.sql':
+        'CREATE TABLE two (x);\nINSERT INTO one VALUES (2);\nALTER TABLE one ADD COLUMN y;\nCREATE TABLE three (;',
       '003_never.sql': 'CREATE TABLE four (x);',
     },
   });

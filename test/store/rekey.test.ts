@@ -3,16 +3,23 @@
  * key is read (finishInterruptedRekey in src/store/master-key.ts). The CLI around them, with real
  * crashes, is tested in test/cli/rekey.test.ts.
  */
-import t from 'tap';
+
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { openDatabase } from '../../src/store/database.js';
-import { createMasterKeyFile, finishInterruptedRekey, generateMasterKey, pendingKeyFile, readMasterKey } from '../../src/store/master-key.js';
-import { compactDatabase, resealDatabase, sealedColumns } from '../../src/store/rekey.js';
-import { keyIdOf, MASTER_KEY_BYTES, SealError, sealingKey, type SealingKey } from '../../src/store/seal.js';
-import { Store } from '../../src/store/store.js';
+import t from 'tap';
 import { systemClock } from '../../src/core/types.js';
+import { openDatabase } from '../../src/store/database.js';
+import {
+  createMasterKeyFile,
+  finishInterruptedRekey,
+  generateMasterKey,
+  pendingKeyFile,
+  readMasterKey,
+} from '../../src/store/master-key.js';
+import { compactDatabase, resealDatabase, sealedColumns } from '../../src/store/rekey.js';
+import { keyIdOf, MASTER_KEY_BYTES, SealError, type SealingKey, sealingKey } from '../../src/store/seal.js';
+import { Store } from '../../src/store/store.js';
 
 const newKey = () => sealingKey(randomBytes(MASTER_KEY_BYTES));
 
@@ -27,9 +34,20 @@ function populated(t: { testdir(): string }, key: SealingKey) {
       clientTokenId: `ct-${name}`,
       clientTokenHash: createHash('sha256').update(name).digest(),
       apiKey: { tokenId: `tok-${name}`, key: `API-KEY-${name}`, expiresAt: null },
-      s3: { accessKeyId: `ASIA${name}`, secretAccessKey: `S3-SECRET-${name}`, sessionToken: `S3-SESSION-${name}`, issuedAt: 1, expiresAt: 2 },
+      s3: {
+        accessKeyId: `ASIA${name}`,
+        secretAccessKey: `S3-SECRET-${name}`,
+        sessionToken: `S3-SESSION-${name}`,
+        issuedAt: 1,
+        expiresAt: 2,
+      },
     });
-    store.insertApiKey(ws.id, 'pending', { tokenId: `tok2-${name}`, key: `PENDING-KEY-${name}`, expiresAt: null }, null);
+    store.insertApiKey(
+      ws.id,
+      'pending',
+      { tokenId: `tok2-${name}`, key: `PENDING-KEY-${name}`, expiresAt: null },
+      null,
+    );
   }
   return { file, store };
 }
@@ -47,7 +65,11 @@ t.test('sealedColumns finds every sealed column from the schema', async (t) => {
   t.teardown(() => store.close());
   t.same(
     sealedColumns(store.db).map((c) => `${c.table}.${c.column}:${c.primaryKey}`),
-    ['api_keys.sealed_key:id', 's3_credentials.sealed_secret:workspace_id', 's3_credentials.sealed_session_token:workspace_id'],
+    [
+      'api_keys.sealed_key:id',
+      's3_credentials.sealed_secret:workspace_id',
+      's3_credentials.sealed_session_token:workspace_id',
+    ],
   );
 });
 
@@ -62,7 +84,11 @@ t.test('resealDatabase moves every value and the key check to the new key', asyn
   compactDatabase(store.db);
   store.close();
 
-  t.throws(() => openDatabase({ file, key: oldKey }), { name: 'UserError', message: /does not match/ }, 'the old key opens nothing');
+  t.throws(
+    () => openDatabase({ file, key: oldKey }),
+    { name: 'UserError', message: /does not match/ },
+    'the old key opens nothing',
+  );
   const reopened = new Store(openDatabase({ file, key: next }), next, systemClock);
   t.teardown(() => reopened.close());
   const after = reopened.listWorkspaces().map((w) => [reopened.apiKeys(w.id).map((k) => k.key), reopened.loadS3(w.id)]);
@@ -75,7 +101,10 @@ t.test('a value that does not open under the current key aborts everything', asy
   const oldKey = newKey();
   const { store } = populated(t, oldKey);
   t.teardown(() => store.close());
-  const victim = store.db.prepare(`SELECT id, sealed_key FROM api_keys WHERE state = 'pending' LIMIT 1`).get() as { id: string; sealed_key: string };
+  const victim = store.db.prepare(`SELECT id, sealed_key FROM api_keys WHERE state = 'pending' LIMIT 1`).get() as {
+    id: string;
+    sealed_key: string;
+  };
   // Change the second-to-last character (inside the tag) to a different one.
   const changed = victim.sealed_key.at(-2) === 'A' ? 'B' : 'A';
   const flipped = victim.sealed_key.slice(0, -2) + changed + victim.sealed_key.slice(-1);

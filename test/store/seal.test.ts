@@ -1,6 +1,6 @@
-import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { cellAad, keyIdOf, MASTER_KEY_BYTES, open, seal, SealError, sealingKey } from '../../src/store/seal.js';
+import t from 'tap';
+import { cellAad, keyIdOf, MASTER_KEY_BYTES, open, SealError, seal, sealingKey } from '../../src/store/seal.js';
 import { sealReason } from '../helpers/seal.js';
 
 const key = sealingKey(Buffer.alloc(MASTER_KEY_BYTES, 7));
@@ -29,7 +29,13 @@ t.test('sealingKey', async (t) => {
 });
 
 t.test('round trip', async (t) => {
-  for (const plaintext of ['', 'a', 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY', 'ünïcødé ✓ 🔑 日本語 \u0000 nul', 'x'.repeat(10_000)]) {
+  for (const plaintext of [
+    '',
+    'a',
+    'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
+    'ünïcødé ✓ 🔑 日本語 \u0000 nul',
+    'x'.repeat(10_000),
+  ]) {
     const envelope = seal(key, plaintext, aad);
     t.equal(open(key, envelope, aad), plaintext, `round trip of ${JSON.stringify(plaintext.slice(0, 20))}`);
     if (plaintext.length >= 8) t.notOk(envelope.includes(plaintext), 'plaintext is not in the envelope');
@@ -67,13 +73,22 @@ t.test('flipping any bit of nonce, ciphertext or tag is tampering', async (t) =>
   }
   t.equal(checked, 2 * (12 + 12 + 16));
   // Truncating or extending the body is tampering too (as long as a tag's worth remains).
-  t.equal(sealReason(() => open(key, join({ ...p, body: p.body.subarray(1) }), aad)), 'tampered');
-  t.equal(sealReason(() => open(key, join({ ...p, body: Buffer.concat([p.body, Buffer.from([0])]) }), aad)), 'tampered');
+  t.equal(
+    sealReason(() => open(key, join({ ...p, body: p.body.subarray(1) }), aad)),
+    'tampered',
+  );
+  t.equal(
+    sealReason(() => open(key, join({ ...p, body: Buffer.concat([p.body, Buffer.from([0])]) }), aad)),
+    'tampered',
+  );
   // Empty plaintext: the tag alone is still authenticated.
   const empty = parts(seal(key, '', aad));
   t.equal(empty.body.length, 16);
   empty.body[0] = empty.body[0]! ^ 1;
-  t.equal(sealReason(() => open(key, join(empty), aad)), 'tampered');
+  t.equal(
+    sealReason(() => open(key, join(empty), aad)),
+    'tampered',
+  );
 });
 
 t.test('changing any character of the envelope text never yields a successful open', async (t) => {
@@ -91,26 +106,55 @@ t.test('changing any character of the envelope text never yields a successful op
   }
   t.same(failures, [], 'no altered envelope opens');
   const inserted = envelope.replace(/:([^:]+)$/, ':!$1');
-  t.equal(sealReason(() => open(key, inserted, aad)), 'malformed', 'stray character in the body');
+  t.equal(
+    sealReason(() => open(key, inserted, aad)),
+    'malformed',
+    'stray character in the body',
+  );
 });
 
 t.test('wrong additional data fails', async (t) => {
   const envelope = seal(key, 'secret', aad);
-  t.equal(sealReason(() => open(key, envelope, cellAad('s3_credentials', 'sealed_secret', 'row-2'))), 'tampered', 'other row');
-  t.equal(sealReason(() => open(key, envelope, cellAad('s3_credentials', 'sealed_session_token', 'row-1'))), 'tampered', 'other column');
-  t.equal(sealReason(() => open(key, envelope, cellAad('api_keys', 'sealed_secret', 'row-1'))), 'tampered', 'other table');
-  t.equal(sealReason(() => open(key, envelope, '')), 'tampered', 'no aad');
+  t.equal(
+    sealReason(() => open(key, envelope, cellAad('s3_credentials', 'sealed_secret', 'row-2'))),
+    'tampered',
+    'other row',
+  );
+  t.equal(
+    sealReason(() => open(key, envelope, cellAad('s3_credentials', 'sealed_session_token', 'row-1'))),
+    'tampered',
+    'other column',
+  );
+  t.equal(
+    sealReason(() => open(key, envelope, cellAad('api_keys', 'sealed_secret', 'row-1'))),
+    'tampered',
+    'other table',
+  );
+  t.equal(
+    sealReason(() => open(key, envelope, '')),
+    'tampered',
+    'no aad',
+  );
   t.equal(open(key, envelope, aad), 'secret', 'right aad still opens');
 });
 
 t.test('wrong key', async (t) => {
   const envelope = seal(key, 'secret', aad);
   t.throws(() => open(otherKey, envelope, aad), { name: 'SealError', reason: 'wrong_key' });
-  t.throws(() => open(sealingKey(randomBytes(MASTER_KEY_BYTES)), envelope, aad), { name: 'SealError', reason: 'wrong_key' });
+  t.throws(() => open(sealingKey(randomBytes(MASTER_KEY_BYTES)), envelope, aad), {
+    name: 'SealError',
+    reason: 'wrong_key',
+  });
   // A forged key id that matches the wrong key does not help: the ciphertext still fails.
   const forged = join({ ...parts(envelope), keyId: otherKey.id });
-  t.equal(sealReason(() => open(otherKey, forged, aad)), 'tampered');
-  t.equal(sealReason(() => open(key, forged, aad)), 'wrong_key');
+  t.equal(
+    sealReason(() => open(otherKey, forged, aad)),
+    'tampered',
+  );
+  t.equal(
+    sealReason(() => open(key, forged, aad)),
+    'wrong_key',
+  );
 });
 
 t.test('malformed envelopes', async (t) => {
@@ -137,7 +181,11 @@ t.test('malformed envelopes', async (t) => {
     ['whitespace', `v1:${key.id}:${nonce}:${body} `],
   ];
   for (const [what, envelope] of cases) {
-    t.equal(sealReason(() => open(key, envelope, aad)), 'malformed', what);
+    t.equal(
+      sealReason(() => open(key, envelope, aad)),
+      'malformed',
+      what,
+    );
   }
   t.throws(() => open(key, '', aad), { message: 'sealed value is malformed' });
 });

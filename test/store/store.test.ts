@@ -1,13 +1,13 @@
-import t from 'tap';
-import Sqlite from 'better-sqlite3';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { openDatabase } from '../../src/store/database.js';
-import { MASTER_KEY_BYTES, sealingKey, type SealingKey } from '../../src/store/seal.js';
-import { sealReason } from '../helpers/seal.js';
-import { Store, type NewWorkspace } from '../../src/store/store.js';
+import Sqlite from 'better-sqlite3';
+import t from 'tap';
 import type { S3Credentials } from '../../src/core/types.js';
+import { openDatabase } from '../../src/store/database.js';
+import { MASTER_KEY_BYTES, type SealingKey, sealingKey } from '../../src/store/seal.js';
+import { type NewWorkspace, Store } from '../../src/store/store.js';
+import { sealReason } from '../helpers/seal.js';
 
 interface Fixture {
   store: Store;
@@ -44,7 +44,12 @@ function workspace(name: string, extra: Partial<NewWorkspace> = {}): NewWorkspac
     region: 'eu-west-2',
     clientTokenId: `ct-${name}-${counter}`,
     clientTokenHash: createHash('sha256').update(`token-${name}-${counter}`).digest(),
-    apiKey: { tokenId: `tok-${name}`, key: `api-key-of-${name}`, expiresAt: 1_800_000_000_000, name: `eodh-credd-${name}` },
+    apiKey: {
+      tokenId: `tok-${name}`,
+      key: `api-key-of-${name}`,
+      expiresAt: 1_800_000_000_000,
+      name: `eodh-credd-${name}`,
+    },
     ...extra,
   };
 }
@@ -94,7 +99,10 @@ t.test('workspaces: add, get, list', async (t) => {
   t.equal(beta.hubUrl, 'https://hub.example');
   t.equal(beta.region, 'eu-west-2');
   t.equal(beta.clientTokenId, input.clientTokenId);
-  t.ok(Buffer.isBuffer(beta.clientTokenHash) && beta.clientTokenHash.equals(input.clientTokenHash), 'hash round trip as bytes');
+  t.ok(
+    Buffer.isBuffer(beta.clientTokenHash) && beta.clientTokenHash.equals(input.clientTokenHash),
+    'hash round trip as bytes',
+  );
   t.equal(beta.fileSink, '/home/u/.aws/credentials');
   t.equal(beta.createdAt, clock.now());
   const alpha = store.addWorkspace(workspace('alpha'));
@@ -108,7 +116,14 @@ t.test('workspaces: add, get, list', async (t) => {
   t.same(store.getWorkspace('beta'), beta);
 
   const active = store.activeApiKey(beta.id);
-  t.match(active, { workspaceId: beta.id, state: 'active', key: 'api-key-of-beta', tokenId: 'tok-beta', name: 'eodh-credd-beta', expiresAt: 1_800_000_000_000 });
+  t.match(active, {
+    workspaceId: beta.id,
+    state: 'active',
+    key: 'api-key-of-beta',
+    tokenId: 'tok-beta',
+    name: 'eodh-credd-beta',
+    expiresAt: 1_800_000_000_000,
+  });
   t.equal(store.loadS3(beta.id), undefined, 'no S3 credential yet');
   t.same(store.status(beta.id), NEW_STATUS);
   t.equal(count(store, 'workspace_status', beta.id), 1, 'status row created');
@@ -125,7 +140,9 @@ t.test('duplicate name (or client token id) is rejected whole', async (t) => {
   const { store } = openStore(t);
   const first = store.addWorkspace(workspace('dup'));
   t.throws(() => store.addWorkspace(workspace('dup', { s3: s3('x') })), { code: 'SQLITE_CONSTRAINT_UNIQUE' });
-  t.throws(() => store.addWorkspace(workspace('other', { clientTokenId: first.clientTokenId })), { code: 'SQLITE_CONSTRAINT_UNIQUE' });
+  t.throws(() => store.addWorkspace(workspace('other', { clientTokenId: first.clientTokenId })), {
+    code: 'SQLITE_CONSTRAINT_UNIQUE',
+  });
   t.equal(count(store, 'workspaces'), 1);
   t.equal(count(store, 'api_keys'), 1, 'no orphan key');
   t.equal(count(store, 's3_credentials'), 0, 'no orphan credential');
@@ -171,15 +188,34 @@ t.test('API keys: one active, one pending, promotion', async (t) => {
   const w = store.addWorkspace(workspace('w'));
   const first = store.activeApiKey(w.id)!;
   clock.set(clock.now() + 1000);
-  const pending = store.insertApiKey(w.id, 'pending', { tokenId: 'tok-2', key: 'second-key', expiresAt: 5 }, 'eodh-credd-w-2');
-  t.match(pending, { state: 'pending', key: 'second-key', tokenId: 'tok-2', name: 'eodh-credd-w-2', storedAt: clock.now() });
+  const pending = store.insertApiKey(
+    w.id,
+    'pending',
+    { tokenId: 'tok-2', key: 'second-key', expiresAt: 5 },
+    'eodh-credd-w-2',
+  );
+  t.match(pending, {
+    state: 'pending',
+    key: 'second-key',
+    tokenId: 'tok-2',
+    name: 'eodh-credd-w-2',
+    storedAt: clock.now(),
+  });
   t.equal(store.activeApiKey(w.id)?.id, first.id, 'pending does not replace active');
 
   // The partial unique indexes allow one active and one pending per workspace.
-  t.throws(() => store.insertApiKey(w.id, 'pending', { tokenId: null, key: 'third', expiresAt: null }, null), { code: 'SQLITE_CONSTRAINT_UNIQUE' });
-  t.throws(() => store.insertApiKey(w.id, 'active', { tokenId: null, key: 'third', expiresAt: null }, null), { code: 'SQLITE_CONSTRAINT_UNIQUE' });
-  t.throws(() => store.db.prepare(`UPDATE api_keys SET state = 'active' WHERE id = ?`).run(pending.id), { code: 'SQLITE_CONSTRAINT_UNIQUE' });
-  t.throws(() => store.db.prepare(`UPDATE api_keys SET state = 'bogus' WHERE id = ?`).run(pending.id), { code: 'SQLITE_CONSTRAINT_CHECK' });
+  t.throws(() => store.insertApiKey(w.id, 'pending', { tokenId: null, key: 'third', expiresAt: null }, null), {
+    code: 'SQLITE_CONSTRAINT_UNIQUE',
+  });
+  t.throws(() => store.insertApiKey(w.id, 'active', { tokenId: null, key: 'third', expiresAt: null }, null), {
+    code: 'SQLITE_CONSTRAINT_UNIQUE',
+  });
+  t.throws(() => store.db.prepare(`UPDATE api_keys SET state = 'active' WHERE id = ?`).run(pending.id), {
+    code: 'SQLITE_CONSTRAINT_UNIQUE',
+  });
+  t.throws(() => store.db.prepare(`UPDATE api_keys SET state = 'bogus' WHERE id = ?`).run(pending.id), {
+    code: 'SQLITE_CONSTRAINT_CHECK',
+  });
   const other = store.addWorkspace(workspace('other'));
   store.insertApiKey(other.id, 'pending', { tokenId: null, key: 'other-pending', expiresAt: null }, null);
   t.pass('another workspace may have its own pending key');
@@ -198,11 +234,16 @@ t.test('API keys: one active, one pending, promotion', async (t) => {
   t.same(states(store, w.id), ['api-key-of-w:retiring', 'second-key:retiring', 'third-key:active']);
 });
 
-t.test('promotePendingKey refuses anything but this workspace\'s pending key', async (t) => {
+t.test("promotePendingKey refuses anything but this workspace's pending key", async (t) => {
   const { store } = openStore(t);
   const w = store.addWorkspace(workspace('w'));
   const other = store.addWorkspace(workspace('other'));
-  const otherPending = store.insertApiKey(other.id, 'pending', { tokenId: null, key: 'other-pending', expiresAt: null }, null);
+  const otherPending = store.insertApiKey(
+    other.id,
+    'pending',
+    { tokenId: null, key: 'other-pending', expiresAt: null },
+    null,
+  );
   const retired = store.replaceActiveKey(w.id, { tokenId: null, key: 'current', expiresAt: null });
   const old = store.apiKeys(w.id).find((k) => k.state === 'retiring')!;
   t.equal(retired.key, 'current');
@@ -227,7 +268,14 @@ t.test('replaceActiveKey, setApiKeyDetails, deleteApiKey, allApiKeys', async (t)
   const old = store.activeApiKey(w.id)!;
   clock.set(clock.now() + 5);
   const replaced = store.replaceActiveKey(w.id, { tokenId: 'user-tok', key: 'user-supplied', expiresAt: 99 });
-  t.match(replaced, { state: 'active', key: 'user-supplied', tokenId: 'user-tok', name: null, expiresAt: 99, storedAt: clock.now() });
+  t.match(replaced, {
+    state: 'active',
+    key: 'user-supplied',
+    tokenId: 'user-tok',
+    name: null,
+    expiresAt: 99,
+    storedAt: clock.now(),
+  });
   t.equal(store.activeApiKey(w.id)?.id, replaced.id);
   t.equal(store.apiKeys(w.id).find((k) => k.id === old.id)?.state, 'retiring');
   t.equal(store.activeApiKey(v.id)?.key, 'api-key-of-v', 'other workspace keeps its active key');
@@ -242,7 +290,13 @@ t.test('replaceActiveKey, setApiKeyDetails, deleteApiKey, allApiKeys', async (t)
     store.apiKeys(w.id).map((k) => k.id),
     [replaced.id],
   );
-  t.same(store.allApiKeys().map((k) => k.key).sort(), ['api-key-of-v', 'user-supplied']);
+  t.same(
+    store
+      .allApiKeys()
+      .map((k) => k.key)
+      .sort(),
+    ['api-key-of-v', 'user-supplied'],
+  );
 });
 
 t.test('S3 credentials: round trip, upsert, account id', async (t) => {
@@ -279,7 +333,13 @@ t.test('status: failures, renewal, rotation', async (t) => {
   const v = store.addWorkspace(workspace('v'));
   store.recordFailure(w.id, 'hub_unavailable', 'The hub answered 503.', 100);
   store.recordFailure(w.id, 'hub_timeout', 'The hub did not answer.', 200);
-  t.match(store.status(w.id), { failures: 2, lastErrorCode: 'hub_timeout', lastErrorMessage: 'The hub did not answer.', lastErrorAt: 200, lastRenewalAt: null });
+  t.match(store.status(w.id), {
+    failures: 2,
+    lastErrorCode: 'hub_timeout',
+    lastErrorMessage: 'The hub did not answer.',
+    lastErrorAt: 200,
+    lastRenewalAt: null,
+  });
   t.equal(store.status(v.id).failures, 0, 'per workspace');
   store.recordRenewal(w.id, 300);
   t.same(store.status(w.id), { ...NEW_STATUS, lastRenewalAt: 300 });
@@ -301,7 +361,11 @@ t.test('recordRenewal is all or nothing', async (t) => {
   store.db.exec(`CREATE TEMP TRIGGER no_clear BEFORE UPDATE OF last_error_code ON workspace_status
                  WHEN NEW.last_error_code IS NULL BEGIN SELECT RAISE(ABORT, 'cannot clear'); END`);
   t.throws(() => store.recordRenewal(w.id, 300), /cannot clear/);
-  t.match(store.status(w.id), { lastRenewalAt: null, failures: 1, lastErrorCode: 'hub_unavailable' }, 'nothing half-recorded');
+  t.match(
+    store.status(w.id),
+    { lastRenewalAt: null, failures: 1, lastErrorCode: 'hub_unavailable' },
+    'nothing half-recorded',
+  );
   store.db.exec(`DROP TRIGGER no_clear`);
   store.recordRenewal(w.id, 300);
   t.match(store.status(w.id), { lastRenewalAt: 300, failures: 0, lastErrorCode: null });
@@ -324,18 +388,36 @@ t.test('sealed values swapped between rows fail to open', async (t) => {
     })();
 
   swapS3('sealed_secret');
-  t.equal(sealReason(() => store.loadS3(a.id)), 'tampered', 'a');
-  t.equal(sealReason(() => store.loadS3(b.id)), 'tampered', 'b');
+  t.equal(
+    sealReason(() => store.loadS3(a.id)),
+    'tampered',
+    'a',
+  );
+  t.equal(
+    sealReason(() => store.loadS3(b.id)),
+    'tampered',
+    'b',
+  );
   swapS3('sealed_secret');
   t.same(store.loadS3(a.id), s3('a'), 'swapping back restores them');
   swapS3('sealed_session_token');
-  t.equal(sealReason(() => store.loadS3(a.id)), 'tampered');
-  t.equal(sealReason(() => store.loadS3(b.id)), 'tampered');
+  t.equal(
+    sealReason(() => store.loadS3(a.id)),
+    'tampered',
+  );
+  t.equal(
+    sealReason(() => store.loadS3(b.id)),
+    'tampered',
+  );
   swapS3('sealed_session_token');
 
   // Moving a value to another column of the same row fails too.
   store.db.prepare(`UPDATE s3_credentials SET sealed_session_token = sealed_secret WHERE workspace_id = ?`).run(a.id);
-  t.equal(sealReason(() => store.loadS3(a.id)), 'tampered', 'other column');
+  t.equal(
+    sealReason(() => store.loadS3(a.id)),
+    'tampered',
+    'other column',
+  );
   t.same(store.loadS3(b.id), s3('b'), 'b unaffected');
 
   // API keys: swap sealed_key between two rows (other workspace, then same workspace).
@@ -351,16 +433,34 @@ t.test('sealed values swapped between rows fail to open', async (t) => {
       set.run(vx, y);
     })();
   swapKeys(ka.id, kb.id);
-  t.equal(sealReason(() => store.apiKeys(a.id)), 'tampered', 'workspace a keys');
-  t.equal(sealReason(() => store.apiKeys(b.id)), 'tampered', 'workspace b keys');
-  t.equal(sealReason(() => store.activeApiKey(a.id)), 'tampered');
-  t.equal(sealReason(() => store.allApiKeys()), 'tampered');
+  t.equal(
+    sealReason(() => store.apiKeys(a.id)),
+    'tampered',
+    'workspace a keys',
+  );
+  t.equal(
+    sealReason(() => store.apiKeys(b.id)),
+    'tampered',
+    'workspace b keys',
+  );
+  t.equal(
+    sealReason(() => store.activeApiKey(a.id)),
+    'tampered',
+  );
+  t.equal(
+    sealReason(() => store.allApiKeys()),
+    'tampered',
+  );
   swapKeys(ka.id, kb.id);
   t.equal(store.activeApiKey(a.id)?.key, 'api-key-of-a');
 
   const pending = store.insertApiKey(a.id, 'pending', { tokenId: null, key: 'pending-of-a', expiresAt: null }, null);
   swapKeys(ka.id, pending.id);
-  t.equal(sealReason(() => store.apiKeys(a.id)), 'tampered', 'rows of the same workspace');
+  t.equal(
+    sealReason(() => store.apiKeys(a.id)),
+    'tampered',
+    'rows of the same workspace',
+  );
   t.equal(store.activeApiKey(b.id)?.key, 'api-key-of-b', 'b unaffected');
 });
 
@@ -368,8 +468,14 @@ t.test('a value sealed under another master key is reported as such', async (t) 
   const { store, file } = openStore(t);
   const w = store.addWorkspace(workspace('w', { s3: s3('w') }));
   const stranger = new Store(store.db, sealingKey(randomBytes(MASTER_KEY_BYTES)), fakeClock());
-  t.equal(sealReason(() => stranger.loadS3(w.id)), 'wrong_key');
-  t.equal(sealReason(() => stranger.apiKeys(w.id)), 'wrong_key');
+  t.equal(
+    sealReason(() => stranger.loadS3(w.id)),
+    'wrong_key',
+  );
+  t.equal(
+    sealReason(() => stranger.apiKeys(w.id)),
+    'wrong_key',
+  );
   t.ok(existsSync(file));
 });
 
@@ -454,8 +560,15 @@ t.test('replaceActiveKey drops a pending key, forgets a user key, retires a mint
   store.promotePendingKey(w.id, store.apiKeys(w.id).find((k) => k.state === 'pending')!.id);
   store.replaceActiveKey(w.id, { tokenId: 'u3', key: 'user-third', expiresAt: 30 });
   t.same(
-    store.apiKeys(w.id).map((k) => [k.state, k.key]).sort(),
-    [['active', 'user-third'], ['retiring', 'minted'], ['retiring', 'user-fresh']].sort(),
+    store
+      .apiKeys(w.id)
+      .map((k) => [k.state, k.key])
+      .sort(),
+    [
+      ['active', 'user-third'],
+      ['retiring', 'minted'],
+      ['retiring', 'user-fresh'],
+    ].sort(),
     'a key we minted is retired, to be revoked (user-fresh was retired by the promotion, as rotation does)',
   );
 });

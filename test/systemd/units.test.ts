@@ -4,12 +4,13 @@
  * (systemd need not be PID 1); verify needs ExecStart's binary to exist, so the units are written
  * by the built CLI with this node and this dist/.
  */
-import t from 'tap';
+
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import t from 'tap';
 import { installation } from '../helpers/service.js';
 
 const run = promisify(execFile);

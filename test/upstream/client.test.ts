@@ -1,9 +1,15 @@
-import t, { type Test } from 'tap';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { startHubSimulator, HubSimulatorClient, type HubSimulatorOptions } from '../../src/hub-sim/index.js';
-import { HubClient, HubError, isKeyRejected, parseRetryAfter, type HubClientOptions } from '../../src/upstream/index.js';
+import t, { type Test } from 'tap';
 import { UserError } from '../../src/core/errors.js';
+import { HubSimulatorClient, type HubSimulatorOptions, startHubSimulator } from '../../src/hub-sim/index.js';
+import {
+  HubClient,
+  type HubClientOptions,
+  HubError,
+  isKeyRejected,
+  parseRetryAfter,
+} from '../../src/upstream/index.js';
 
 const BACKOFF = { initialMs: 100, maxMs: 5_000 };
 
@@ -58,10 +64,18 @@ t.test('tokens: list, create, delete (404 = already gone)', async (t) => {
   t.type(list[0]?.expiresAt, 'number');
   t.notOk(list[0] && 'token' in list[0]);
 
-  const created = await hub.createToken('alpha', key, { name: 'eodh-credd-1', expiresDays: 30, scope: 'offline_access' });
+  const created = await hub.createToken('alpha', key, {
+    name: 'eodh-credd-1',
+    expiresDays: 30,
+    scope: 'offline_access',
+  });
   t.match(created, { name: 'eodh-credd-1', scope: 'offline_access', workspace: 'alpha' });
   t.type(created.token, 'string');
-  t.ok(created.expiresAt !== null && created.createdAt !== null && created.expiresAt - created.createdAt === 30 * 86_400_000);
+  t.ok(
+    created.expiresAt !== null &&
+      created.createdAt !== null &&
+      created.expiresAt - created.createdAt === 30 * 86_400_000,
+  );
   const noScope = await hub.createToken('alpha', created.token, { name: 'n', expiresDays: 1 });
   t.equal(noScope.scope, 'offline_access workspace:alpha', 'scope omitted from the request when not given');
 
@@ -69,15 +83,28 @@ t.test('tokens: list, create, delete (404 = already gone)', async (t) => {
   await hub.deleteToken('alpha', created.token, keyId);
   t.pass('second delete resolves');
   const state = await control.tokens();
-  t.same(state.filter((r) => r.revoked).map((r) => r.id), [keyId]);
-  t.match(await hubError(t, hub.listTokens('alpha', key)), { kind: 'unauthorized', status: 401 }, 'revoked key refused');
+  t.same(
+    state.filter((r) => r.revoked).map((r) => r.id),
+    [keyId],
+  );
+  t.match(
+    await hubError(t, hub.listTokens('alpha', key)),
+    { kind: 'unauthorized', status: 401 },
+    'revoked key refused',
+  );
   t.equal((await control.stats()).total.deleteTokens, 2);
 });
 
 t.test('401 → unauthorized, not retried', async (t) => {
   const { hub, control, sleeps } = await setup(t);
   const err = await hubError(t, hub.s3Credentials('alpha', 'not-a-key', Date.now()));
-  t.match(err, { kind: 'unauthorized', status: 401, attempts: 1, method: 'POST', path: '/api/workspaces/alpha/me/s3-tokens' });
+  t.match(err, {
+    kind: 'unauthorized',
+    status: 401,
+    attempts: 1,
+    method: 'POST',
+    path: '/api/workspaces/alpha/me/s3-tokens',
+  });
   t.equal(err.message, 'POST /api/workspaces/alpha/me/s3-tokens 401: the hub did not accept the API key');
   t.ok(isKeyRejected(err));
   t.same(sleeps, []);
@@ -203,7 +230,10 @@ t.test('minting refusals and bad requests map to their kinds', async (t) => {
   t.match(await hubError(t, hub.createToken('alpha', key, { name: 'x', expiresDays: 1 })), { kind: 'unauthorized' });
   await control.setFault('mint_forbidden', { count: 1 });
   t.match(await hubError(t, hub.createToken('alpha', key, { name: 'x', expiresDays: 1 })), { kind: 'forbidden' });
-  t.match(await hubError(t, hub.createToken('alpha', key, { name: 'x', expiresDays: 31 })), { kind: 'bad_request', status: 400 });
+  t.match(await hubError(t, hub.createToken('alpha', key, { name: 'x', expiresDays: 31 })), {
+    kind: 'bad_request',
+    status: 400,
+  });
   await control.settings({ allowMintWithApiKey: false });
   t.match(await hubError(t, hub.createToken('alpha', key, { name: 'x', expiresDays: 1 })), { kind: 'forbidden' });
   t.same(sleeps, []);
@@ -227,7 +257,11 @@ t.test('error messages never carry the key or the response body', async (t) => {
   t.equal(errors.length, 10);
   for (const err of errors) {
     t.notOk(err.message.includes(key), `no key: ${err.message}`);
-    t.notMatch(err.message, /html|unexpected|Simulated|Invalid or expired|not valid for this workspace|Expected \{name/i, 'no body text');
+    t.notMatch(
+      err.message,
+      /html|unexpected|Simulated|Invalid or expired|not valid for this workspace|Expected \{name/i,
+      'no body text',
+    );
     t.notMatch(JSON.stringify(err), new RegExp(key.replace(/[-_]/g, '.')), 'nor in any enumerable field');
   }
 });
@@ -246,8 +280,14 @@ t.test('workspace names and token ids are encoded path segments', async (t) => {
 
 t.test('http to a non-loopback host is refused before any request', async (t) => {
   t.throws(() => new HubClient('http://eodatahub.org.uk', { timeoutMs: 100, retries: 0, backoff: BACKOFF }), UserError);
-  t.throws(() => new HubClient('http://example.com:8080', { timeoutMs: 100, retries: 0, backoff: BACKOFF }), { name: 'UserError', exitCode: 78 });
-  t.equal(new HubClient('https://eodatahub.org.uk/', { timeoutMs: 100, retries: 0, backoff: BACKOFF }).baseUrl.href, 'https://eodatahub.org.uk/');
+  t.throws(() => new HubClient('http://example.com:8080', { timeoutMs: 100, retries: 0, backoff: BACKOFF }), {
+    name: 'UserError',
+    exitCode: 78,
+  });
+  t.equal(
+    new HubClient('https://eodatahub.org.uk/', { timeoutMs: 100, retries: 0, backoff: BACKOFF }).baseUrl.href,
+    'https://eodatahub.org.uk/',
+  );
 });
 
 /** A hand-written hub for answers the simulator does not give. */
@@ -271,7 +311,16 @@ t.test('request shape: headers, JSON body, base path', async (t) => {
   });
   const hub = new HubClient(`${url}/hub/`, { timeoutMs: 1000, retries: 0, backoff: BACKOFF, userAgent: 'test-agent' });
   const created = await hub.createToken('alpha', 'the-key', { name: 'n', expiresDays: 3 });
-  t.same(created, { id: '5', token: 'new-key', name: null, scope: null, workspace: null, userId: null, createdAt: null, expiresAt: Date.parse('2025-03-20T10:00:00Z') });
+  t.same(created, {
+    id: '5',
+    token: 'new-key',
+    name: null,
+    scope: null,
+    workspace: null,
+    userId: null,
+    createdAt: null,
+    expiresAt: Date.parse('2025-03-20T10:00:00Z'),
+  });
   t.equal(seen[0]?.method, 'POST');
   t.equal(seen[0]?.url, '/hub/api/workspaces/alpha/me/tokens');
   t.equal(seen[0]?.headers.authorization, 'Bearer the-key');
@@ -290,7 +339,14 @@ t.test('redirects are not followed; expired or oversized answers are bad_respons
       res.end();
     } else if (mode === 'expired') {
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ accessKeyId: 'ASIA1', secretAccessKey: 's', sessionToken: 't', expiration: '2000-01-01T00:00:00Z' }));
+      res.end(
+        JSON.stringify({
+          accessKeyId: 'ASIA1',
+          secretAccessKey: 's',
+          sessionToken: 't',
+          expiration: '2000-01-01T00:00:00Z',
+        }),
+      );
     } else if (mode === 'huge') {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(`"${'x'.repeat(2 * 1024 * 1024)}"`);
@@ -304,9 +360,15 @@ t.test('redirects are not followed; expired or oversized answers are bad_respons
   t.match(redirect, { kind: 'bad_response', status: 302, attempts: 1 });
   t.match(redirect.message, /redirect/);
   mode = 'expired';
-  t.match(await hubError(t, hub.s3Credentials('alpha', 'the-key', Date.now())), { kind: 'bad_response', message: /already expired/ });
+  t.match(await hubError(t, hub.s3Credentials('alpha', 'the-key', Date.now())), {
+    kind: 'bad_response',
+    message: /already expired/,
+  });
   mode = 'huge';
-  t.match(await hubError(t, hub.s3Credentials('alpha', 'the-key', Date.now())), { kind: 'bad_response', message: /too large/ });
+  t.match(await hubError(t, hub.s3Credentials('alpha', 'the-key', Date.now())), {
+    kind: 'bad_response',
+    message: /too large/,
+  });
   mode = '503';
   const down = await hubError(t, hub.s3Credentials('alpha', 'the-key', Date.now()));
   t.match(down, { kind: 'hub_down', status: 503, attempts: 2 });

@@ -1,6 +1,6 @@
 import t from 'tap';
-import { assertHubUrlAllowed } from '../../src/upstream/url.js';
 import { UserError } from '../../src/core/errors.js';
+import { assertHubUrlAllowed } from '../../src/upstream/url.js';
 
 t.test('accepts https anywhere and http on loopback', async (t) => {
   for (const url of [
