@@ -116,8 +116,7 @@ t.test('daemon stopped; configured port taken by another program', async (t) => 
   const checks = await doctor();
   t.match(byName(checks, 'daemon')[0], { status: 'fail', detail: 'not running' });
   t.match(byName(checks, 'port')[0], { status: 'fail', detail: `127.0.0.1:${port} is in use by another program` });
-  other.close();
-  await new Promise((r) => setTimeout(r, 50));
+  await new Promise<void>((resolve) => other.close(() => resolve()));
   t.match(byName(await doctor(), 'port')[0], { status: 'ok', detail: `127.0.0.1:${port} is free` });
 });
 

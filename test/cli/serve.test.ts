@@ -40,16 +40,39 @@ function refresh(daemon: Served) {
   });
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/**
+ * Resolves true as soon as `what()` holds, re-checked on every event of `sources`; false after
+ * `timeoutMs` (a bound on a hang, not a timing assertion).
+ */
+function when(
+  sources: Array<{ on(event: string, fn: () => void): unknown; off(event: string, fn: () => void): unknown }>,
+  events: string[],
+  what: () => boolean,
+  timeoutMs = 30_000,
+): Promise<boolean> {
+  return new Promise((resolve) => {
+    const finish = (result: boolean) => {
+      clearTimeout(timer);
+      for (const s of sources) for (const e of events) s.off(e, check);
+      resolve(result);
+    };
+    const check = () => {
+      if (what()) finish(true);
+    };
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    for (const s of sources) for (const e of events) s.on(e, check);
+    check();
+  });
+}
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   t.test(`${signal}: finishes the request in flight, stops, exits 0`, async (t) => {
     const { hub, inst } = await setup(t);
     const daemon = await inst.serve();
     await hub.setFault('slow', { delayMs: 1_500, count: 1 });
+    const atHub = sim.state.nextRequest('s3Tokens');
     const inFlight = refresh(daemon);
-    await daemon.waitForLog(() => true); // the daemon is logging; give the request time to reach the hub
-    await sleep(300);
+    await atHub; // the renewal is at the hub, held there for 1.5 s
     const sent = Date.now();
     daemon.child.kill(signal);
     const response = await inFlight;
@@ -75,8 +98,9 @@ t.test('a second signal exits at once', async (t) => {
   const { hub, inst } = await setup(t);
   const daemon = await inst.serve();
   await hub.setFault('slow', { delayMs: 10_000, count: 1 });
+  const atHub = sim.state.nextRequest('s3Tokens');
   const inFlight = refresh(daemon).catch((err: unknown) => err);
-  await sleep(300);
+  await atHub;
   daemon.child.kill('SIGTERM');
   await daemon.waitForLog((l) => l.msg === 'stopping');
   daemon.child.kill('SIGTERM');
@@ -176,30 +200,21 @@ t.test(
     const receiver = spawn('python3', ['-c', RECEIVER, socketPath], { stdio: ['ignore', 'pipe', 'inherit'] });
     t.teardown(() => void receiver.kill('SIGKILL'));
     let received = '';
-    await new Promise<void>((resolve) =>
-      receiver.stdout!.on('data', (d: Buffer) => {
-        received += d.toString();
-        if (received.includes('listening')) resolve();
-      }),
-    );
+    receiver.stdout!.on('data', (d: Buffer) => {
+      received += d.toString();
+    });
+    const until = (what: () => boolean) => when([receiver.stdout!], ['data'], what);
+    t.ok(await until(() => received.includes('listening')), 'the receiver is listening');
     const messages = () => received.split('\n').filter((l) => l && l !== 'listening' && l !== 'BARRIER=1');
     const daemon = await inst.serve({ env: { NOTIFY_SOCKET: socketPath } });
-    const until = async (what: () => boolean) => {
-      for (let i = 0; i < 600 && !what(); i++) await sleep(50);
-    };
-    await until(() => messages().some((m) => m.startsWith('READY=1')));
+    t.ok(await until(() => messages().some((m) => m.startsWith('READY=1'))), 'readiness is announced');
     const ready = messages().find((m) => m.startsWith('READY=1'));
     t.match(ready, /^READY=1\|STATUS=1 workspace, next renewal in \d+ min$/, 'ready, with a status line');
     daemon.child.kill('SIGHUP');
-    await until(() => messages().includes('RELOADING=1'));
-    t.ok(messages().includes('RELOADING=1'), 'a reload is announced');
+    t.ok(await until(() => messages().includes('RELOADING=1')), 'a reload is announced');
     daemon.child.kill('SIGTERM');
     t.equal((await daemon.exited).code, 0);
-    await until(() => messages().some((m) => m.startsWith('STOPPING=1')));
-    t.ok(
-      messages().some((m) => m.startsWith('STOPPING=1')),
-      'stopping is announced',
-    );
+    t.ok(await until(() => messages().some((m) => m.startsWith('STOPPING=1'))), 'stopping is announced');
     const stopping = messages().findIndex((m) => m.startsWith('STOPPING=1'));
     t.ok(stopping > messages().indexOf('RELOADING=1'), 'in order');
   },
@@ -244,7 +259,12 @@ t.test(
     t.teardown(() => killAll('SIGKILL'));
     let out = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    for (let i = 0; i < 1_200 && !out.includes('eodh-credd serving') && child.exitCode === null; i++) await sleep(50);
+    await when(
+      [child.stdout!, child],
+      ['data', 'exit'],
+      () => out.includes('eodh-credd serving') || child.exitCode !== null,
+      60_000,
+    );
     t.equal(child.exitCode, null, `serving on a terminal: ${out}`);
     daemonPid = (JSON.parse(readFileSync(join(inst.dataDir, 'daemon.json'), 'utf8')) as { pid: number }).pid;
     process.kill(daemonPid, 'SIGTERM');

@@ -177,7 +177,8 @@ t.test('timeout (slow beyond a 200 ms timeout) → hub_down after retries', asyn
   t.match(err, { kind: 'hub_down', attempts: 3, status: undefined });
   t.match(err.message, /no answer from the hub within 200 ms \(after 3 attempts\)$/, 'each attempt timed out');
   t.equal(sleeps.length, 2);
-  t.equal((await control.stats()).total.s3Tokens, 3);
+  // Not "3": on a loaded machine an attempt can time out before the hub has even parsed it.
+  t.ok((await control.stats()).total.s3Tokens <= 3, 'no more than three calls reached the hub');
 });
 
 t.test('slow but within the timeout succeeds', async (t) => {
