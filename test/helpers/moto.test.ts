@@ -6,12 +6,11 @@ import { spawn } from 'node:child_process';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import t, { type Test } from 'tap';
-import { type Moto, motoSkipReason, startMoto } from './moto.js';
+import { type Moto, startMoto } from './moto.js';
+import { HINTS, motoServer, requireTool } from './tools.js';
 
 type Creds = { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
 type StsCredentials = { AccessKeyId: string; SecretAccessKey: string; SessionToken: string; Expiration: Date };
-
-const skip = motoSkipReason();
 
 function sts(moto: Moto, credentials: Creds): STSClient {
   return new STSClient({ endpoint: moto.endpoint, region: moto.region, credentials, maxAttempts: 1 });
@@ -105,7 +104,8 @@ function boto3(moto: Moto, c: Creds, key: string): Promise<{ code: number | null
   });
 }
 
-t.test('moto harness', { skip }, async (t) => {
+t.test('moto harness', async (t) => {
+  if (!requireTool(t, 'moto_server', motoServer(), HINTS.moto)) return;
   const started = Date.now();
   const moto = await startMoto(t);
   t.comment(`startMoto took ${Date.now() - started} ms`);
@@ -231,7 +231,8 @@ t.test('moto harness', { skip }, async (t) => {
   });
 });
 
-t.test('stop() ends moto', { skip }, async (t) => {
+t.test('stop() ends moto', async (t) => {
+  if (!requireTool(t, 'moto_server', motoServer(), HINTS.moto)) return;
   const moto = await startMoto();
   const t0 = Date.now();
   await moto.stop();
