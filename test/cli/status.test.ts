@@ -65,7 +65,7 @@ t.test('status --json against a running daemon: next renewal and next rotation',
   const r = await inst.cli(['status', '--json']);
   t.equal(r.code, 0, r.stderr);
   const [ws] = JSON.parse(r.stdout) as StatusRow[];
-  t.ok(ws?.nextRenewalAt && Date.parse(ws.nextRenewalAt) > Date.now(), 'next renewal from the daemon');
+  t.ok(ws?.nextRenewalAt && Date.parse(ws.nextRenewalAt) > Date.now(), 'next renewal from the daemon', { ws, stderr: r.stderr });
   const rotateIn = Date.parse(ws?.nextRotationAt ?? '') - Date.now();
   t.ok(rotateIn > 22 * 86_400_000 && rotateIn <= 23 * 86_400_000, 'rotation 7 days before the 30-day key expires');
   t.match(ws?.rotationText, /^in 2[23]d$/);
