@@ -68,7 +68,8 @@ function missing(t: ToolHost, reason: string): void {
 function probe(command: string, args: readonly string[]): string | null {
   const out = spawnSync(command, args, {
     encoding: 'utf8',
-    timeout: 20_000,
+    // A bound on a hang, not on speed: on a loaded machine `aws --version` alone can take 20 s.
+    timeout: 120_000,
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/' },
   });
   if (out.error || out.status !== 0) return null;
