@@ -1,6 +1,7 @@
 /**
  * `npm run release`: the tarball a user installs with `npm install -g --prefix ~/.local
- * ./eodh-credd-<version>.tgz` (#16). package.json's "release" script builds first; this checks
+ * ./eodh-credd-<version>.tgz` (#16). package.json's "release" script builds first and runs the
+ * "generate" script if there is one (generated files: man page, completions); this checks
  * that everything the package needs is there, stages it in a temporary directory with an
  * npm-shrinkwrap.json made from package-lock.json and the production dependencies it pins
  * bundled (see packedManifest), packs it with `npm pack`, checks the packed file list, and prints
