@@ -14,6 +14,7 @@ import { existsSync, lstatSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import type { Config } from '../config/load.js';
 import { type RuntimeInfo, runtimeFile } from '../config/runtime.js';
+import { socketAddress } from '../config/socket-path.js';
 import { EXIT, UserError } from '../core/errors.js';
 import { readSecretFile } from '../store/client-tokens.js';
 
@@ -93,10 +94,11 @@ export function callDaemon(
 ): Promise<DaemonAnswer> {
   assertTrustedSocket(config);
   const socket = config.paths.socket;
-  return new Promise((resolve, reject) => {
+  const address = socketAddress(socket);
+  return new Promise<DaemonAnswer>((resolve, reject) => {
     const req = request(
       {
-        socketPath: socket,
+        socketPath: address.path,
         path,
         method: init.method ?? 'GET',
         headers: {
@@ -136,7 +138,7 @@ export function callDaemon(
       );
     });
     req.end();
-  });
+  }).finally(() => address.release());
 }
 
 /** Whether a daemon answers on the socket (for `status` and `doctor`); problems other than "not running" are thrown. */

@@ -12,10 +12,8 @@ import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
+import { socketAddress } from '../config/socket-path.js';
 import { EXIT, UserError } from '../core/errors.js';
-
-/** Longest path a Unix socket address holds on Linux (sun_path is 108 bytes with its NUL). */
-export const MAX_SOCKET_PATH_BYTES = 107;
 
 /** Connections accepted on the Unix socket: the guard lets the admin routes through for these only. */
 const localSockets = new WeakSet<object>();
@@ -44,12 +42,6 @@ export interface UnixSocketOptions {
  */
 export async function serveUnixSocket(options: UnixSocketOptions): Promise<UnixSocketServer> {
   const { path, logger } = options;
-  if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
-    throw new UserError(
-      `${path}: the path is too long for a Unix socket (${Buffer.byteLength(path)} bytes, at most ${MAX_SOCKET_PATH_BYTES}); set storage.data_dir to a shorter directory.`,
-      EXIT.CONFIG,
-    );
-  }
   removeStaleSocket(path);
   const server = createServer({ requestTimeout: 120_000 }, options.handler);
   const idle = options.idleTimeoutMs ?? 10_000;
@@ -57,13 +49,20 @@ export async function serveUnixSocket(options: UnixSocketOptions): Promise<UnixS
   server.keepAliveTimeout = idle;
   server.on('connection', (socket: Socket) => localSockets.add(socket));
   server.on('clientError', (_err, socket) => socket.destroy());
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ path, readableAll: false, writableAll: false }, () => {
-      server.off('error', reject);
-      resolve();
+  // Held until the server is closed: Node unlinks the address it listened on when it closes.
+  const address = socketAddress(path);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ path: address.path, readableAll: false, writableAll: false }, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (err) {
+    address.release();
+    throw err;
+  }
   // The directory is 0700 already; 0600 on the socket says the same on the file itself.
   chmodSync(path, 0o600);
   logger.debug({ path }, 'listening on the Unix socket');
@@ -76,6 +75,7 @@ export async function serveUnixSocket(options: UnixSocketOptions): Promise<UnixS
         const idleSweep = setInterval(() => server.closeIdleConnections(), 20);
         server.close(() => {
           clearInterval(idleSweep);
+          address.release();
           resolve();
         });
         server.closeIdleConnections();
