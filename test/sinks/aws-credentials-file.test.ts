@@ -130,6 +130,18 @@ t.test('defaultCredentialsFile follows AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/
   t.equal(defaultCredentialsFile({ HOME: '/home/u', AWS_SHARED_CREDENTIALS_FILE: '/etc/c' }), '/etc/c');
 });
 
+/** Workspace `ws` as the store hands it to the sink. */
+const record = (fileSink: string | null): WorkspaceRecord => ({
+  id: 'id-ws',
+  name: 'ws',
+  hubUrl: 'http://hub',
+  region: 'eu-west-2',
+  clientTokenId: 'ct',
+  clientTokenHash: Buffer.alloc(32),
+  fileSink,
+  createdAt: 0,
+});
+
 t.test('writeProfile and deleteProfile: atomic, 0600, unchanged files not rewritten, links followed', async (t) => {
   const dir = tmp();
   const file = join(dir, 'new', '.aws', 'credentials');
@@ -172,16 +184,6 @@ t.test('CredentialsFileSink follows renewals, settings and removals', async (t) 
   const logger = pino({ level: 'silent' });
   let now = Date.now();
   const sink = new CredentialsFileSink({ logger, clock: { now: () => now } });
-  const record = (fileSink: string | null): WorkspaceRecord => ({
-    id: 'id-ws',
-    name: 'ws',
-    hubUrl: 'http://hub',
-    region: 'eu-west-2',
-    clientTokenId: 'ct',
-    clientTokenHash: Buffer.alloc(32),
-    fileSink,
-    createdAt: 0,
-  });
   const read = (f: string) => {
     try {
       return readFileSync(f, 'utf8');
@@ -262,17 +264,7 @@ t.test('files others can touch are refused: FIFOs, devices, directories, open di
   const lines: string[] = [];
   const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(line) });
   const sink = new CredentialsFileSink({ logger, clock: { now: () => Date.now() } });
-  const record = {
-    id: 'id-ws',
-    name: 'ws',
-    hubUrl: 'http://hub',
-    region: 'eu-west-2',
-    clientTokenId: 'ct',
-    clientTokenHash: Buffer.alloc(32),
-    fileSink: fifo,
-    createdAt: 0,
-  } satisfies WorkspaceRecord;
-  t.doesNotThrow(() => sink.renewed(record, creds('ASIA2')));
+  t.doesNotThrow(() => sink.renewed(record(fifo), creds('ASIA2')));
   t.match(lines.join(''), /could not update the credentials file: .*it is a FIFO/);
   t.notMatch(lines.join(''), /secret-ASIA2/, 'no secret in the warning');
 });
