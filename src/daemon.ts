@@ -14,8 +14,8 @@ import { Broker } from './scheduler/broker.js';
 import type { Hub, HubFor } from './scheduler/hub.js';
 import { KeyRotator, type RotationStep } from './scheduler/rotation.js';
 import { HostPolicy, isLoopbackHost } from './server/hosts.js';
-import type { Listener } from './server/listener.js';
-import { startServer } from './server/server.js';
+import { type Listener, startServer } from './server/server.js';
+import { forgetInheritedSockets, inheritedSockets } from './server/socket-activation.js';
 import { countRenewals, createMetrics, type DaemonMetrics } from './service/metrics.js';
 import { CredentialsFileSink } from './sinks/aws-credentials-file.js';
 import { assertTokenFilesPrivate, ensureAdminToken } from './store/client-tokens.js';
@@ -90,6 +90,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       EXIT.CONFIG,
     );
   }
+  const inherited = inheritedSockets(env, process.pid);
+  if (inherited.ignored) logger.warn(`listening sockets passed by systemd ignored: ${inherited.ignored}`);
+  forgetInheritedSockets(process.env);
   if (!isLoopbackHost(host))
     logger.warn(
       { host },
@@ -170,8 +173,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     const listener = await startServer({
       host,
       port: config.server.port,
-      source: broker,
+      inheritedFds: inherited.fds,
       hosts,
+      source: broker,
       logger,
       onServed: (workspace) => metrics.served(workspace),
       admin: { tokenHash: adminTokenHash, actions: adminActions(broker) },
@@ -179,8 +183,17 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     });
     cleanups.push(() => void listener.close());
     const port = listener.port;
-    hosts.setPort(port);
-    const urlHost = host.includes(':') ? `[${host}]` : host;
+    // With sockets from systemd, what they are bound to is what we serve, whatever the config says.
+    const servedHost = inherited.fds.length > 0 ? (listener.addresses[0]?.address ?? host) : host;
+    if (!listener.addresses.every((a) => isLoopbackHost(a.address)) && !config.server.allow_non_loopback) {
+      await listener.close();
+      throw new UserError(
+        `the sockets passed by systemd include a non-loopback address (${listener.addresses.map((a) => a.address).join(', ')}); set server.allow_non_loopback = true in ${config.file} to serve other machines.`,
+        EXIT.CONFIG,
+      );
+    }
+    hosts.setPort(port, servedHost);
+    const urlHost = servedHost.includes(':') ? `[${servedHost}]` : servedHost;
     const url = `http://${urlHost === '0.0.0.0' || urlHost === '[::]' ? '127.0.0.1' : urlHost}:${port}`;
     const info: RuntimeInfo = { pid: process.pid, url, port };
     replaceSecretFile(runtimeFile(config), JSON.stringify(info));
