@@ -83,6 +83,8 @@ export interface ServeOptions {
   readonly t?: TeardownHost;
   /** How long `ready()` waits for daemon.json and /healthz (default 30 s). */
   readonly readyTimeoutMs?: number;
+  /** A program that execs the daemon (same pid), e.g. systemd-socket-activate and its options. */
+  readonly via?: readonly string[];
 }
 
 export interface Exit {
@@ -230,7 +232,7 @@ export function clientToken(home: Home, workspace: string): string {
 export function spawnServe(home: Home, options: ServeOptions = {}): ServeProcess {
   assertBuilt();
   installExitHook();
-  const child = spawn('/bin/sh', ['-c', WATCHDOG, process.execPath, CLI, 'serve'], {
+  const child = spawn('/bin/sh', ['-c', WATCHDOG, ...(options.via ?? []), process.execPath, CLI, 'serve'], {
     env: preludeEnv({ ...home.env, ...options.env }),
     stdio: ['pipe', 'pipe', 'pipe'],
     detached: true, // its own process group: the daemon and its watchdog
