@@ -93,6 +93,10 @@ export async function buildApp(options: AppOptions): Promise<App> {
 
   app.get('/healthz', { config: { auth: 'none' } }, async () => ({ status: 'ok' }));
 
+  // A credential is immutable and served thousands of times between renewals (every client polls
+  // it), so its body is serialised once, by the route's response schema, and kept with it.
+  const bodies = new WeakMap<S3Credentials, string>();
+
   /** A credential to the client: one audit line per credential and client, one count per GET. */
   const handOut = (reply: FastifyReply, workspace: string, creds: S3Credentials) => {
     const { request } = reply;
@@ -101,7 +105,12 @@ export async function buildApp(options: AppOptions): Promise<App> {
       audit.handedOut(workspace, request.clientTokenId, request.ip, creds);
       options.onServed?.(workspace);
     }
-    return reply.send(containerCredentials(creds));
+    let body = bodies.get(creds);
+    if (body === undefined) {
+      body = reply.serialize(containerCredentials(creds));
+      bodies.set(creds, body);
+    }
+    return reply.type('application/json; charset=utf-8').send(body);
   };
 
   app.get<{ Params: { workspace: string } }>(
