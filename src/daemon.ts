@@ -213,7 +213,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     const schedule = (expression: string): ScheduledTask =>
       cron.schedule(expression, sweep, { noOverlap: true, name: 'sweep' });
     // The schedule takes over once the first sweep (started below) is done: node-cron's first use
-    // loads time-zone data (~40 ms), which need not delay the first answers.
+    // loads time-zone data (README, Benchmarks), which need not delay the first answers.
     let task: ScheduledTask | undefined;
     const armSchedule = () => {
       if (!stopped && !task) task = schedule(current.renewal.sweep_schedule);
