@@ -107,7 +107,8 @@ export async function buildApp(options: AppOptions): Promise<App> {
     }
     let body = bodies.get(creds);
     if (body === undefined) {
-      body = reply.serialize(containerCredentials(creds));
+      // The route's compiled schema serialiser, which returns a string.
+      body = String(reply.serialize(containerCredentials(creds)));
       bodies.set(creds, body);
     }
     return reply.type('application/json; charset=utf-8').send(body);
