@@ -10,12 +10,13 @@ import type { BurstResult } from './load.js';
 import { type Machine, machine, ms, num, table } from './report.js';
 import { type ColdBurstResult, coldBurst } from './sections/burst.js';
 import { type MemoryResult, memory } from './sections/memory.js';
+import { type PeerResult, peerLookup } from './sections/peer.js';
 import { type StartupResult, startup } from './sections/startup.js';
 import { type SweepRow, sweepCost } from './sections/sweep.js';
 import { type ThroughputResult, throughput } from './sections/throughput.js';
 import { ROOT, unitNodeFlags } from './support.js';
 
-export const SECTIONS = ['throughput', 'burst', 'startup', 'memory', 'sweep'] as const;
+export const SECTIONS = ['throughput', 'burst', 'startup', 'memory', 'sweep', 'peer'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export interface BenchSettings {
@@ -114,6 +115,7 @@ export interface BenchResults {
   startup?: StartupResult;
   memory?: MemoryResult;
   sweep?: SweepRow[];
+  peer?: PeerResult;
   targets?: Target[];
   loadAverageAtEnd?: number;
   /** Where the JSON was written. */
@@ -162,6 +164,9 @@ export async function runSection(section: Section, settings: BenchSettings, resu
         dueMax: settings.sweepDueMax,
         freshRepeats: 20,
       });
+      return;
+    case 'peer':
+      results.peer = await peerLookup({ connections: 50 });
       return;
   }
 }
@@ -235,6 +240,23 @@ export function render(section: Section, results: BenchResults): string {
           ],
         ),
         `slowest answer, cold / ceiling: ${num(r.cold.maxMs / r.ceiling.maxMs, 2)}; warm / ceiling: ${num(r.warm.maxMs / r.ceiling.maxMs, 2)}`,
+      ].join('\n');
+    }
+    case 'peer': {
+      const r = results.peer!;
+      return [
+        `6. Peer check: the uid of a new loopback connection's client from /proc/net/tcp (${r.connections} connections, ${r.tableRows} rows in the table)`,
+        table(
+          ['lookup', 'median ms', 'p90 ms', 'found'],
+          [
+            [
+              'one per new connection',
+              num(r.medianUs / 1000, 2),
+              num(r.p90Us / 1000, 2),
+              `${r.found}/${r.connections}`,
+            ],
+          ],
+        ),
       ].join('\n');
     }
     case 'startup': {

@@ -14,9 +14,9 @@ import { Broker } from './scheduler/broker.js';
 import type { Hub, HubFor } from './scheduler/hub.js';
 import { KeyRotator, type RotationStep } from './scheduler/rotation.js';
 import { HostPolicy, isLoopbackHost } from './server/hosts.js';
-import type { Listener } from './server/listener.js';
 import { portInUse } from './server/port-holder.js';
-import { startServer } from './server/server.js';
+import { type Listener, startServer } from './server/server.js';
+import { forgetInheritedSockets, inheritedSockets } from './server/socket-activation.js';
 import { serveUnixSocket } from './server/unix-socket.js';
 import { countRenewals, createMetrics, type DaemonMetrics } from './service/metrics.js';
 import { CredentialsFileSink } from './sinks/aws-credentials-file.js';
@@ -92,6 +92,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       EXIT.CONFIG,
     );
   }
+  const inherited = inheritedSockets(env, process.pid);
+  if (inherited.ignored) logger.warn(`listening sockets passed by systemd ignored: ${inherited.ignored}`);
+  forgetInheritedSockets(process.env);
   if (!isLoopbackHost(host))
     logger.warn(
       { host },
@@ -173,8 +176,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     const listener = await startServer({
       host,
       port: config.server.port,
-      source: broker,
+      inheritedFds: inherited.fds,
       hosts,
+      source: broker,
       logger,
       onServed: (workspace) => metrics.served(workspace),
       admin: { tokenHash: adminTokenHash, metricsTokenHash, actions: adminActions(broker) },
@@ -183,11 +187,20 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       throw portInUse(err, host, config.server.port, config.file);
     });
     cleanups.push(() => void listener.close());
-    const local = await serveUnixSocket({ path: paths.socket, handler: listener.handle, logger });
+    const local = await serveUnixSocket({ path: paths.socket, server: listener.server, logger });
     cleanups.push(() => void local.close());
     const port = listener.port;
-    hosts.setPort(port);
-    const urlHost = host.includes(':') ? `[${host}]` : host;
+    // With sockets from systemd, what they are bound to is what we serve, whatever the config says.
+    const servedHost = inherited.fds.length > 0 ? (listener.addresses[0]?.address ?? host) : host;
+    if (!listener.addresses.every((a) => isLoopbackHost(a.address)) && !config.server.allow_non_loopback) {
+      await listener.close();
+      throw new UserError(
+        `the sockets passed by systemd include a non-loopback address (${listener.addresses.map((a) => a.address).join(', ')}); set server.allow_non_loopback = true in ${config.file} to serve other machines.`,
+        EXIT.CONFIG,
+      );
+    }
+    hosts.setPort(port, servedHost);
+    const urlHost = servedHost.includes(':') ? `[${servedHost}]` : servedHost;
     const url = `http://${urlHost === '0.0.0.0' || urlHost === '[::]' ? '127.0.0.1' : urlHost}:${port}`;
     const info: RuntimeInfo = { pid: process.pid, url, port };
     replaceSecretFile(runtimeFile(config), JSON.stringify(info));
@@ -207,7 +220,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     const schedule = (expression: string): ScheduledTask =>
       cron.schedule(expression, sweep, { noOverlap: true, name: 'sweep' });
     // The schedule takes over once the first sweep (started below) is done: node-cron's first use
-    // loads time-zone data (~40 ms), which need not delay the first answers.
+    // loads time-zone data (README, Benchmarks), which need not delay the first answers.
     let task: ScheduledTask | undefined;
     const armSchedule = () => {
       if (!stopped && !task) task = schedule(current.renewal.sweep_schedule);
