@@ -175,6 +175,8 @@ t.test('CredentialsFileSink follows renewals, settings and removals', async (t) 
     clientTokenId: 'ct',
     clientTokenHash: Buffer.alloc(32),
     fileSink,
+    s3Bucket: null,
+    s3Prefix: null,
     createdAt: 0,
   });
   const read = (f: string) => {
