@@ -15,12 +15,20 @@ import { adminToken, callDaemon, runtimeInfo } from './daemon-client.js';
 /** One row of `status`: the view of src/core/status-view.ts, computed by the daemon when it runs. */
 export type StatusRow = WorkspaceSnapshot;
 
-export async function collectStatus(config: Config, env: CliContext['env'], now = Date.now()): Promise<StatusRow[]> {
+export async function collectStatus(
+  config: Config,
+  env: CliContext['env'],
+  now = Date.now(),
+  daemonTimeoutMs = 3_000,
+): Promise<StatusRow[]> {
   const store = openStore(config, env);
   let live: WorkspaceSnapshot[] = [];
   if (runtimeInfo(config)) {
     try {
-      const answer = await callDaemon(config, '/v1/admin/status', { token: adminToken(config), timeoutMs: 3_000 });
+      const answer = await callDaemon(config, '/v1/admin/status', {
+        token: adminToken(config),
+        timeoutMs: daemonTimeoutMs,
+      });
       if (answer.status === 200 && Array.isArray(answer.body)) live = answer.body as WorkspaceSnapshot[];
     } catch {
       // The daemon's view is a bonus; the database alone still answers.
