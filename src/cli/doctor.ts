@@ -119,7 +119,7 @@ export async function runDoctor(options: DoctorOptions): Promise<Check[]> {
 
 /** What the hub lets the workspace's key do (#11), as learned from its answers. */
 function capabilityCheck(workspace: string, status: WorkspaceStatus): Check {
-  const name = `hub abilities of ${workspace}`;
+  const name = `workspace ${workspace}: hub abilities`;
   const detail = `the hub lets its API key ${describeCapabilities(status.capabilities)}`;
   if (status.rotationState === 'needs_user') {
     return warn(
