@@ -81,6 +81,7 @@ export const ConfigSchema = v.strictObject(
     hub: table({
       timeout_ms: ranged(100, 120_000, 10_000), // per-request timeout
       retries: ranged(0, 10, 2), // retries on network errors, 5xx and 429
+      late_answer_margin_ms: ranged(0, 3_600_000, 120_000), // how long after a timed-out mint the hub may still create the key
     }),
     sts: table({
       verify: flag(true), // call GetCallerIdentity to learn AccountId
