@@ -12,6 +12,9 @@ import { pendingKeyFile } from '../../src/store/master-key.js';
 import { keyIdOf, sealingKey } from '../../src/store/seal.js';
 import { createInstallation, getCredentials, type Installation } from '../security/fixtures/installation.js';
 
+/** Rotation off: the pasted key stays the key in use, so the test can follow it through a rekey. */
+const PASTED_KEY_IN_USE = { extraConfig: '\n[rotation]\nenabled = false\n' };
+
 const keyText = (inst: Installation) => readFileSync(inst.paths.masterKey, 'utf8');
 const keyId = (text: string) => sealingKey(Buffer.from(text, 'base64')).id;
 
@@ -33,7 +36,7 @@ function envelopeKeyIds(inst: Installation): Set<string | undefined> {
 }
 
 t.test('rekey: every secret under a new key, the old key opens nothing, the daemon serves as before', async (t) => {
-  const inst = await createInstallation(t);
+  const inst = await createInstallation(t, PASTED_KEY_IN_USE);
   const { apiKey, clientToken } = await inst.addWorkspace('alpha');
   const oldText = keyText(inst);
   t.same(envelopeKeyIds(inst), new Set([keyId(oldText)]));
@@ -63,7 +66,7 @@ t.test('rekey: every secret under a new key, the old key opens nothing, the daem
 });
 
 t.test('refused while the daemon runs; nothing changes', async (t) => {
-  const inst = await createInstallation(t);
+  const inst = await createInstallation(t, PASTED_KEY_IN_USE);
   await inst.addWorkspace('alpha');
   const before = keyText(inst);
   const daemon = await inst.serve();
@@ -76,7 +79,7 @@ t.test('refused while the daemon runs; nothing changes', async (t) => {
 });
 
 t.test('refused when systemd provides the key', async (t) => {
-  const inst = await createInstallation(t);
+  const inst = await createInstallation(t, PASTED_KEY_IN_USE);
   const credentials = join(inst.home, 'credentials');
   mkdirSync(credentials, { mode: 0o700 });
   copyFileSync(inst.paths.masterKey, join(credentials, 'master-key'));
@@ -90,7 +93,7 @@ t.test('refused when systemd provides the key', async (t) => {
 });
 
 t.test('a damaged value stops rekey before anything changes', async (t) => {
-  const inst = await createInstallation(t);
+  const inst = await createInstallation(t, PASTED_KEY_IN_USE);
   await inst.addWorkspace('alpha');
   const db = new Sqlite(inst.paths.database);
   const row = db.prepare('SELECT workspace_id, sealed_secret FROM s3_credentials').get() as {
@@ -111,7 +114,7 @@ t.test('a damaged value stops rekey before anything changes', async (t) => {
 
 for (const step of ['new-key-written', 'resealed'] as const) {
   t.test(`killed after "${step}" (before the commit): the old key keeps working`, async (t) => {
-    const inst = await createInstallation(t);
+    const inst = await createInstallation(t, PASTED_KEY_IN_USE);
     await inst.addWorkspace('alpha');
     const oldText = keyText(inst);
     const crashed = await inst.cli(['rekey'], { env: { EODH_CREDD_FAILPOINT: `rekey:${step}` } });
@@ -129,7 +132,7 @@ for (const step of ['new-key-written', 'resealed'] as const) {
 }
 
 t.test('killed after the commit, before the rename: the next start finishes it', async (t) => {
-  const inst = await createInstallation(t);
+  const inst = await createInstallation(t, PASTED_KEY_IN_USE);
   const { clientToken, apiKey } = await inst.addWorkspace('alpha');
   const oldText = keyText(inst);
   const crashed = await inst.cli(['rekey'], { env: { EODH_CREDD_FAILPOINT: 'rekey:committed' } });
@@ -147,7 +150,7 @@ t.test('killed after the commit, before the rename: the next start finishes it',
 });
 
 t.test('killed after the commit: a CLI command finishes it just as well', async (t) => {
-  const inst = await createInstallation(t);
+  const inst = await createInstallation(t, PASTED_KEY_IN_USE);
   await inst.addWorkspace('alpha');
   const crashed = await inst.cli(['rekey'], { env: { EODH_CREDD_FAILPOINT: 'rekey:committed' } });
   t.equal(crashed.signal, 'SIGKILL');

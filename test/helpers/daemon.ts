@@ -297,7 +297,8 @@ export function spawnServe(home: Home, options: ServeOptions = {}): ServeProcess
         throw new Error(`eodh-credd serve exited before it was ready (${describeExit(exit)}); output:\n${out}`);
       }
       if (url === null) url = readRuntime(home, pid)?.url ?? null;
-      if (url !== null && (await healthy(url))) return url;
+      // A daemon of another user (runAs) refuses this process (403 forbidden_peer): that it answers is enough.
+      if (url !== null && (await healthy(url, options.runAs ? [200, 403] : [200]))) return url;
       await sleep(url === null ? 10 : 50);
     }
     throw new Error(`eodh-credd serve was not ready within ${options.readyTimeoutMs ?? 30_000} ms; output:\n${out}`);
@@ -348,11 +349,11 @@ export function readRuntime(home: Home, pid?: number): RuntimeInfo | null {
   }
 }
 
-async function healthy(url: string): Promise<boolean> {
+async function healthy(url: string, statuses: readonly number[]): Promise<boolean> {
   try {
     const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2_000) });
     await response.body?.cancel();
-    return response.status === 200;
+    return statuses.includes(response.status);
   } catch {
     return false;
   }
