@@ -102,7 +102,10 @@ export async function startInterop(t: TeardownHost, options: InteropOptions = {}
   t.teardown(() => sim.close());
   const hub = new HubSimulatorClient(sim.url);
   const home = makeHome(t, {
-    config: `[sts]\nendpoint = "${moto.endpoint}"\nregion = "${moto.region}"\nverify = true\n${options.config ?? ''}`,
+    // Rotation off: the clients here are driven with the pasted key, which the tests compare what
+    // they get against. Own-key minting and rotation are proven in test/scheduler/rotation.test.ts
+    // and test/integration/two-installations.test.ts.
+    config: `[sts]\nendpoint = "${moto.endpoint}"\nregion = "${moto.region}"\nverify = true\n\n[rotation]\nenabled = false\n${options.config ?? ''}`,
   });
   const init = await runCli(home, ['init']);
   if (init.code !== 0) throw new Error(`eodh-credd init failed (${init.code}): ${init.stderr}`);

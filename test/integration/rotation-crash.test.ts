@@ -330,9 +330,10 @@ t.test('a kill right after each rotation step is recovered on restart', async (t
     });
   }
 
-  // What the user sees afterwards: every workspace fine, nothing needs attention.
+  // What the user sees afterwards: every workspace fine, nothing needs attention. The daemon is
+  // stopped, which status reports with exit 3 (and 2 would mean something needs attention).
   const status = await runCli(lab.home, ['status', '--json']);
-  t.equal(status.code, 0, 'status reports nothing that needs attention', {
+  t.equal(status.code, 3, 'status: the daemon is not running, nothing needs attention', {
     stdout: status.stdout,
     stderr: status.stderr,
   });
@@ -340,10 +341,12 @@ t.test('a kill right after each rotation step is recovered on restart', async (t
     workspace: string;
     rotation: string;
     apiKeyDaysLeft: number | null;
+    attention: unknown[];
   }>;
   t.equal(rows.length, STEPS.length, 'status lists every workspace');
   for (const row of rows) {
     t.equal(row.rotation, 'ok', `${row.workspace}: rotation ok`);
+    t.same(row.attention, [], `${row.workspace}: nothing needs attention`);
     t.ok(
       (row.apiKeyDaysLeft ?? 0) >= 29,
       `${row.workspace}: the active key is a fresh one (${row.apiKeyDaysLeft} days left)`,

@@ -66,6 +66,8 @@ t.test('eodh-credd env --format', async (t) => {
     'AWS_CONTAINER_CREDENTIALS_FULL_URI',
     'AWS_DEFAULT_REGION',
     'AWS_REGION',
+    'EODH_S3_BUCKET',
+    'EODH_S3_PREFIX',
   ]);
   t.equal(json.AWS_CONTAINER_CREDENTIALS_FULL_URI, `${world.daemon.url}/v1/workspaces/${WS}/credentials`);
   t.equal(json.AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE, world.tokenFile());
@@ -111,7 +113,7 @@ t.test('eodh-credd env --format', async (t) => {
         .trim()
         .split('\n')
         .map((line) => {
-          const m = /^([A-Z_]+)=(".*")$/.exec(line);
+          const m = /^([A-Z0-9_]+)=(".*")$/.exec(line);
           if (!m) throw new Error(`not a dotenv line: ${line}`);
           return [m[1]!, JSON.parse(m[2]!) as string];
         }),
