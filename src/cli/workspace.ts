@@ -412,7 +412,7 @@ function sink(ctx: CliContext, args: string[]): number {
       return 0;
     }
     const file = values.file ? resolve(values.file) : defaultCredentialsFile(ctx.env);
-    sinkTarget(file); // refused now, not at the next renewal, when others could change it
+    editSinkFile(file, () => sinkTarget(file)); // refused now, not at the next renewal, when others could change it
     // Usable at once when a valid credential is stored; the daemon rewrites it on every renewal.
     const stored = store.loadS3(record.id);
     if (stored && isServable(stored, Date.now())) editSinkFile(file, () => writeProfile(file, name, stored));
