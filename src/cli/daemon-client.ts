@@ -1,5 +1,11 @@
-/** Talking to the running daemon from the CLI: find it, call it, explain when it is not there. */
+/**
+ * Talking to the running daemon from the CLI: find it, call it, explain when it is not there.
+ * The transport is node:http, not the global fetch: loading undici costs ~110 ms, more than the
+ * whole of `eodh-credd token` is allowed to take (#15). Everything transport-specific is in
+ * request() below.
+ */
 import { existsSync, readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import type { Config } from '../config/load.js';
 import { type RuntimeInfo, runtimeFile } from '../config/runtime.js';
 import { EXIT, UserError } from '../core/errors.js';
@@ -38,28 +44,52 @@ export async function callDaemon(
   path: string,
   init: { method?: string; token: string; timeoutMs?: number },
 ): Promise<{ status: number; body: unknown }> {
-  const url = `${daemonBaseUrl(config)}${path}`;
-  let response: Response;
+  const base = daemonBaseUrl(config);
+  let response: { status: number; text: string };
   try {
-    response = await fetch(url, {
+    response = await request(new URL(`${base}${path}`), {
       method: init.method ?? 'GET',
       headers: { authorization: init.token, accept: 'application/json' },
-      signal: AbortSignal.timeout(init.timeoutMs ?? 15_000),
+      timeoutMs: init.timeoutMs ?? 15_000,
     });
   } catch {
-    throw new UserError(
-      `The daemon does not answer at ${daemonBaseUrl(config)}: is "eodh-credd serve" running?`,
-      EXIT.UNAVAILABLE,
-    );
+    throw new UserError(`The daemon does not answer at ${base}: is "eodh-credd serve" running?`, EXIT.UNAVAILABLE);
   }
-  const text = await response.text();
   let body: unknown = null;
   try {
-    body = JSON.parse(text);
+    body = JSON.parse(response.text);
   } catch {
     body = null;
   }
   return { status: response.status, body };
+}
+
+/** One HTTP request and its whole answer; rejects on a network error or when timeoutMs passes. */
+export function request(
+  url: URL,
+  options: { method: string; headers: Record<string, string>; timeoutMs: number },
+): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method: options.method, headers: options.headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => {
+        clearTimeout(deadline);
+        resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') });
+      });
+      res.on('error', reject);
+    });
+    // A deadline for the whole exchange, not just an idle socket.
+    const deadline = setTimeout(
+      () => req.destroy(new Error(`no answer within ${options.timeoutMs} ms`)),
+      options.timeoutMs,
+    );
+    req.on('error', (err) => {
+      clearTimeout(deadline);
+      reject(err);
+    });
+    req.end();
+  });
 }
 
 export function adminToken(config: Config): string {

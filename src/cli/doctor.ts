@@ -11,7 +11,6 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import { type Config, loadConfig } from '../config/load.js';
 import { EXIT, UserError } from '../core/errors.js';
 import { type Clock, systemClock } from '../core/types.js';
@@ -21,7 +20,7 @@ import { integrityProblems } from '../store/integrity.js';
 import { masterKeyLocation, readMasterKey } from '../store/master-key.js';
 import { sealingKey } from '../store/seal.js';
 import { Store } from '../store/store.js';
-import { type CliContext, print } from './context.js';
+import { type CliContext, colourFor, print } from './context.js';
 import { adminToken, runtimeInfo } from './daemon-client.js';
 import { UNIT_NAME, type UnitScope, unitDirectory } from './install-systemd.js';
 
@@ -304,9 +303,8 @@ export function renderChecks(checks: readonly Check[], colour: boolean): string[
 }
 
 export async function run(ctx: CliContext): Promise<number> {
-  const { values } = parseArgs({ args: ctx.args, options: { json: { type: 'boolean', default: false } } });
   const checks = await runDoctor({ env: ctx.env, configFile: ctx.configFile });
-  if (values.json) print(ctx.stdout, JSON.stringify(checks, null, 2));
-  else for (const line of renderChecks(checks, ctx.stdout.isTTY === true)) print(ctx.stdout, line);
+  if (ctx.options.json === true) print(ctx.stdout, JSON.stringify(checks, null, 2));
+  else for (const line of renderChecks(checks, colourFor(ctx, ctx.stdout))) print(ctx.stdout, line);
   return checks.some((c) => c.status === 'fail') ? EXIT.FAILURE : EXIT.OK;
 }

@@ -3,13 +3,13 @@
  * down), with the daemon's view (next renewal, rotation in progress) when it runs. Colour on a
  * terminal. Exits 2 when something needs the user.
  */
-import { parseArgs } from 'node:util';
 import type { Config } from '../config/load.js';
 import { EXIT } from '../core/errors.js';
 import { daysLeft, durations, isServable, rotationDueAt } from '../core/policy.js';
 import type { WorkspaceSnapshot } from '../scheduler/broker.js';
-import { type CliContext, configOf, openStore, print } from './context.js';
+import { type CliContext, colourFor, configOf, print } from './context.js';
 import { adminToken, callDaemon, runtimeInfo } from './daemon-client.js';
+import { openStore } from './open-store.js';
 
 export interface StatusRow {
   workspace: string;
@@ -169,12 +169,11 @@ export function renderTable(rows: StatusRow[], now: number, colour: boolean): st
 }
 
 export async function run(ctx: CliContext): Promise<number> {
-  const { values } = parseArgs({ args: ctx.args, options: { json: { type: 'boolean', default: false } } });
   const config = configOf(ctx);
   const now = Date.now();
   const rows = await collectStatus(config, ctx.env, now);
-  if (values.json) print(ctx.stdout, JSON.stringify(rows, null, 2));
+  if (ctx.options.json === true) print(ctx.stdout, JSON.stringify(rows, null, 2));
   else if (rows.length === 0) print(ctx.stdout, 'No workspaces.');
-  else for (const line of renderTable(rows, now, ctx.stdout.isTTY === true)) print(ctx.stdout, line);
+  else for (const line of renderTable(rows, now, colourFor(ctx, ctx.stdout))) print(ctx.stdout, line);
   return rows.some((r) => r.attention.length > 0) ? EXIT.NEEDS_ATTENTION : EXIT.OK;
 }

@@ -159,6 +159,12 @@ export class Broker implements CredentialSource {
     if (slot && timingSafeEqual(digest, slot.record.clientTokenHash)) {
       return { ok: true, clientTokenId: slot.record.clientTokenId };
     }
+    // The token replaced by `client-token rotate`, during its grace period (#15): processes given
+    // the token by value keep working until they are restarted with the new one.
+    const previous = slot?.record.previousClientToken;
+    if (previous && this.options.clock.now() < previous.until && timingSafeEqual(digest, previous.hash)) {
+      return { ok: true, clientTokenId: previous.id };
+    }
     const owner = this.tokenOwners.get(digestHex);
     return { ok: false, code: owner !== undefined ? 'forbidden' : 'unauthorized' };
   }

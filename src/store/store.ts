@@ -19,6 +19,15 @@ export interface WorkspaceRecord {
   readonly clientTokenHash: Buffer;
   readonly fileSink: string | null;
   readonly createdAt: number;
+  /** The client token replaced by the last rotation, still accepted until `until` (#15). */
+  readonly previousClientToken?: PreviousClientToken | null;
+}
+
+export interface PreviousClientToken {
+  readonly id: string;
+  readonly hash: Buffer;
+  /** Milliseconds since the epoch. */
+  readonly until: number;
 }
 
 export interface StoredApiKey extends ApiKey {
@@ -61,6 +70,9 @@ interface WorkspaceRow {
   client_token_hash: Buffer;
   file_sink: string | null;
   created_at: number;
+  previous_client_token_id: string | null;
+  previous_client_token_hash: Buffer | null;
+  previous_client_token_until: number | null;
 }
 
 interface ApiKeyRow {
@@ -93,6 +105,10 @@ const toWorkspace = (r: WorkspaceRow): WorkspaceRecord => ({
   clientTokenHash: r.client_token_hash,
   fileSink: r.file_sink,
   createdAt: r.created_at,
+  previousClientToken:
+    r.previous_client_token_id && r.previous_client_token_hash && r.previous_client_token_until !== null
+      ? { id: r.previous_client_token_id, hash: r.previous_client_token_hash, until: r.previous_client_token_until }
+      : null,
 });
 
 export class Store {
@@ -112,7 +128,13 @@ export class Store {
                           VALUES (@id, @name, @hub_url, @region, @client_token_id, @client_token_hash, @file_sink, @created_at)`),
       insertStatus: p(`INSERT INTO workspace_status (workspace_id) VALUES (?)`),
       deleteWorkspace: p(`DELETE FROM workspaces WHERE name = ?`),
-      setClientToken: p(`UPDATE workspaces SET client_token_id = ?, client_token_hash = ? WHERE id = ?`),
+      setClientToken: p(
+        `UPDATE workspaces SET previous_client_token_id = CASE WHEN @until IS NULL THEN NULL ELSE client_token_id END,
+                               previous_client_token_hash = CASE WHEN @until IS NULL THEN NULL ELSE client_token_hash END,
+                               previous_client_token_until = @until,
+                               client_token_id = @token_id, client_token_hash = @token_hash
+          WHERE id = @id`,
+      ),
       setFileSink: p(`UPDATE workspaces SET file_sink = ? WHERE id = ?`),
       apiKeys: p(`SELECT * FROM api_keys WHERE workspace_id = ? ORDER BY stored_at`),
       apiKeyStates: p(`SELECT state FROM api_keys WHERE workspace_id = ?`),
@@ -186,8 +208,12 @@ export class Store {
     return this.sql.deleteWorkspace!.run(name).changes > 0;
   }
 
-  setClientToken(workspaceId: string, tokenId: string, tokenHash: Buffer): void {
-    this.sql.setClientToken!.run(tokenId, tokenHash, workspaceId);
+  /**
+   * Replace a workspace's client token. With `previousUntil` (ms since the epoch) the token being
+   * replaced stays valid until then; without it, it stops at once.
+   */
+  setClientToken(workspaceId: string, tokenId: string, tokenHash: Buffer, previousUntil: number | null = null): void {
+    this.sql.setClientToken!.run({ id: workspaceId, token_id: tokenId, token_hash: tokenHash, until: previousUntil });
   }
 
   setFileSink(workspaceId: string, file: string | null): void {
