@@ -5,7 +5,9 @@
  * Checks: the configuration parses; every file and directory is owner-only; the master key opens
  * the database; `PRAGMA integrity_check`; the daemon answers; each hub answers (with latency)
  * and its `Date` header agrees with our clock (SigV4 signatures fail beyond 5 min of skew); the
- * port is free or ours; the systemd unit is installed, points at files that exist, and is enabled.
+ * port is free or ours; the systemd unit is installed, points at files that exist, and is enabled;
+ * nothing shadows the daemon (shadowing.ts: keys or AWS_PROFILE in the environment, a [default]
+ * profile with credentials, a static profile hiding a credential_process one of the same name).
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -23,6 +25,7 @@ import { Store } from '../store/store.js';
 import { type CliContext, colourFor, print } from './context.js';
 import { adminToken, runtimeInfo } from './daemon-client.js';
 import { UNIT_NAME, type UnitScope, unitDirectory } from './install-systemd.js';
+import { shadows } from './shadowing.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
@@ -57,6 +60,11 @@ export async function runDoctor(options: DoctorOptions): Promise<Check[]> {
   const clock = options.clock ?? systemClock;
   const timeoutMs = options.timeoutMs ?? 5_000;
   const checks: Check[] = [];
+  const shadowing = shadows(env);
+  const shadowChecks =
+    shadowing.length === 0
+      ? [ok('shadowing', 'nothing in the environment or ~/.aws takes precedence over the daemon')]
+      : shadowing.map((s) => warn(`shadowing: ${s.name}`, s.detail, s.fix));
 
   let config: Config;
   try {
@@ -111,6 +119,7 @@ export async function runDoctor(options: DoctorOptions): Promise<Check[]> {
     checks.push(...(await hubChecks(hubUrl, clock, Math.min(timeoutMs, config.hub.timeout_ms))));
   checks.push(await portCheck(config, info));
   checks.push(...unitChecks(env, options.systemUnitDir ?? '/etc/systemd/system'));
+  checks.push(...shadowChecks);
   return checks;
 }
 
