@@ -11,50 +11,79 @@ import { createInstallation, getCredentials } from '../security/fixtures/install
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-t.test('rotate: new token in the file, old one refused by the running daemon within about a second', async (t) => {
+t.test(
+  'rotate --grace 0: new token in the file, old one refused by the running daemon within about a second',
+  async (t) => {
+    const inst = await createInstallation(t);
+    const { clientToken: oldToken } = await inst.addWorkspace('alpha');
+    const { clientToken: betaToken } = await inst.addWorkspace('beta');
+    const daemon = await inst.serve();
+    t.equal((await getCredentials(daemon.url, 'alpha', oldToken)).status, 200, 'the old token works before');
+
+    const run = await inst.run(['client-token', 'rotate', 'alpha', '--grace', '0']);
+    t.equal(run.code, 0, run.stderr);
+    const file = join(inst.paths.tokensDir, 'alpha.token');
+    const newToken = readFileSync(file, 'utf8');
+    t.not(newToken, oldToken, 'a new token');
+    t.match(newToken, /^[A-Za-z0-9_-]{43}$/, '32 random bytes, base64url, no newline');
+    t.equal(statSync(file).mode & 0o777, 0o600);
+    t.match(run.stdout, file, 'names the file');
+    t.notMatch(run.stdout + run.stderr, newToken, 'never prints the token');
+    t.notMatch(run.stdout + run.stderr, oldToken);
+
+    const rotatedAt = Date.now();
+    let oldRefusedAfter = -1;
+    while (Date.now() - rotatedAt < 10_000) {
+      const old = await getCredentials(daemon.url, 'alpha', oldToken);
+      if (old.status === 401) {
+        oldRefusedAfter = Date.now() - rotatedAt;
+        break;
+      }
+      t.equal(old.status, 200, 'until the daemon sees the change the old token is simply still valid');
+      await sleep(50);
+    }
+    t.ok(oldRefusedAfter >= 0, 'the old token is refused');
+    t.comment(`old token refused ${oldRefusedAfter} ms after the CLI returned`);
+    t.equal((await getCredentials(daemon.url, 'alpha', newToken)).status, 200, 'the new token works');
+    t.equal(
+      (await getCredentials(daemon.url, 'beta', betaToken)).status,
+      200,
+      "another workspace's token is untouched",
+    );
+    t.equal((await getCredentials(daemon.url, 'beta', newToken)).status, 403, "the new token is alpha's only");
+
+    await sleep(300); // let the audit line reach the output
+    const audits = daemon
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('"audit":true') && l.includes('"workspace":"alpha"'));
+    t.ok(audits.length >= 2, 'one audit line per client token');
+    const ids = new Set(audits.map((l) => (JSON.parse(l) as { clientTokenId: string }).clientTokenId));
+    t.equal(ids.size, 2, 'the rotated token shows up under its new id');
+    for (const secret of [oldToken, newToken]) t.notMatch(daemon.output(), secret, 'no client token in the log');
+  },
+);
+
+t.test('rotate: the previous token keeps working for the grace period, then stops', async (t) => {
   const inst = await createInstallation(t);
   const { clientToken: oldToken } = await inst.addWorkspace('alpha');
-  const { clientToken: betaToken } = await inst.addWorkspace('beta');
   const daemon = await inst.serve();
-  t.equal((await getCredentials(daemon.url, 'alpha', oldToken)).status, 200, 'the old token works before');
-
-  const run = await inst.run(['client-token', 'rotate', 'alpha']);
+  const run = await inst.run(['client-token', 'rotate', 'alpha', '--grace', '3s']);
   t.equal(run.code, 0, run.stderr);
-  const file = join(inst.paths.tokensDir, 'alpha.token');
-  const newToken = readFileSync(file, 'utf8');
-  t.not(newToken, oldToken, 'a new token');
-  t.match(newToken, /^[A-Za-z0-9_-]{43}$/, '32 random bytes, base64url, no newline');
-  t.equal(statSync(file).mode & 0o777, 0o600);
-  t.match(run.stdout, file, 'names the file');
-  t.notMatch(run.stdout + run.stderr, newToken, 'never prints the token');
-  t.notMatch(run.stdout + run.stderr, oldToken);
-
+  t.match(run.stdout, /keeps working until \S+Z/);
+  const newToken = readFileSync(join(inst.paths.tokensDir, 'alpha.token'), 'utf8');
+  // Slow polling: every refusal counts towards the failed-authentication rate limit.
+  while ((await getCredentials(daemon.url, 'alpha', newToken)).status !== 200) await sleep(300);
+  t.equal((await getCredentials(daemon.url, 'alpha', oldToken)).status, 200, 'the old token, within the grace period');
   const rotatedAt = Date.now();
-  let oldRefusedAfter = -1;
-  while (Date.now() - rotatedAt < 10_000) {
-    const old = await getCredentials(daemon.url, 'alpha', oldToken);
-    if (old.status === 401) {
-      oldRefusedAfter = Date.now() - rotatedAt;
-      break;
-    }
-    t.equal(old.status, 200, 'until the daemon sees the change the old token is simply still valid');
-    await sleep(50);
+  let refused = false;
+  while (!refused && Date.now() - rotatedAt < 10_000) {
+    refused = (await getCredentials(daemon.url, 'alpha', oldToken)).status === 401;
+    if (!refused) await sleep(300);
   }
-  t.ok(oldRefusedAfter >= 0, 'the old token is refused');
-  t.comment(`old token refused ${oldRefusedAfter} ms after the CLI returned`);
+  t.ok(refused, 'refused once the grace period is over');
   t.equal((await getCredentials(daemon.url, 'alpha', newToken)).status, 200, 'the new token works');
-  t.equal((await getCredentials(daemon.url, 'beta', betaToken)).status, 200, "another workspace's token is untouched");
-  t.equal((await getCredentials(daemon.url, 'beta', newToken)).status, 403, "the new token is alpha's only");
-
-  await sleep(300); // let the audit line reach the output
-  const audits = daemon
-    .output()
-    .split('\n')
-    .filter((l) => l.includes('"audit":true') && l.includes('"workspace":"alpha"'));
-  t.ok(audits.length >= 2, 'one audit line per client token');
-  const ids = new Set(audits.map((l) => (JSON.parse(l) as { clientTokenId: string }).clientTokenId));
-  t.equal(ids.size, 2, 'the rotated token shows up under its new id');
-  for (const secret of [oldToken, newToken]) t.notMatch(daemon.output(), secret, 'no client token in the log');
+  t.equal((await inst.run(['client-token', 'rotate', 'alpha', '--grace', 'soon'])).code, 64, 'a bad duration');
 });
 
 t.test('rotate without a daemon, and the usage errors', async (t) => {
