@@ -119,7 +119,7 @@ complete -o default -F _eodh_credd eodh-credd
 
 /** Text inside an _arguments spec: single-quoted, with the characters _arguments treats specially escaped. */
 function zshText(s: string): string {
-  return s.replace(/'/g, `'\\''`).replace(/([[\]:\\])/g, '\\$1');
+  return s.replace(/([[\]:\\])/g, '\\$1').replace(/'/g, `'\\''`);
 }
 
 function zshAction(o: { choices?: readonly string[]; value?: string }): string {
