@@ -8,17 +8,23 @@ import type { Logger } from 'pino';
 import type { Config } from './config/load.js';
 import { type RuntimeInfo, runtimeFile } from './config/runtime.js';
 import { EXIT, UserError } from './core/errors.js';
+import { fanOut } from './core/events.js';
 import { durations } from './core/policy.js';
+import { KEY_WARNING_MS, type WorkspaceSnapshot, workspaceSnapshot } from './core/status-view.js';
 import { type Clock, type Random, systemClock } from './core/types.js';
 import { Broker } from './scheduler/broker.js';
 import type { Hub, HubFor } from './scheduler/hub.js';
 import { KeyRotator, type RotationStep } from './scheduler/rotation.js';
+import { workspaceFacts } from './scheduler/status.js';
+import { AuditTrail } from './server/audit.js';
 import { HostPolicy, isLoopbackHost } from './server/hosts.js';
-import type { Listener } from './server/listener.js';
-import { startServer } from './server/server.js';
-import { countRenewals, createMetrics, type DaemonMetrics } from './service/metrics.js';
+import { portInUse } from './server/port-holder.js';
+import { type Listener, startServer } from './server/server.js';
+import { forgetInheritedSockets, inheritedSockets } from './server/socket-activation.js';
+import { serveUnixSocket } from './server/unix-socket.js';
+import { createMetrics, type DaemonMetrics } from './service/metrics.js';
 import { CredentialsFileSink } from './sinks/aws-credentials-file.js';
-import { assertTokenFilesPrivate, ensureAdminToken } from './store/client-tokens.js';
+import { assertTokenFilesPrivate, ensureAdminToken, ensureMetricsToken } from './store/client-tokens.js';
 import { openDatabase } from './store/database.js';
 import { ensurePrivateDir, replaceSecretFile } from './store/files.js';
 import { acquireProcessLock, type ProcessLock } from './store/lock.js';
@@ -38,14 +44,22 @@ export interface DaemonOptions {
   readonly clock?: Clock;
   readonly random?: Random;
   /** Called after each sweep (the service status line is refreshed there). */
-  readonly onSweep?: ((broker: Broker) => void) | undefined;
+  readonly onSweep?: (() => void) | undefined;
+}
+
+/** How long after a mint request times out the hub may still create the key: its own timeout, and then some. */
+export function lateMintMs(config: Config): number {
+  return config.hub.timeout_ms + config.hub.late_answer_margin_ms;
 }
 
 export interface Daemon {
   readonly url: string;
   readonly port: number;
   readonly broker: Broker;
+  readonly rotator: KeyRotator;
   readonly store: Store;
+  /** Every workspace as `status` shows it (the one attention rule). */
+  snapshots(): WorkspaceSnapshot[];
   readonly listener: Listener;
   readonly metrics: DaemonMetrics;
   /** The configuration in force (the last one reload() accepted). */
@@ -90,6 +104,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       EXIT.CONFIG,
     );
   }
+  const inherited = inheritedSockets(env, process.pid);
+  if (inherited.ignored) logger.warn(`listening sockets passed by systemd ignored: ${inherited.ignored}`);
+  forgetInheritedSockets(process.env);
   if (!isLoopbackHost(host))
     logger.warn(
       { host },
@@ -108,6 +125,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     const store = new Store(openDatabase({ file: paths.database, key }), key, clock);
     cleanups.push(() => store.close());
     const adminTokenHash = ensureAdminToken(paths);
+    const metricsTokenHash = ensureMetricsToken(paths);
     assertTokenFilesPrivate(paths);
 
     // What reload() may change. Broker and rotator read their options at each use, so the
@@ -121,9 +139,18 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       },
     };
     // Scraped only once the daemon runs, long after `broker` below exists.
-    const metrics = createMetrics({ workspaces: () => broker.workspaces(), clock });
-    const hubFor = countRenewals((hubUrl) => hubs(hubUrl), metrics);
-    const rotator = new KeyRotator({
+    const metrics = createMetrics({
+      workspaces: () => broker.workspaces(),
+      clock,
+      needingAttention: () => snapshots().filter((s) => s.attention.length > 0).length,
+    });
+    const hubFor = (hubUrl: string) => hubs(hubUrl);
+    // Profiles in AWS credentials files for the tools that cannot use the endpoint (opt-in).
+    const sink = new CredentialsFileSink({ logger, clock });
+    const events = fanOut([metrics, sink, new AuditTrail(logger)], (event, err) =>
+      logger.error({ err, event }, 'a workspace event listener failed'),
+    );
+    const rotator: KeyRotator = new KeyRotator({
       store,
       hubFor,
       clock,
@@ -137,19 +164,20 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
           enabled: current.rotation.enabled,
           rotateBeforeMs: current.rotation.rotate_before_days * durations.DAY,
           keyLifetimeDays: current.rotation.key_lifetime_days,
+          lateMintMs: lateMintMs(current),
         };
       },
+      keys: { useActiveKey: (workspace) => broker.useActiveKey(workspace) },
+      events,
       onStep: failpoint(env.EODH_CREDD_FAILPOINT),
     });
-    // Profiles in AWS credentials files for the tools that cannot use the endpoint (opt-in).
-    const sink = new CredentialsFileSink({ logger, clock });
     const broker = new Broker({
       store,
       hubFor,
       clock,
       random,
       logger,
-      rotator,
+      events,
       get backoff() {
         return tunables.backoff;
       },
@@ -159,28 +187,61 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       get lookupAccountId() {
         return lookupAccountId;
       },
-      onRenewed: (w, c) => sink.renewed(w, c),
-      onRemoved: (w) => sink.removed(w),
     });
-    broker.sync();
-    sink.reconcile(broker.workspaces());
+    const snapshots = (): WorkspaceSnapshot[] => {
+      const now = clock.now();
+      const policy = { rotationEnabled: current.rotation.enabled, keyWarningMs: KEY_WARNING_MS };
+      const factsPolicy = {
+        rotationEnabled: current.rotation.enabled,
+        rotateBeforeDays: current.rotation.rotate_before_days,
+      };
+      return broker
+        .views()
+        .map((renewal) =>
+          workspaceSnapshot(
+            workspaceFacts(store, renewal.record, { renewal, rotation: rotator.view(renewal.record) }, factsPolicy),
+            now,
+            policy,
+          ),
+        );
+    };
+    const load = () => {
+      broker.sync();
+      rotator.sync(broker.records());
+      sink.reconcile(broker.workspaces());
+    };
+    load();
 
     const hosts = new HostPolicy(host);
     let stopped = false;
     const listener = await startServer({
       host,
       port: config.server.port,
-      source: broker,
+      inheritedFds: inherited.fds,
       hosts,
+      source: broker,
       logger,
       onServed: (workspace) => metrics.served(workspace),
-      admin: { tokenHash: adminTokenHash, actions: adminActions(broker) },
+      admin: { tokenHash: adminTokenHash, metricsTokenHash, actions: adminActions(broker, rotator, snapshots) },
       metrics: () => metrics.render(),
+    }).catch((err: unknown) => {
+      throw portInUse(err, host, config.server.port, config.file);
     });
     cleanups.push(() => void listener.close());
+    const local = await serveUnixSocket({ path: paths.socket, server: listener.server, logger });
+    cleanups.push(() => void local.close());
     const port = listener.port;
-    hosts.setPort(port);
-    const urlHost = host.includes(':') ? `[${host}]` : host;
+    // With sockets from systemd, what they are bound to is what we serve, whatever the config says.
+    const servedHost = inherited.fds.length > 0 ? (listener.addresses[0]?.address ?? host) : host;
+    if (!listener.addresses.every((a) => isLoopbackHost(a.address)) && !config.server.allow_non_loopback) {
+      await listener.close();
+      throw new UserError(
+        `the sockets passed by systemd include a non-loopback address (${listener.addresses.map((a) => a.address).join(', ')}); set server.allow_non_loopback = true in ${config.file} to serve other machines.`,
+        EXIT.CONFIG,
+      );
+    }
+    hosts.setPort(port, servedHost);
+    const urlHost = servedHost.includes(':') ? `[${servedHost}]` : servedHost;
     const url = `http://${urlHost === '0.0.0.0' || urlHost === '[::]' ? '127.0.0.1' : urlHost}:${port}`;
     const info: RuntimeInfo = { pid: process.pid, url, port };
     replaceSecretFile(runtimeFile(config), JSON.stringify(info));
@@ -189,10 +250,11 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     const sweep = (): Promise<void> =>
       broker
         .sweep()
+        .then(() => rotator.sweep(broker.records()))
         .catch((err: unknown) => logger.error({ err }, 'sweep failed'))
         .then(() => {
           try {
-            options.onSweep?.(broker);
+            options.onSweep?.();
           } catch (err) {
             logger.error({ err }, 'after-sweep hook failed');
           }
@@ -200,7 +262,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     const schedule = (expression: string): ScheduledTask =>
       cron.schedule(expression, sweep, { noOverlap: true, name: 'sweep' });
     // The schedule takes over once the first sweep (started below) is done: node-cron's first use
-    // loads time-zone data (~40 ms), which need not delay the first answers.
+    // loads time-zone data (README, Benchmarks), which need not delay the first answers.
     let task: ScheduledTask | undefined;
     const armSchedule = () => {
       if (!stopped && !task) task = schedule(current.renewal.sweep_schedule);
@@ -211,8 +273,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       const version = store.dataVersion();
       if (version === seenVersion) return;
       seenVersion = version;
-      broker.sync();
-      sink.reconcile(broker.workspaces());
+      load();
       void sweep();
     }, CHANGE_POLL_MS);
     poll.unref();
@@ -224,7 +285,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       url,
       port,
       broker,
+      rotator,
       store,
+      snapshots,
       listener,
       metrics,
       get config() {
@@ -270,8 +333,11 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         stopped = true;
         await task?.destroy();
         clearInterval(poll);
-        await listener.close();
-        await Promise.race([broker.settle(), new Promise((r) => setTimeout(r, 2_000).unref())]);
+        await Promise.all([listener.close(), local.close()]);
+        await Promise.race([
+          Promise.all([broker.settle(), rotator.settle()]),
+          new Promise((r) => setTimeout(r, 2_000).unref()),
+        ]);
         undo();
       },
     };
@@ -287,28 +353,25 @@ function accountIdOf(config: Config) {
     : undefined;
 }
 
-function adminActions(broker: Broker) {
+function adminActions(broker: Broker, rotator: KeyRotator, snapshots: () => WorkspaceSnapshot[]) {
   return {
     async refresh(workspace: string) {
-      if (!broker.slot(workspace)) return { ok: false, error: `no workspace "${workspace}"` };
-      await broker.renew(workspace, true);
-      const slot = broker.slot(workspace);
-      return slot?.lastError ? { ok: false, error: slot.lastError.message } : { ok: true };
+      const outcome = await broker.renew(workspace, true);
+      if (outcome.kind === 'renewed') return { ok: true };
+      if (outcome.kind === 'failed') return { ok: false, error: outcome.message };
+      return {
+        ok: false,
+        error: outcome.reason === 'unknown_workspace' ? `no workspace "${workspace}"` : outcome.reason,
+      };
     },
     async rotate(workspace: string) {
-      const slot = broker.slot(workspace);
-      if (!slot) return { ok: false, error: `no workspace "${workspace}"` };
-      const outcome = await broker.rotate(workspace, true);
-      if (outcome === 'rotated') return { ok: true };
-      if (outcome === 'needs_user')
-        return {
-          ok: false,
-          error:
-            'the hub does not let the API key create its successor; add a new key with "eodh-credd workspace set-key"',
-        };
-      return { ok: false, error: slot.rotation.lastError ?? `rotation ${outcome}` };
+      const record = broker.slot(workspace)?.record;
+      if (!record) return { ok: false, error: `no workspace "${workspace}"` };
+      const result = await rotator.rotate(record, true);
+      if (result.outcome === 'rotated') return { ok: true };
+      return { ok: false, error: result.message ?? `rotation ${result.outcome}` };
     },
-    snapshot: () => broker.snapshot(),
+    snapshot: () => snapshots(),
   };
 }
 

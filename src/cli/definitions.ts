@@ -70,12 +70,18 @@ export const COMMANDS: readonly CommandSpec[] = [
       {
         name: 'add',
         summary: 'add a workspace: its API key is read from standard input or a prompt, proved, then stored',
-        details: 'The key is never taken from the command line, where ps and shell history would see it.',
+        details:
+          'The key is never taken from the command line, where ps and shell history would see it. With rotation enabled, this installation mints its own key from the pasted one at once and uses it from then on; the pasted key stays valid unless --revoke-pasted-key.',
         arguments: [WORKSPACE],
         options: [
           { flags: '--hub <url>', description: 'the hub', default: 'https://eodatahub.org.uk' },
           { flags: '--token-id <id>', description: "the key's token id on the hub (tells its expiry)" },
           { flags: '--region <region>', description: 'the S3 region', default: 'eu-west-2' },
+          {
+            flags: '--revoke-pasted-key',
+            description:
+              'revoke the pasted key on the hub once this installation has minted its own (needs --token-id and rotation enabled)',
+          },
         ],
         examples: [
           'printf %s "$KEY" | eodh-credd workspace add my-ws --token-id 0123abcd',
@@ -93,15 +99,25 @@ export const COMMANDS: readonly CommandSpec[] = [
       {
         name: 'remove',
         summary: 'forget a workspace: its keys, credentials and client token',
+        details:
+          'First revokes on the hub the keys this installation minted for it (never the key you pasted), unless --keep-keys.',
         arguments: [WORKSPACE],
-        examples: ['eodh-credd workspace remove my-ws'],
+        options: [{ flags: '--keep-keys', description: 'leave the keys this installation minted valid on the hub' }],
+        examples: ['eodh-credd workspace remove my-ws', 'eodh-credd workspace remove my-ws --keep-keys'],
         load: async () => (await import('./workspace.js')).remove,
       },
       {
         name: 'set-key',
         summary: 'give a workspace a new API key (read from standard input or a prompt)',
         arguments: [WORKSPACE],
-        options: [{ flags: '--token-id <id>', description: "the new key's token id on the hub" }],
+        options: [
+          { flags: '--token-id <id>', description: "the new key's token id on the hub" },
+          {
+            flags: '--revoke-pasted-key',
+            description:
+              'revoke the pasted key on the hub once this installation has minted its own (needs --token-id and rotation enabled)',
+          },
+        ],
         examples: ['printf %s "$KEY" | eodh-credd workspace set-key my-ws --token-id 0123abcd'],
         load: async () => (await import('./workspace.js')).setKey,
       },

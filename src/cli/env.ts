@@ -45,8 +45,9 @@ export function envVariables(
   workspace: string,
   region: string,
   token: TokenVariable = { file: clientTokenFile(config.paths, workspace) },
+  storage?: { readonly s3Bucket: string | null; readonly s3Prefix: string | null },
 ): Array<[string, string]> {
-  return [
+  const vars: Array<[string, string]> = [
     ['AWS_CONTAINER_CREDENTIALS_FULL_URI', credentialsUrl(daemonBaseUrl(config), workspace)],
     'value' in token
       ? ['AWS_CONTAINER_AUTHORIZATION_TOKEN', token.value]
@@ -55,6 +56,10 @@ export function envVariables(
     ['AWS_REGION', region],
     ['AWS_DEFAULT_REGION', region],
   ];
+  // Where the workspace's files live, when the hub said (GET /api/workspaces/{ws}; best effort, #11).
+  if (storage?.s3Bucket) vars.push(['EODH_S3_BUCKET', storage.s3Bucket]);
+  if (storage?.s3Bucket && storage.s3Prefix !== null) vars.push(['EODH_S3_PREFIX', storage.s3Prefix]);
+  return vars;
 }
 
 const shQuote = (v: string) => (/^[\w@%+=:,./-]+$/.test(v) ? v : `'${v.replaceAll("'", `'\\''`)}'`);
@@ -93,8 +98,8 @@ export function workspaceVariables(
   workspace: string,
   mode: TokenMode,
 ): Array<[string, string]> {
-  const { region } = readWorkspace(config, env, workspace);
-  return envVariables(config, workspace, region, tokenVariable(config, workspace, mode));
+  const record = readWorkspace(config, env, workspace);
+  return envVariables(config, workspace, record.region, tokenVariable(config, workspace, mode), record);
 }
 
 export function tokenMode(ctx: CliContext): TokenMode {

@@ -1,102 +1,61 @@
 /**
- * `eodh-credd status [--json]`: one row per workspace from the database (works with the daemon
- * down), with the daemon's view (next renewal, rotation in progress) when it runs. Colour on a
- * terminal. Exits 2 when something needs the user.
+ * `eodh-credd status [--json]`: whether the daemon runs, then one row per workspace from the
+ * database (works with the daemon down), with the daemon's view (next renewal, rotation in
+ * progress) when it runs, asked over its Unix socket. Colour on a terminal. Exits 3 when the
+ * daemon is not running (as `systemctl status` does), else 2 when something needs the user.
  */
 import type { Config } from '../config/load.js';
 import { EXIT } from '../core/errors.js';
-import { daysLeft, durations, isServable, rotationDueAt } from '../core/policy.js';
-import type { WorkspaceSnapshot } from '../scheduler/broker.js';
+import { durations } from '../core/policy.js';
+import { KEY_WARNING_MS, type WorkspaceSnapshot, workspaceSnapshot } from '../core/status-view.js';
+import { workspaceFacts } from '../scheduler/status.js';
 import { type CliContext, colourFor, configOf, print } from './context.js';
-import { adminToken, callDaemon, runtimeInfo } from './daemon-client.js';
+import { adminToken, callDaemon, daemonRunning, runtimeInfo } from './daemon-client.js';
 import { openStore } from './open-store.js';
 
-export interface StatusRow {
-  workspace: string;
-  hub: string;
-  apiKeyExpiresAt: string | null;
-  apiKeyDaysLeft: number | null;
-  s3ExpiresAt: string | null;
-  s3Valid: boolean;
-  lastRenewalAt: string | null;
-  nextRenewalAt: string | null;
-  lastError: string | null;
-  rotation: string;
-  /** When the daemon will rotate the API key (null when rotation is off or needs the user). */
-  nextRotationAt: string | null;
-  /** Rotation in words: "in 23d", "needs you", "retrying: …", "recovering", "off". */
-  rotationText: string;
-  attention: string[];
+/** One row of `status`: the view of src/core/status-view.ts, computed by the daemon when it runs. */
+export type StatusRow = WorkspaceSnapshot;
+
+/** Whether the daemon answers on its socket, and its view of the workspaces when it does. */
+export interface DaemonView {
+  readonly running: boolean;
+  readonly pid: number | null;
+  readonly url: string | null;
+  readonly live: WorkspaceSnapshot[];
 }
 
-const iso = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString() : null);
-
-export async function collectStatus(config: Config, env: CliContext['env'], now = Date.now()): Promise<StatusRow[]> {
-  const store = openStore(config, env);
+export async function daemonView(config: Config, timeoutMs = 3_000): Promise<DaemonView> {
+  if (!(await daemonRunning(config))) return { running: false, pid: null, url: null, live: [] };
+  const info = runtimeInfo(config);
   let live: WorkspaceSnapshot[] = [];
-  if (runtimeInfo(config)) {
-    try {
-      const answer = await callDaemon(config, '/v1/admin/status', { token: adminToken(config), timeoutMs: 3_000 });
-      if (answer.status === 200 && Array.isArray(answer.body)) live = answer.body as WorkspaceSnapshot[];
-    } catch {
-      // The daemon's view is a bonus; the database alone still answers.
-    }
-  }
   try {
+    const answer = await callDaemon(config, '/v1/admin/status', { token: adminToken(config), timeoutMs });
+    if (answer.status === 200 && Array.isArray(answer.body)) live = answer.body as WorkspaceSnapshot[];
+  } catch {
+    // It answered a moment ago; the database alone still answers.
+  }
+  return { running: true, pid: info?.pid ?? null, url: info?.url ?? null, live };
+}
+
+export async function collectStatus(
+  config: Config,
+  env: CliContext['env'],
+  now = Date.now(),
+  view?: DaemonView,
+): Promise<StatusRow[]> {
+  const { live } = view ?? (await daemonView(config));
+  const store = openStore(config, env);
+  try {
+    const policy = { rotationEnabled: config.rotation.enabled, keyWarningMs: KEY_WARNING_MS };
+    const factsPolicy = {
+      rotationEnabled: config.rotation.enabled,
+      rotateBeforeDays: config.rotation.rotate_before_days,
+    };
+    // The daemon's rows (same rule, plus what only it knows) for what it serves; the database for the rest.
     return store.listWorkspaces().map((w) => {
-      const key = store.activeApiKey(w.id);
-      const s3 = store.loadS3(w.id);
-      const st = store.status(w.id);
-      const snap = live.find((s) => s.workspace === w.name);
-      const attention: string[] = [];
-      const days = key?.expiresAt != null ? daysLeft(key.expiresAt, now) : null;
-      if (!key) attention.push('no API key');
-      if (
-        key?.expiresAt != null &&
-        key.expiresAt - now < config.rotation.rotate_before_days * durations.DAY &&
-        st.rotationState === 'needs_user'
-      ) {
-        attention.push(`API key expires in ${days} days and cannot be rotated automatically`);
-      }
-      if (st.rotationState === 'needs_user' && st.rotationNote) attention.push(st.rotationNote);
-      if (snap?.keyRejected || st.lastErrorCode === 'unauthorized' || st.lastErrorCode === 'forbidden') {
-        attention.push('the hub rejects the API key');
-      }
-      const s3Valid = s3 ? isServable(s3, now) : false;
-      if (!s3Valid) attention.push('no valid S3 credential');
-      const rotateAt =
-        key && config.rotation.enabled && st.rotationState !== 'needs_user'
-          ? rotationDueAt(key, config.rotation.rotate_before_days * durations.DAY)
-          : null;
-      const rotationText =
-        st.rotationState === 'needs_user' || snap?.rotation?.needsUser
-          ? 'needs you'
-          : snap?.rotation?.recovering
-            ? 'recovering'
-            : snap?.rotation?.lastError
-              ? `retrying: ${snap.rotation.lastError}`
-              : !config.rotation.enabled
-                ? 'off'
-                : rotateAt === null
-                  ? '-'
-                  : rotateAt <= now
-                    ? 'due now'
-                    : relative(iso(rotateAt), now);
-      return {
-        workspace: w.name,
-        hub: w.hubUrl,
-        apiKeyExpiresAt: iso(key?.expiresAt),
-        apiKeyDaysLeft: days,
-        s3ExpiresAt: iso(s3?.expiresAt),
-        s3Valid,
-        lastRenewalAt: iso(st.lastRenewalAt),
-        nextRenewalAt: snap?.nextRenewalAt ?? null,
-        lastError: st.lastErrorCode ? `${st.lastErrorCode}: ${st.lastErrorMessage ?? ''}` : null,
-        rotation: st.rotationState,
-        nextRotationAt: iso(rotateAt),
-        rotationText,
-        attention: [...new Set(attention)],
-      };
+      const fromDaemon = live.find((s) => s.workspace === w.name);
+      if (fromDaemon && Array.isArray(fromDaemon.attention)) return fromDaemon;
+      return workspaceSnapshot(workspaceFacts(store, w, {}, factsPolicy), now, policy);
     });
   } finally {
     store.close();
@@ -164,6 +123,16 @@ export function renderTable(rows: StatusRow[], now: number, colour: boolean): st
       .join('  ')
       .trimEnd();
   const out = [line(header.map((h) => [h, 'bold'])), ...body.map(line)];
+  for (const r of rows) {
+    const facts = [];
+    if (r.bucket) facts.push(`storage s3://${r.bucket}/${r.prefix ?? ''}`);
+    if (r.capabilities) {
+      const c = r.capabilities;
+      facts.push(`hub lets its key list: ${c.list}, mint: ${c.mint}, delete: ${c.delete}`);
+    }
+    if (r.apiKeyOrigin) facts.push(r.apiKeyOrigin === 'minted' ? 'key minted here' : 'key pasted');
+    if (facts.length > 0) out.push(`  ${r.workspace}: ${facts.join('; ')}`);
+  }
   for (const r of rows) for (const a of r.attention) out.push(paint(`! ${r.workspace}: ${a}`, 'red'));
   return out;
 }
@@ -171,9 +140,19 @@ export function renderTable(rows: StatusRow[], now: number, colour: boolean): st
 export async function run(ctx: CliContext): Promise<number> {
   const config = configOf(ctx);
   const now = Date.now();
-  const rows = await collectStatus(config, ctx.env, now);
-  if (ctx.options.json === true) print(ctx.stdout, JSON.stringify(rows, null, 2));
-  else if (rows.length === 0) print(ctx.stdout, 'No workspaces.');
-  else for (const line of renderTable(rows, now, colourFor(ctx, ctx.stdout))) print(ctx.stdout, line);
+  const view = await daemonView(config);
+  const rows = await collectStatus(config, ctx.env, now, view);
+  const daemonLine = view.running
+    ? `Daemon: running${view.pid === null ? '' : ` (pid ${view.pid})`}${view.url === null ? '' : `, serving ${view.url}`}.`
+    : 'Daemon: not running (start it with "systemctl --user start eodh-credd" or "eodh-credd serve"); the table shows what the database holds.';
+  if (ctx.options.json === true) {
+    print(ctx.stdout, JSON.stringify(rows, null, 2));
+    if (!view.running) print(ctx.stderr, daemonLine);
+  } else {
+    print(ctx.stdout, daemonLine);
+    if (rows.length === 0) print(ctx.stdout, 'No workspaces.');
+    else for (const line of renderTable(rows, now, colourFor(ctx, ctx.stdout))) print(ctx.stdout, line);
+  }
+  if (!view.running) return EXIT.NOT_RUNNING;
   return rows.some((r) => r.attention.length > 0) ? EXIT.NEEDS_ATTENTION : EXIT.OK;
 }

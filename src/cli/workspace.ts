@@ -1,7 +1,7 @@
 /**
- * `eodh-credd workspace add|list|remove`. Adding proves the key against the hub (list tokens to
- * learn its expiry, fetch S3 credentials) before anything is stored: a key that does not work is
- * never saved.
+ * `eodh-credd workspace add|list|remove|set-key|sink`. Adding proves the key against the hub
+ * (s3-tokens must work) before anything is stored: a key that does not work is never saved. The
+ * key handling (own key, revocation) is in workspace-keys.ts.
  */
 
 import { existsSync, rmSync } from 'node:fs';
@@ -12,19 +12,34 @@ import { EXIT, UserError } from '../core/errors.js';
 import { daysLeft, isServable } from '../core/policy.js';
 import { rfc3339 } from '../core/time.js';
 import type { S3Credentials } from '../core/types.js';
-import { defaultCredentialsFile, deleteProfile, profileName, writeProfile } from '../sinks/aws-credentials-file.js';
+import {
+  defaultCredentialsFile,
+  deleteProfile,
+  profileName,
+  sinkTarget,
+  writeProfile,
+} from '../sinks/aws-credentials-file.js';
 import { newClientToken, writeClientTokenFile } from '../store/client-tokens.js';
 import type { Store, WorkspaceRecord } from '../store/store.js';
-import { HubClient } from '../upstream/client.js';
-import { isKeyRejected } from '../upstream/errors.js';
 import { assertHubUrlAllowed } from '../upstream/url.js';
 import { type CliContext, configOf, print, stringOption } from './context.js';
+import { runtimeInfo } from './daemon-client.js';
 import { assertWorkspaceName, unknownWorkspace } from './names.js';
 import { openStore } from './open-store.js';
 import { withProgress } from './progress.js';
 import { readSecret } from './prompt.js';
+import {
+  mintOwnKey,
+  type OwnKeyResult,
+  type ProvedKey,
+  proveKey,
+  type RevokeReport,
+  recordProof,
+  revokeMintedKeys,
+} from './workspace-keys.js';
 
 export { assertWorkspaceName } from './names.js';
+export { proveKey } from './workspace-keys.js';
 
 export const DEFAULT_HUB = 'https://eodatahub.org.uk';
 export const DEFAULT_REGION = 'eu-west-2';
@@ -35,6 +50,8 @@ export interface AddWorkspaceInput {
   readonly tokenId: string | null;
   readonly region: string;
   readonly apiKey: string;
+  /** Revoke the pasted key once this installation's own key replaces it (#11). */
+  readonly revokePastedKey?: boolean;
 }
 
 export interface AddedWorkspace {
@@ -42,6 +59,10 @@ export interface AddedWorkspace {
   readonly tokenFile: string;
   readonly keyExpiresAt: number | null;
   readonly s3: S3Credentials;
+  /** What the hub answered to listing keys (undefined: it could not be asked). */
+  readonly listAllowed: 'allowed' | 'refused' | undefined;
+  /** This installation's own key (null when rotation is off). */
+  readonly ownKey: OwnKeyResult | null;
 }
 
 /** A workspace's record, or a usage error naming the configured workspaces that look like it. */
@@ -65,69 +86,31 @@ export function readWorkspace(config: Config, env: CliContext['env'], name: stri
   }
 }
 
-/**
- * Prove an API key against the hub before anything is stored: list the workspace's tokens (which
- * also tells the key's expiry when its token id is given) and fetch S3 credentials.
- */
-export async function proveKey(
-  config: Config,
-  input: Pick<AddWorkspaceInput, 'name' | 'hubUrl' | 'tokenId' | 'apiKey'>,
-  progress?: Progress,
-): Promise<{ keyExpiresAt: number | null; s3: S3Credentials }> {
-  const work = proveKeyQuietly(config, input);
-  return progress ? withProgress(progress, `Checking the key with ${input.hubUrl}`, proofLimitMs(config), work) : work;
-}
-
 /** Where progress goes (a terminal's stderr). */
 type Progress = Pick<CliContext, 'stderr' | 'env'>;
 
+/** proveKey with a progress line on a terminal, bounded by the longest the proof can take. */
+function proveWithProgress(
+  config: Config,
+  input: Pick<AddWorkspaceInput, 'name' | 'hubUrl' | 'tokenId' | 'apiKey'>,
+  progress?: Progress,
+): Promise<ProvedKey> {
+  const work = proveKey(config, input);
+  return progress ? withProgress(progress, `Checking the key with ${input.hubUrl}`, proofLimitMs(config), work) : work;
+}
+
+/** The backoff of the hub client the CLI uses (cliHub in workspace-keys.ts). */
 const PROOF_BACKOFF = { initialMs: 500, maxMs: 5_000 };
 
-/** The longest a proof can take: two hub calls, each with its retries and the backoff between them. */
+/**
+ * The longest a proof can take: three hub calls (s3-tokens, the token list, the workspace's
+ * storage), each with its retries and the backoff between them.
+ */
 export function proofLimitMs(config: Config): number {
   let backoff = 0;
   for (let i = 0, delay = PROOF_BACKOFF.initialMs; i < config.hub.retries; i++, delay *= 2)
     backoff += Math.min(delay, PROOF_BACKOFF.maxMs);
-  return 2 * (config.hub.timeout_ms * (config.hub.retries + 1) + backoff);
-}
-
-async function proveKeyQuietly(
-  config: Config,
-  input: Pick<AddWorkspaceInput, 'name' | 'hubUrl' | 'tokenId' | 'apiKey'>,
-): Promise<{ keyExpiresAt: number | null; s3: S3Credentials }> {
-  const hub = new HubClient(input.hubUrl, {
-    timeoutMs: config.hub.timeout_ms,
-    retries: config.hub.retries,
-    backoff: PROOF_BACKOFF,
-  });
-  let keyExpiresAt: number | null = null;
-  let s3: S3Credentials;
-  try {
-    const tokens = await hub.listTokens(input.name, input.apiKey);
-    if (input.tokenId !== null) {
-      const mine = tokens.find((t) => t.id === input.tokenId);
-      if (!mine)
-        throw new UserError(
-          `The hub lists no token with id "${input.tokenId}" in workspace "${input.name}"; check --token-id.`,
-          EXIT.DATAERR,
-        );
-      keyExpiresAt = mine.expiresAt;
-    }
-    s3 = await hub.s3Credentials(input.name, input.apiKey, Date.now());
-  } catch (err) {
-    if (err instanceof UserError) throw err;
-    if (isKeyRejected(err)) {
-      throw new UserError(
-        `The hub refused this API key for workspace "${input.name}" (${err.message}); nothing was stored.`,
-        EXIT.NOPERM,
-      );
-    }
-    throw new UserError(
-      `Could not prove the key against ${input.hubUrl}: ${(err as Error).message}; nothing was stored.`,
-      EXIT.UNAVAILABLE,
-    );
-  }
-  return { keyExpiresAt, s3 };
+  return 3 * (config.hub.timeout_ms * (config.hub.retries + 1) + backoff);
 }
 
 /** Everything `workspace add` can check before asking for the key: a pasted key is never wasted. */
@@ -144,29 +127,105 @@ export async function addWorkspace(
   input: AddWorkspaceInput,
   progress?: Progress,
 ): Promise<AddedWorkspace> {
+  const revokePasted = input.revokePastedKey === true;
+  if (revokePasted) assertCanRevokePasted(config, input.tokenId);
   const store = openStore(config, env);
   try {
     assertCanAdd(store, input.name, input.hubUrl);
-    const { keyExpiresAt, s3 } = await proveKey(config, input, progress);
+    const proof = await proveWithProgress(config, input, progress);
     const client = newClientToken();
     const tokenFile = writeClientTokenFile(config.paths, input.name, client.token);
+    // With rotation on, this installation mints its own key next: the mark goes in with the workspace.
+    const mark = config.rotation.enabled ? Date.now() : null;
+    let record: WorkspaceRecord;
     try {
-      const record = store.addWorkspace({
+      record = store.addWorkspace({
         name: input.name,
         hubUrl: input.hubUrl,
         region: input.region,
         clientTokenId: client.id,
         clientTokenHash: client.hash,
-        apiKey: { tokenId: input.tokenId, key: input.apiKey, expiresAt: keyExpiresAt },
-        s3,
+        apiKey: {
+          tokenId: input.tokenId,
+          key: input.apiKey,
+          expiresAt: proof.keyExpiresAt,
+          revokeWhenReplaced: revokePasted,
+        },
+        s3: proof.s3,
+        mintingSince: mark,
       });
-      return { record, tokenFile, keyExpiresAt, s3 };
     } catch (err) {
       rmSync(tokenFile, { force: true });
       throw err;
     }
+    recordProof(store, record, proof);
+    const ownKey =
+      mark === null
+        ? null
+        : await mintOwnKey(config, store, record, { key: input.apiKey, tokenId: input.tokenId }, mark, {
+            revokePastedNow: revokePasted && !runtimeInfo(config),
+          });
+    return {
+      record: store.getWorkspace(input.name) ?? record,
+      tokenFile,
+      keyExpiresAt: proof.keyExpiresAt,
+      s3: proof.s3,
+      listAllowed: proof.list?.state,
+      ownKey,
+    };
   } finally {
     store.close();
+  }
+}
+
+function assertCanRevokePasted(config: Config, tokenId: string | null): void {
+  if (!config.rotation.enabled) {
+    throw new UserError(
+      '--revoke-pasted-key needs rotation enabled: the pasted key is revoked once this installation has minted its own.',
+      EXIT.USAGE,
+    );
+  }
+  if (tokenId === null) {
+    throw new UserError('--revoke-pasted-key needs --token-id: the hub revokes a key by its token id.', EXIT.USAGE);
+  }
+}
+
+/** Tell the user what happened to keys: which one is in use, and whether rotation will work. */
+function reportKeys(
+  ctx: CliContext,
+  name: string,
+  result: { keyExpiresAt: number | null; listAllowed?: 'allowed' | 'refused' | undefined; ownKey: OwnKeyResult | null },
+  revokePasted: boolean,
+): void {
+  const now = Date.now();
+  const own = result.ownKey;
+  if (own?.kind === 'minted') {
+    print(
+      ctx.stdout,
+      `This installation minted its own API key (token id ${own.tokenId}, expires ${rfc3339(own.expiresAt)}) and uses it from now on; it is rotated automatically.`,
+    );
+    if (own.pastedRevoked) print(ctx.stdout, 'The key you pasted was revoked on the hub, as asked.');
+    else if (revokePasted) print(ctx.stdout, 'The daemon revokes the key you pasted once it uses the new one.');
+    else print(ctx.stdout, 'The key you pasted was not revoked: it stays valid on the hub for your other uses.');
+    return;
+  }
+  if (own?.kind === 'refused') {
+    print(
+      ctx.stderr,
+      `Warning: the hub does not let this API key create keys (it answered ${own.status ?? 'no'}), so it cannot be rotated automatically. The pasted key is used; before it expires, create a new one in the EODH web UI and run "eodh-credd workspace set-key ${name}". "eodh-credd status" shows this until then.`,
+    );
+  } else if (own?.kind === 'unsettled') {
+    print(
+      ctx.stderr,
+      `Warning: could not mint this installation's own key (${own.message}); the pasted key is used and the daemon tries again.`,
+    );
+  }
+  if (result.keyExpiresAt !== null) {
+    print(ctx.stdout, `API key expires ${rfc3339(result.keyExpiresAt)} (${daysLeft(result.keyExpiresAt, now)} days).`);
+  } else if (result.listAllowed === 'refused') {
+    print(ctx.stderr, "Warning: the hub does not let this key list keys, so the key's expiry is unknown.");
+  } else if (own === null) {
+    print(ctx.stderr, "Warning: without --token-id the API key's expiry is unknown; it will be rotated within a day.");
   }
 }
 
@@ -181,7 +240,10 @@ function openInitialised(config: Config, env: CliContext['env']): Store {
 export async function add(ctx: CliContext): Promise<number> {
   const name = assertWorkspaceName(ctx.args[0]);
   const hubUrl = stringOption(ctx, 'hub') ?? DEFAULT_HUB;
+  const tokenId = stringOption(ctx, 'tokenId') ?? null;
+  const revokePasted = ctx.options.revokePastedKey === true;
   const config = configOf(ctx);
+  if (revokePasted) assertCanRevokePasted(config, tokenId);
   // Every precondition before the key is asked for: init done, the name valid and free, the hub allowed.
   const store = openInitialised(config, ctx.env);
   try {
@@ -196,44 +258,58 @@ export async function add(ctx: CliContext): Promise<number> {
     {
       name,
       hubUrl,
-      tokenId: stringOption(ctx, 'tokenId') ?? null,
+      tokenId,
       region: stringOption(ctx, 'region') ?? DEFAULT_REGION,
       apiKey,
+      revokePastedKey: revokePasted,
     },
     ctx,
   );
-  const now = Date.now();
   print(ctx.stdout, `Workspace "${name}" added; S3 credentials valid until ${rfc3339(added.s3.expiresAt)}.`);
-  if (added.keyExpiresAt !== null) {
-    print(ctx.stdout, `API key expires ${rfc3339(added.keyExpiresAt)} (${daysLeft(added.keyExpiresAt, now)} days).`);
-  } else {
-    print(ctx.stderr, "Warning: without --token-id the API key's expiry is unknown; it will be rotated within a day.");
+  reportKeys(ctx, name, added, revokePasted);
+  if (added.record.s3Bucket) {
+    print(ctx.stdout, `Its files: s3://${added.record.s3Bucket}/${added.record.s3Prefix ?? ''}`);
   }
   print(ctx.stdout, `Client token: ${added.tokenFile}`);
   print(ctx.stdout, `Use it: eval "$(eodh-credd env ${name})"`);
   return 0;
 }
 
-/** `workspace set-key <ws> [--token-id ID]`: give a workspace a fresh key (when rotation needs the user). */
+/**
+ * `workspace set-key <ws> [--token-id ID] [--revoke-pasted-key]`: give a workspace a fresh key (when
+ * rotation needs the user). With rotation on, this installation mints its own key from it at once.
+ */
 export async function setKey(ctx: CliContext): Promise<number> {
   const name = assertWorkspaceName(ctx.args[0]);
   const config = configOf(ctx);
+  const tokenId = stringOption(ctx, 'tokenId') ?? null;
+  const revokePasted = ctx.options.revokePastedKey === true;
+  if (revokePasted) assertCanRevokePasted(config, tokenId);
   const store = openInitialised(config, ctx.env);
   try {
     const record = requireWorkspace(store, name);
     const apiKey = await readSecret(ctx, `New API key for workspace ${name}: `);
-    const tokenId = stringOption(ctx, 'tokenId') ?? null;
-    const { keyExpiresAt, s3 } = await proveKey(config, { name, hubUrl: record.hubUrl, tokenId, apiKey }, ctx);
+    const proof = await proveWithProgress(config, { name, hubUrl: record.hubUrl, tokenId, apiKey }, ctx);
+    const mark = config.rotation.enabled ? Date.now() : null;
     store.db
       .transaction(() => {
-        store.replaceActiveKey(record.id, { tokenId, key: apiKey, expiresAt: keyExpiresAt });
-        store.saveS3(record.id, s3);
+        store.replaceActiveKey(
+          record.id,
+          { tokenId, key: apiKey, expiresAt: proof.keyExpiresAt },
+          { revokeWhenReplaced: revokePasted, mintingSince: mark },
+        );
+        store.saveS3(record.id, proof.s3);
       })
       .immediate();
-    print(
-      ctx.stdout,
-      `Workspace "${name}" now uses the new API key${keyExpiresAt === null ? '' : ` (expires ${rfc3339(keyExpiresAt)})`}.`,
-    );
+    recordProof(store, record, proof);
+    print(ctx.stdout, `Workspace "${name}" now uses the new API key.`);
+    const ownKey =
+      mark === null
+        ? null
+        : await mintOwnKey(config, store, record, { key: apiKey, tokenId }, mark, {
+            revokePastedNow: revokePasted && !runtimeInfo(config),
+          });
+    reportKeys(ctx, name, { keyExpiresAt: proof.keyExpiresAt, listAllowed: proof.list?.state, ownKey }, revokePasted);
     return 0;
   } finally {
     store.close();
@@ -260,23 +336,53 @@ export function list(ctx: CliContext): number {
   }
 }
 
-export function remove(ctx: CliContext): number {
+/**
+ * `workspace remove <ws> [--keep-keys]`: forget the workspace; first revoke on the hub the keys this
+ * installation minted for it (never the key the user pasted), unless --keep-keys.
+ */
+export async function remove(ctx: CliContext): Promise<number> {
   const name = assertWorkspaceName(ctx.args[0]);
   const config = configOf(ctx);
   const store = openInitialised(config, ctx.env);
   let sinkFile: string | null | undefined;
+  let report: RevokeReport | null = null;
+  let pasted = false;
   try {
-    sinkFile = requireWorkspace(store, name).fileSink;
+    const record = requireWorkspace(store, name);
+    sinkFile = record.fileSink;
+    pasted = store.apiKeys(record.id).some((k) => k.name === null);
+    if (ctx.options.keepKeys !== true) report = await revokeMintedKeys(config, store, record);
     if (!store.removeWorkspace(name)) throw unknownWorkspace(name, []);
   } finally {
     store.close();
   }
   rmSync(clientTokenFile(config.paths, name), { force: true });
   if (sinkFile) deleteProfile(sinkFile, name);
-  print(
-    ctx.stdout,
-    `Workspace "${name}" removed; its API key and credentials are gone from this machine (the key stays valid on the hub until it expires or you revoke it there).`,
-  );
+  print(ctx.stdout, `Workspace "${name}" removed; its API keys and credentials are gone from this machine.`);
+  if (report) {
+    if (report.revoked.length > 0) {
+      print(
+        ctx.stdout,
+        `Revoked on the hub the API key${report.revoked.length === 1 ? '' : 's'} this installation minted (token id ${report.revoked.join(', ')}).`,
+      );
+    }
+    for (const f of report.failed) {
+      print(
+        ctx.stderr,
+        `Warning: could not revoke the key this installation minted (token id ${f.tokenId}): ${f.message}; it stays valid on the hub until it expires or you revoke it there.`,
+      );
+    }
+  } else {
+    print(
+      ctx.stdout,
+      'The keys this installation minted were kept (--keep-keys): they stay valid on the hub until they expire.',
+    );
+  }
+  if (pasted)
+    print(
+      ctx.stdout,
+      'The key you pasted was not revoked: it stays valid on the hub until it expires or you revoke it there.',
+    );
   return 0;
 }
 
@@ -285,6 +391,7 @@ function editSinkFile(file: string, edit: () => unknown): void {
   try {
     edit();
   } catch (err) {
+    if (err instanceof UserError) throw err;
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
     throw new UserError(`Cannot update ${file} (${code}): ${(err as Error).message}`, EXIT.CANTCREAT);
   }
@@ -331,6 +438,7 @@ export function sink(ctx: CliContext): number {
       return 0;
     }
     const file = values.file ? resolve(values.file) : defaultCredentialsFile(ctx.env);
+    sinkTarget(file); // refused now, not at the next renewal, when others could change it
     // Usable at once when a valid credential is stored; the daemon rewrites it on every renewal.
     const stored = store.loadS3(record.id);
     if (stored && isServable(stored, Date.now())) editSinkFile(file, () => writeProfile(file, name, stored));

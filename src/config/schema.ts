@@ -4,6 +4,7 @@
  * key accepts ("expected a whole number from 0 to 65535"); load.ts adds the file, the key and the value.
  */
 import * as v from 'valibot';
+import { defaultPort } from './ports.js';
 
 /** A [section]: every key optional, unknown keys are errors, a missing section is all defaults. */
 function table<const E extends v.ObjectEntries>(entries: E) {
@@ -11,8 +12,8 @@ function table<const E extends v.ObjectEntries>(entries: E) {
   return v.optional(schema, {} as v.InferInput<typeof schema>);
 }
 
-/** A number in [min, max]; a whole number unless `whole` is false. */
-function ranged(min: number, max: number, dflt: number, whole = true) {
+/** A number in [min, max]; a whole number unless `whole` is false. A function default is computed at each parse. */
+function ranged(min: number, max: number, dflt: number | (() => number), whole = true) {
   const expected = `expected ${whole ? 'a whole number' : 'a number'} from ${min} to ${max}`;
   return v.optional(
     v.pipe(
@@ -32,11 +33,35 @@ const flag = (dflt: boolean) => v.optional(v.boolean('expected true or false'), 
 const oneOf = <const T extends readonly string[]>(options: T, dflt: T[number]) =>
   v.optional(v.picklist(options, `expected one of ${options.map((o) => JSON.stringify(o)).join(', ')}`), dflt);
 
+/** Whether a URL may carry credentials: https, or plain http to this machine's loopback only (#12). */
+export function isSafeEndpoint(text: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return false;
+  }
+  if (url.protocol === 'https:') return true;
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  return url.protocol === 'http:' && (host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host));
+}
+
+const endpoint = v.optional(
+  v.pipe(
+    v.string('expected a string'),
+    v.check(
+      (s) => s === '' || isSafeEndpoint(s),
+      'expected an https:// URL (plain http:// only to a loopback address), or "" for AWS',
+    ),
+  ),
+  '',
+);
+
 export const ConfigSchema = v.strictObject(
   {
     server: table({
       host: nonEmpty('127.0.0.1'), // address to listen on
-      port: ranged(0, 65535, 9460), // TCP port; 0 picks a free one
+      port: ranged(0, 65535, () => defaultPort()), // TCP port; 0 picks a free one; default by uid (ports.ts)
       allow_non_loopback: flag(false), // permit a non-loopback host
     }),
     storage: table({
@@ -56,10 +81,11 @@ export const ConfigSchema = v.strictObject(
     hub: table({
       timeout_ms: ranged(100, 120_000, 10_000), // per-request timeout
       retries: ranged(0, 10, 2), // retries on network errors, 5xx and 429
+      late_answer_margin_ms: ranged(0, 3_600_000, 120_000), // how long after a timed-out mint the hub may still create the key
     }),
     sts: table({
       verify: flag(true), // call GetCallerIdentity to learn AccountId
-      endpoint: text(''), // STS endpoint URL; empty for AWS
+      endpoint, // STS endpoint URL (https, or http to loopback); empty for AWS
       region: nonEmpty('eu-west-2'),
       timeout_ms: ranged(100, 60_000, 3_000), // GetCallerIdentity timeout
     }),

@@ -6,13 +6,12 @@
 
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { createInstallation, getCredentials } from '../security/fixtures/installation.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 t.test(
-  'rotate --grace 0: new token in the file, old one refused by the running daemon within about a second',
+  'rotate --grace 0: new token in the file, old one refused by the running daemon once it has seen the change',
   async (t) => {
     const inst = await createInstallation(t);
     const { clientToken: oldToken } = await inst.addWorkspace('alpha');
@@ -31,19 +30,9 @@ t.test(
     t.notMatch(run.stdout + run.stderr, newToken, 'never prints the token');
     t.notMatch(run.stdout + run.stderr, oldToken);
 
-    const rotatedAt = Date.now();
-    let oldRefusedAfter = -1;
-    while (Date.now() - rotatedAt < 10_000) {
-      const old = await getCredentials(daemon.url, 'alpha', oldToken);
-      if (old.status === 401) {
-        oldRefusedAfter = Date.now() - rotatedAt;
-        break;
-      }
-      t.equal(old.status, 200, 'until the daemon sees the change the old token is simply still valid');
-      await sleep(50);
-    }
-    t.ok(oldRefusedAfter >= 0, 'the old token is refused');
-    t.comment(`old token refused ${oldRefusedAfter} ms after the CLI returned`);
+    // The daemon notices the change within a second (it polls PRAGMA data_version) and says so.
+    await daemon.waitForOutput((o) => o.includes('client token replaced') && o.includes('"workspace":"alpha"'));
+    t.equal((await getCredentials(daemon.url, 'alpha', oldToken)).status, 401, 'from then on the old token is refused');
     t.equal((await getCredentials(daemon.url, 'alpha', newToken)).status, 200, 'the new token works');
     t.equal(
       (await getCredentials(daemon.url, 'beta', betaToken)).status,
@@ -52,11 +41,13 @@ t.test(
     );
     t.equal((await getCredentials(daemon.url, 'beta', newToken)).status, 403, "the new token is alpha's only");
 
-    await sleep(300); // let the audit line reach the output
-    const audits = daemon
-      .output()
-      .split('\n')
-      .filter((l) => l.includes('"audit":true') && l.includes('"workspace":"alpha"'));
+    const alphaAudits = () =>
+      daemon
+        .output()
+        .split('\n')
+        .filter((l) => l.includes('"audit":true') && l.includes('"workspace":"alpha"'));
+    await daemon.waitForOutput(() => alphaAudits().length >= 2);
+    const audits = alphaAudits();
     t.ok(audits.length >= 2, 'one audit line per client token');
     const ids = new Set(audits.map((l) => (JSON.parse(l) as { clientTokenId: string }).clientTokenId));
     t.equal(ids.size, 2, 'the rotated token shows up under its new id');

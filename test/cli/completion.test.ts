@@ -74,7 +74,7 @@ t.test('bash completes commands, options, values and workspace names', async (t)
   t.same(await bash('eodh-credd completion z'), ['zsh']);
   t.same(
     await bash('eodh-credd workspace add x --'),
-    ['--help', '--hub', '--region', '--token-id', '--config', '--no-color'].sort(),
+    ['--help', '--hub', '--region', '--revoke-pasted-key', '--token-id', '--config', '--no-color'].sort(),
   );
 });
 

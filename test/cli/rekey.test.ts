@@ -8,9 +8,29 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, statSync 
 import { join } from 'node:path';
 import Sqlite from 'better-sqlite3';
 import t from 'tap';
-import { pendingKeyFile } from '../../src/store/master-key.js';
+import { systemClock } from '../../src/core/types.js';
+import { openDatabase } from '../../src/store/database.js';
+import { pendingKeyFile, readMasterKey } from '../../src/store/master-key.js';
 import { keyIdOf, sealingKey } from '../../src/store/seal.js';
+import { Store } from '../../src/store/store.js';
 import { createInstallation, getCredentials, type Installation } from '../security/fixtures/installation.js';
+
+/**
+ * The workspace's API key in use, read from the database: with rotation on, `workspace add` mints
+ * this installation's own key at once (#11), so it is not the key the test pasted.
+ */
+function activeKey(inst: Installation, workspace: string): string {
+  const key = sealingKey(readMasterKey(inst.paths.masterKey, {}).key);
+  const store = new Store(openDatabase({ file: inst.paths.database, key, create: false }), key, systemClock);
+  try {
+    const record = store.getWorkspace(workspace);
+    const active = record && store.activeApiKey(record.id);
+    if (!active) throw new Error(`no active API key for ${workspace}`);
+    return active.key;
+  } finally {
+    store.close();
+  }
+}
 
 const keyText = (inst: Installation) => readFileSync(inst.paths.masterKey, 'utf8');
 const keyId = (text: string) => sealingKey(Buffer.from(text, 'base64')).id;
@@ -34,7 +54,8 @@ function envelopeKeyIds(inst: Installation): Set<string | undefined> {
 
 t.test('rekey: every secret under a new key, the old key opens nothing, the daemon serves as before', async (t) => {
   const inst = await createInstallation(t);
-  const { apiKey, clientToken } = await inst.addWorkspace('alpha');
+  const { clientToken } = await inst.addWorkspace('alpha');
+  const apiKey = activeKey(inst, 'alpha');
   const oldText = keyText(inst);
   t.same(envelopeKeyIds(inst), new Set([keyId(oldText)]));
 
@@ -130,7 +151,8 @@ for (const step of ['new-key-written', 'resealed'] as const) {
 
 t.test('killed after the commit, before the rename: the next start finishes it', async (t) => {
   const inst = await createInstallation(t);
-  const { clientToken, apiKey } = await inst.addWorkspace('alpha');
+  const { clientToken } = await inst.addWorkspace('alpha');
+  const apiKey = activeKey(inst, 'alpha');
   const oldText = keyText(inst);
   const crashed = await inst.cli(['rekey'], { env: { EODH_CREDD_FAILPOINT: 'rekey:committed' } });
   t.equal(crashed.signal, 'SIGKILL');

@@ -85,15 +85,15 @@ t.test('client token: valid, missing, wrong, other workspace', async (t) => {
   assertErrorReply(t, await app.request('/v1/workspaces/alpha/token'), 401, 'unauthorized');
 });
 
-t.test('admin routes take the admin token only', async (t) => {
+t.test('admin routes take the admin token only, and only on the Unix socket', async (t) => {
   const app = await startLiveApp(t, { failedAuth: generous });
-  const status = await app.request('/v1/admin/status', { headers: { authorization: app.adminToken } });
+  const status = await app.request('/v1/admin/status', { headers: { authorization: app.adminToken }, local: true });
   t.equal(status.status, 200);
   t.notMatch(status.body, app.apiKeys.alpha!, 'status carries no API key');
-  assertErrorReply(t, await app.request('/v1/admin/status'), 401, 'unauthorized', 'no token');
+  assertErrorReply(t, await app.request('/v1/admin/status', { local: true }), 401, 'unauthorized', 'no token');
   assertErrorReply(
     t,
-    await app.request('/v1/admin/status', { headers: { authorization: app.tokens.alpha! } }),
+    await app.request('/v1/admin/status', { headers: { authorization: app.tokens.alpha! }, local: true }),
     401,
     'unauthorized',
     'a client token',
@@ -101,6 +101,7 @@ t.test('admin routes take the admin token only', async (t) => {
   const refresh = await app.request('/v1/admin/workspaces/alpha/refresh', {
     method: 'POST',
     headers: { authorization: app.adminToken },
+    local: true,
   });
   t.equal(refresh.status, 200);
   t.same(refresh.json, { ok: true });
@@ -109,11 +110,31 @@ t.test('admin routes take the admin token only', async (t) => {
     await app.request('/v1/admin/workspaces/alpha/refresh', {
       method: 'POST',
       headers: { authorization: app.tokens.alpha! },
+      local: true,
     }),
     401,
     'unauthorized',
     'refresh with a client token',
   );
+  // On TCP the admin routes do not exist, whatever the token (#12).
+  for (const [path, method] of [
+    ['/v1/admin/status', 'GET'],
+    ['/v1/admin/workspaces/alpha/refresh', 'POST'],
+  ] as const) {
+    assertErrorReply(
+      t,
+      await app.request(path, { method, headers: { authorization: app.adminToken } }),
+      404,
+      'not_found',
+      `${path} over TCP`,
+    );
+  }
+  // The socket answers any Host (no browser reaches it); TCP still checks it.
+  const anyHost = await app.request('/v1/admin/status', {
+    headers: { authorization: app.adminToken, host: 'evil.example' },
+    local: true,
+  });
+  t.equal(anyHost.status, 200);
 });
 
 t.test('Host must be the loopback address and port we serve (DNS rebinding)', async (t) => {
@@ -397,9 +418,9 @@ t.test('failed authentications are rate limited per source; valid clients never 
     'a token of another workspace is a failure too',
   );
   t.equal(
-    (await app.request('/v1/admin/status', { headers: { authorization: 'nope' } })).status,
+    (await app.request('/v1/admin/status', { headers: { authorization: 'nope' }, local: true })).status,
     429,
-    'so is a wrong admin token',
+    'a wrong admin token on the socket counts for the same user (refusals are counted per user)',
   );
   t.equal((await app.credentials('alpha', app.tokens.alpha)).status, 200, 'the valid client is still served');
   t.equal((await app.credentials('beta')).status, 200, 'every valid client is');
@@ -408,31 +429,42 @@ t.test('failed authentications are rate limited per source; valid clients never 
   const warnings = app
     .logs()
     .split('\n')
-    .filter((l) => l.includes('too many failed authentications'));
+    .filter((l) => l.includes('too many refused requests'));
   t.equal(warnings.length, 1, 'one warning for the throttled source, not one per request');
 });
 
 t.test('the limit lifts after its window', async (t) => {
-  const app = await startLiveApp(t, { failedAuth: { max: 3, timeWindowMs: 500 } });
+  // @fastify/rate-limit's store reads Date.now(): move that clock instead of waiting, with a
+  // window no run of requests outlasts (a 500 ms window used to lapse between requests under load).
+  const realNow = Date.now;
+  let offsetMs = 0;
+  Date.now = () => realNow() + offsetMs;
+  t.teardown(() => {
+    Date.now = realNow;
+  });
+  const app = await startLiveApp(t, { failedAuth: { max: 3, timeWindowMs: 3_600_000 } });
   for (let i = 0; i < 3; i++) t.equal((await app.credentials('alpha', 'wrong')).status, 401);
   t.equal((await app.credentials('alpha', 'wrong')).status, 429);
-  await new Promise((r) => setTimeout(r, 700));
-  t.equal((await app.credentials('alpha', 'wrong')).status, 401, 'counted afresh');
+  offsetMs = 1_800_000;
+  t.equal((await app.credentials('alpha', 'wrong')).status, 429, 'still limited half a window later');
+  offsetMs = 3_600_000 + 1;
+  t.equal((await app.credentials('alpha', 'wrong')).status, 401, 'counted afresh after it');
 });
 
 t.test('slow clients are cut off; the others are served meanwhile', async (t) => {
   const app = await startLiveApp(t, { failedAuth: generous, limits: { headersTimeoutMs: 400, requestTimeoutMs: 800 } });
   const { connect } = await import('node:net');
-  const closedAfter: Array<Promise<number>> = [];
+  let destroying = false;
+  const closedByServer: Array<Promise<boolean>> = [];
   const sockets = Array.from({ length: 20 }, () => {
-    const started = Date.now();
     const socket = connect(app.port, '127.0.0.1');
-    closedAfter.push(new Promise((resolve) => socket.on('close', () => resolve(Date.now() - started))));
+    closedByServer.push(new Promise((resolve) => socket.on('close', () => resolve(!destroying))));
     socket.on('error', () => {});
     socket.write('GET /v1/workspaces/alpha/credentials HTTP/1.1\r\n');
     return socket;
   });
   t.teardown(() => {
+    destroying = true;
     for (const s of sockets) s.destroy();
   });
   const drip = setInterval(() => {
@@ -441,10 +473,34 @@ t.test('slow clients are cut off; the others are served meanwhile', async (t) =>
   t.teardown(() => clearInterval(drip));
   for (let i = 0; i < 10; i++)
     t.equal((await app.credentials('alpha')).status, 200, `valid request ${i} while 20 clients drip`);
-  const durations = await Promise.all(closedAfter);
+  const closed = await Promise.all(closedByServer);
   clearInterval(drip);
-  t.ok(
-    durations.every((d) => d < 5_000),
-    'every dripping client was disconnected by the server',
-  );
+  t.same(closed, Array(20).fill(true), 'every dripping client was disconnected by the server');
+});
+
+t.test('2000 loopback source addresses buy neither 2000 tries nor 2000 log lines (#12)', async (t) => {
+  const app = await startLiveApp(t); // the defaults: 20 failures a minute
+  const statuses = new Map<number, number>();
+  const addresses = Array.from({ length: 2000 }, (_, i) => `127.1.${i >> 8}.${i & 255}`);
+  for (let i = 0; i < addresses.length; i += 50) {
+    const batch = addresses.slice(i, i + 50);
+    const replies = await Promise.all(
+      batch.map((localAddress) =>
+        app.request('/v1/workspaces/alpha/credentials', { headers: { authorization: 'wrong' }, localAddress }),
+      ),
+    );
+    for (const r of replies) statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+  }
+  // At most the 20 a minute of one source (fewer when concurrent failures race in the limiter's count).
+  const tried = statuses.get(401) ?? 0;
+  t.ok(tried >= 1 && tried <= 20, `${tried} failures answered 401, whatever the source address`);
+  t.equal(statuses.get(429), 2000 - tried, 'the rest throttled');
+  t.equal((await app.credentials('alpha')).status, 200, 'a valid client of the same user is still served');
+  await app.listener.close(); // ends the window: the summary is written
+  const lines = app.logs().split('\n').filter(Boolean);
+  const refusals = lines.filter((l) => /refused|throttled/.test(l));
+  t.ok(refusals.length <= 3, `${refusals.length} log lines for 2000 refused requests`);
+  const summary = refusals.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => 'refused' in l);
+  t.match(summary, { refused: Number, top: [{ source: /^uid:\d+$/ }] }, 'a summary with the count and the source');
+  t.equal(Number(summary?.refused) + refusals.length - 1, 2000, 'every refusal accounted for');
 });
