@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import type { BurstResult } from './load.js';
 import { type Machine, machine, ms, num, table } from './report.js';
 import { type ColdBurstResult, coldBurst } from './sections/burst.js';
+import { CLI_TARGET_RATIO, type CliResult, cliLatency } from './sections/cli.js';
 import { type MemoryResult, memory } from './sections/memory.js';
 import { type PeerResult, peerLookup } from './sections/peer.js';
 import { type StartupResult, startup } from './sections/startup.js';
@@ -16,7 +17,7 @@ import { type SweepRow, sweepCost } from './sections/sweep.js';
 import { type ThroughputResult, throughput } from './sections/throughput.js';
 import { ROOT, unitNodeFlags } from './support.js';
 
-export const SECTIONS = ['throughput', 'burst', 'startup', 'memory', 'sweep', 'peer'] as const;
+export const SECTIONS = ['throughput', 'burst', 'startup', 'memory', 'sweep', 'cli', 'peer'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export interface BenchSettings {
@@ -28,6 +29,7 @@ export interface BenchSettings {
   readonly burstRequests: number;
   readonly burstHubDelayMs: number;
   readonly startupRuns: number;
+  readonly cliRuns: number;
   readonly startupWorkspaces: readonly number[];
   readonly memoryWorkspaces: readonly number[];
   readonly memoryRequests: number;
@@ -79,6 +81,7 @@ export function settingsFromEnv(env: Env): BenchSettings {
     burstRequests: positive(env, 'BENCH_BURST', 1000),
     burstHubDelayMs: positive(env, 'BENCH_BURST_HUB_DELAY_MS', 50),
     startupRuns: positive(env, 'BENCH_STARTUP_RUNS', 7),
+    cliRuns: positive(env, 'BENCH_CLI_RUNS', 20),
     startupWorkspaces: list(env, 'BENCH_STARTUP_WORKSPACES', [1, 1000]),
     memoryWorkspaces: list(env, 'BENCH_MEMORY_WORKSPACES', [1, 100, 1000]),
     memoryRequests: positive(env, 'BENCH_MEMORY_REQUESTS', 100_000),
@@ -115,6 +118,7 @@ export interface BenchResults {
   startup?: StartupResult;
   memory?: MemoryResult;
   sweep?: SweepRow[];
+  cli?: CliResult | null;
   peer?: PeerResult;
   targets?: Target[];
   loadAverageAtEnd?: number;
@@ -165,6 +169,9 @@ export async function runSection(section: Section, settings: BenchSettings, resu
         freshRepeats: 20,
       });
       return;
+    case 'cli':
+      results.cli = await cliLatency({ runs: settings.cliRuns, warmup: 3 });
+      break;
     case 'peer':
       results.peer = await peerLookup({ connections: 50 });
       return;
@@ -305,6 +312,8 @@ export function render(section: Section, results: BenchResults): string {
         ),
       ].join('\n');
     }
+    case 'cli':
+      return renderCli(results.cli, settings.cliRuns);
     case 'sweep': {
       const rows = results.sweep!;
       const us = (totalMs: number, n: number) => num((totalMs * 1000) / n, 1);
@@ -339,6 +348,23 @@ export function render(section: Section, results: BenchResults): string {
       ].join('\n');
     }
   }
+}
+
+function renderCli(r: CliResult | null | undefined, runs: number): string {
+  if (!r) return '6. Command latency: skipped (hyperfine is not installed)';
+  return [
+    `6. Command latency against a running daemon, ${r.hyperfine}, ${runs} runs each after 3 warm-up runs`,
+    table(
+      ['command', 'mean ms', 'median ms', 'σ ms', 'vs node -e 0'],
+      r.rows.map((row) => [
+        row.command,
+        num(row.meanMs),
+        num(row.medianMs),
+        num(row.stddevMs),
+        `${num(row.ratio, 2)}×`,
+      ]),
+    ),
+  ].join('\n');
 }
 
 export function renderTargets(list: readonly Target[]): string {
@@ -395,6 +421,14 @@ export async function runBench(
 
 export function targets(r: BenchResults): Target[] {
   const out: Target[] = [];
+  for (const row of r.cli?.rows.slice(1) ?? []) {
+    out.push({
+      what: `eodh-credd ${row.command}, mean vs node -e 0`,
+      target: `≤ ${CLI_TARGET_RATIO}×`,
+      measured: `${num(row.ratio, 2)}× (${num(row.meanMs)} ms)`,
+      met: row.ratio <= CLI_TARGET_RATIO,
+    });
+  }
   const at100 = r.throughput?.rows.find((row) => row.connections === 100);
   if (at100) {
     out.push({

@@ -7,11 +7,10 @@
 
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { EXIT, UserError } from '../core/errors.js';
-import { profileName } from '../sinks/aws-credentials-file.js';
-import { type CliContext, configOf, print } from './context.js';
-import { assertWorkspaceName, readWorkspace } from './workspace.js';
+import { type CliContext, configOf, print, stringOption } from './context.js';
+import { assertWorkspaceName } from './names.js';
+import { readWorkspace } from './workspace.js';
 
 /** This CLI's entry point, next to this file once built. */
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
@@ -35,6 +34,15 @@ export function credentialProcessCommand(workspace: string, configFile?: string)
   return args.map(quoteArg).join(' ');
 }
 
+/**
+ * The default profile name: not the file sink's eodh-<ws>, because a [eodh-<ws>] section with
+ * static keys in ~/.aws/credentials wins over a credential_process of the same name in
+ * ~/.aws/config and would silently serve the sink's copy instead (#15; doctor warns about it).
+ */
+export function processProfileName(workspace: string): string {
+  return `eodh-${workspace}-process`;
+}
+
 export function profileStanza(name: string, workspace: string, region: string, configFile?: string): string[] {
   return [
     `[profile ${name}]`,
@@ -44,13 +52,8 @@ export function profileStanza(name: string, workspace: string, region: string, c
 }
 
 export async function run(ctx: CliContext): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: ctx.args,
-    allowPositionals: true,
-    options: { name: { type: 'string' } },
-  });
-  const workspace = assertWorkspaceName(positionals[0]);
-  const name = values.name ?? profileName(workspace);
+  const workspace = assertWorkspaceName(ctx.args[0]);
+  const name = stringOption(ctx, 'name') ?? processProfileName(workspace);
   if (!/^[\w.@+-]+$/.test(name))
     throw new UserError(`"${name}" is not a usable profile name: letters, digits and . _ - + @ only.`, EXIT.USAGE);
   const { region } = readWorkspace(configOf(ctx), ctx.env, workspace);

@@ -8,10 +8,10 @@
  */
 
 import { EXIT, UserError } from '../core/errors.js';
-import { readClientTokenFile } from '../store/client-tokens.js';
 import { type CliContext, configOf, print } from './context.js';
 import { callDaemon, errorMessage } from './daemon-client.js';
-import { assertWorkspaceName } from './workspace.js';
+import { assertWorkspaceName } from './names.js';
+import { clientToken } from './workspace-token.js';
 
 /** What the container endpoint answers (see server/schemas.ts). */
 interface Served {
@@ -41,9 +41,8 @@ function isServed(body: unknown): body is Served {
 
 export async function run(ctx: CliContext): Promise<number> {
   const workspace = assertWorkspaceName(ctx.args[0]);
-  if (ctx.args.length > 1) throw new UserError('Usage: eodh-credd credential-process <workspace>', EXIT.USAGE);
   const config = configOf(ctx);
-  const token = readClientTokenFile(config.paths, workspace);
+  const token = await clientToken(config, ctx.env, workspace);
   const answer = await callDaemon(config, `/v1/workspaces/${workspace}/credentials`, { token });
   if (answer.status !== 200) {
     throw new UserError(

@@ -6,13 +6,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { parseConfig } from '../config/load.js';
 import { startDaemon } from '../daemon.js';
 import { startHubSimulator } from '../hub-sim/app.js';
 import { HubSimulatorClient } from '../hub-sim/client.js';
 import { createLogger } from '../log.js';
-import { type CliContext, print } from './context.js';
+import { type CliContext, print, stringOption } from './context.js';
 import { envVariables, formatEnv } from './env.js';
 import { initialise } from './init.js';
 import { addWorkspace, DEFAULT_REGION } from './workspace.js';
@@ -20,10 +19,7 @@ import { addWorkspace, DEFAULT_REGION } from './workspace.js';
 const WORKSPACE = 'demo';
 
 export async function run(ctx: CliContext): Promise<number> {
-  const { values } = parseArgs({
-    args: ctx.args,
-    options: { port: { type: 'string', default: '0' }, 's3-lifetime': { type: 'string', default: '3600' } },
-  });
+  const values = { port: stringOption(ctx, 'port') ?? '0', 's3-lifetime': stringOption(ctx, 's3Lifetime') ?? '3600' };
   const root = mkdtempSync(join(tmpdir(), 'eodh-credd-demo-'));
   const env = {
     HOME: ctx.env.HOME,
@@ -55,7 +51,7 @@ export async function run(ctx: CliContext): Promise<number> {
     const logger = createLogger({ level: 'warn', format: 'auto' });
     daemon = await startDaemon({ config, env, logger });
     const tokenFile = join(config.paths.tokensDir, `${WORKSPACE}.token`);
-    for (const line of formatEnv(envVariables(config, WORKSPACE, DEFAULT_REGION, tokenFile), 'sh', tokenFile))
+    for (const line of formatEnv(envVariables(config, WORKSPACE, DEFAULT_REGION, { file: tokenFile }), 'sh', tokenFile))
       print(ctx.stdout, line);
     print(ctx.stderr, `# hub simulator at ${sim.url}; daemon at ${daemon.url}; data in ${root}`);
     print(ctx.stderr, '# In another shell, paste the lines above, then:');

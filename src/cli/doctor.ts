@@ -5,13 +5,14 @@
  * Checks: the configuration parses; every file and directory is owner-only; the master key opens
  * the database; `PRAGMA integrity_check`; the daemon answers; each hub answers (with latency)
  * and its `Date` header agrees with our clock (SigV4 signatures fail beyond 5 min of skew); the
- * port is free or ours; the systemd unit is installed, points at files that exist, and is enabled.
+ * port is free or ours; the systemd unit is installed, points at files that exist, and is enabled;
+ * nothing shadows the daemon (shadowing.ts: keys or AWS_PROFILE in the environment, a [default]
+ * profile with credentials, a static profile hiding a credential_process one of the same name).
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import { type Config, loadConfig } from '../config/load.js';
 import { EXIT, UserError } from '../core/errors.js';
 import { describeCapabilities } from '../core/hub-facts.js';
@@ -23,9 +24,10 @@ import { integrityProblems } from '../store/integrity.js';
 import { masterKeyLocation, readMasterKey } from '../store/master-key.js';
 import { sealingKey } from '../store/seal.js';
 import { Store, type WorkspaceStatus } from '../store/store.js';
-import { type CliContext, print } from './context.js';
+import { type CliContext, colourFor, print } from './context.js';
 import { adminToken, callDaemon, runtimeInfo } from './daemon-client.js';
 import { UNIT_NAME, type UnitScope, unitDirectory } from './install-systemd.js';
+import { shadows } from './shadowing.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
@@ -60,6 +62,11 @@ export async function runDoctor(options: DoctorOptions): Promise<Check[]> {
   const clock = options.clock ?? systemClock;
   const timeoutMs = options.timeoutMs ?? 5_000;
   const checks: Check[] = [];
+  const shadowing = shadows(env);
+  const shadowChecks =
+    shadowing.length === 0
+      ? [ok('shadowing', 'nothing in the environment or ~/.aws takes precedence over the daemon')]
+      : shadowing.map((s) => warn(`shadowing: ${s.name}`, s.detail, s.fix));
 
   let config: Config;
   try {
@@ -115,6 +122,7 @@ export async function runDoctor(options: DoctorOptions): Promise<Check[]> {
     checks.push(...(await hubChecks(hubUrl, clock, Math.min(timeoutMs, config.hub.timeout_ms))));
   checks.push(await portCheck(config, info));
   checks.push(...unitChecks(env, options.systemUnitDir ?? '/etc/systemd/system'));
+  checks.push(...shadowChecks);
   return checks;
 }
 
@@ -322,9 +330,8 @@ export function renderChecks(checks: readonly Check[], colour: boolean): string[
 }
 
 export async function run(ctx: CliContext): Promise<number> {
-  const { values } = parseArgs({ args: ctx.args, options: { json: { type: 'boolean', default: false } } });
   const checks = await runDoctor({ env: ctx.env, configFile: ctx.configFile });
-  if (values.json) print(ctx.stdout, JSON.stringify(checks, null, 2));
-  else for (const line of renderChecks(checks, ctx.stdout.isTTY === true)) print(ctx.stdout, line);
+  if (ctx.options.json === true) print(ctx.stdout, JSON.stringify(checks, null, 2));
+  else for (const line of renderChecks(checks, colourFor(ctx, ctx.stdout))) print(ctx.stdout, line);
   return checks.some((c) => c.status === 'fail') ? EXIT.FAILURE : EXIT.OK;
 }

@@ -4,7 +4,8 @@ import type { Config } from '../config/load.js';
 import { ensureAdminToken } from '../store/client-tokens.js';
 import { ensurePrivateDir } from '../store/files.js';
 import { createMasterKeyFile, masterKeyLocation } from '../store/master-key.js';
-import { type CliContext, configOf, openStore, print } from './context.js';
+import { type CliContext, configOf, print } from './context.js';
+import { openStore } from './open-store.js';
 
 export interface InitResult {
   readonly createdKey: boolean;

@@ -11,11 +11,10 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { APP } from '../config/paths.js';
 import { EXIT, UserError } from '../core/errors.js';
 import { replaceSecretFile } from '../store/files.js';
-import { type CliContext, configOf, print } from './context.js';
+import { type CliContext, configOf, print, stringOption } from './context.js';
 
 export type UnitScope = 'user' | 'system';
 
@@ -162,15 +161,12 @@ export function userSteps(): string[] {
 }
 
 export async function run(ctx: CliContext): Promise<number> {
-  const { values } = parseArgs({
-    args: ctx.args,
-    options: {
-      user: { type: 'boolean', default: false },
-      system: { type: 'boolean', default: false },
-      'dry-run': { type: 'boolean', default: false },
-      output: { type: 'string' },
-    },
-  });
+  const values = {
+    user: ctx.options.user === true,
+    system: ctx.options.system === true,
+    'dry-run': ctx.options.dryRun === true,
+    output: stringOption(ctx, 'output'),
+  };
   if (values.user && values.system) throw new UserError('Choose one of --user and --system.', EXIT.USAGE);
   const scope: UnitScope = values.system ? 'system' : 'user';
   const node = process.execPath;

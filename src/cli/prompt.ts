@@ -10,11 +10,12 @@ const MAX_SECRET_BYTES = 16 * 1024;
 
 export async function readSecret(ctx: CliContext, prompt: string): Promise<string> {
   const raw = ctx.stdin.isTTY ? await promptHidden(ctx, prompt) : await readAll(ctx);
-  const secret = raw.replace(/\r?\n$/, '');
+  // A key pasted with a trailing space, or from a file with CRLF line ends, is still the key.
+  const secret = raw.trim();
   if (secret.length === 0) throw new UserError('No key given on standard input.', EXIT.USAGE);
   if (/[\s\u0000-\u001f\u007f]/.test(secret)) {
     throw new UserError(
-      'The key contains spaces or control characters; paste it exactly as the hub showed it.',
+      'The key contains spaces or control characters inside it; paste it exactly as the hub showed it.',
       EXIT.DATAERR,
     );
   }

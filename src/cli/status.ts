@@ -4,14 +4,14 @@
  * progress) when it runs, asked over its Unix socket. Colour on a terminal. Exits 3 when the
  * daemon is not running (as `systemctl status` does), else 2 when something needs the user.
  */
-import { parseArgs } from 'node:util';
 import type { Config } from '../config/load.js';
 import { EXIT } from '../core/errors.js';
 import { durations } from '../core/policy.js';
 import { KEY_WARNING_MS, type WorkspaceSnapshot, workspaceSnapshot } from '../core/status-view.js';
 import { workspaceFacts } from '../scheduler/status.js';
-import { type CliContext, configOf, openStore, print } from './context.js';
+import { type CliContext, colourFor, configOf, print } from './context.js';
 import { adminToken, callDaemon, daemonRunning, runtimeInfo } from './daemon-client.js';
+import { openStore } from './open-store.js';
 
 /** One row of `status`: the view of src/core/status-view.ts, computed by the daemon when it runs. */
 export type StatusRow = WorkspaceSnapshot;
@@ -138,7 +138,6 @@ export function renderTable(rows: StatusRow[], now: number, colour: boolean): st
 }
 
 export async function run(ctx: CliContext): Promise<number> {
-  const { values } = parseArgs({ args: ctx.args, options: { json: { type: 'boolean', default: false } } });
   const config = configOf(ctx);
   const now = Date.now();
   const view = await daemonView(config);
@@ -146,13 +145,13 @@ export async function run(ctx: CliContext): Promise<number> {
   const daemonLine = view.running
     ? `Daemon: running${view.pid === null ? '' : ` (pid ${view.pid})`}${view.url === null ? '' : `, serving ${view.url}`}.`
     : 'Daemon: not running (start it with "systemctl --user start eodh-credd" or "eodh-credd serve"); the table shows what the database holds.';
-  if (values.json) {
+  if (ctx.options.json === true) {
     print(ctx.stdout, JSON.stringify(rows, null, 2));
     if (!view.running) print(ctx.stderr, daemonLine);
   } else {
     print(ctx.stdout, daemonLine);
     if (rows.length === 0) print(ctx.stdout, 'No workspaces.');
-    else for (const line of renderTable(rows, now, ctx.stdout.isTTY === true)) print(ctx.stdout, line);
+    else for (const line of renderTable(rows, now, colourFor(ctx, ctx.stdout))) print(ctx.stdout, line);
   }
   if (!view.running) return EXIT.NOT_RUNNING;
   return rows.some((r) => r.attention.length > 0) ? EXIT.NEEDS_ATTENTION : EXIT.OK;

@@ -4,16 +4,14 @@
  * key handling (own key, revocation) is in workspace-keys.ts.
  */
 
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import type { Config } from '../config/load.js';
 import { clientTokenFile } from '../config/paths.js';
 import { EXIT, UserError } from '../core/errors.js';
 import { daysLeft, isServable } from '../core/policy.js';
 import { rfc3339 } from '../core/time.js';
 import type { S3Credentials } from '../core/types.js';
-import { isWorkspaceName } from '../core/workspace-name.js';
 import {
   defaultCredentialsFile,
   deleteProfile,
@@ -22,20 +20,25 @@ import {
   writeProfile,
 } from '../sinks/aws-credentials-file.js';
 import { newClientToken, writeClientTokenFile } from '../store/client-tokens.js';
-import type { WorkspaceRecord } from '../store/store.js';
+import type { Store, WorkspaceRecord } from '../store/store.js';
 import { assertHubUrlAllowed } from '../upstream/url.js';
-import { type CliContext, configOf, openStore, print } from './context.js';
+import { type CliContext, configOf, print, stringOption } from './context.js';
 import { runtimeInfo } from './daemon-client.js';
+import { assertWorkspaceName, unknownWorkspace } from './names.js';
+import { openStore } from './open-store.js';
+import { withProgress } from './progress.js';
 import { readSecret } from './prompt.js';
 import {
   mintOwnKey,
   type OwnKeyResult,
+  type ProvedKey,
   proveKey,
   type RevokeReport,
   recordProof,
   revokeMintedKeys,
 } from './workspace-keys.js';
 
+export { assertWorkspaceName } from './names.js';
 export { proveKey } from './workspace-keys.js';
 
 export const DEFAULT_HUB = 'https://eodatahub.org.uk';
@@ -62,30 +65,59 @@ export interface AddedWorkspace {
   readonly ownKey: OwnKeyResult | null;
 }
 
-export function assertWorkspaceName(name: string | undefined): string {
-  if (!name) throw new UserError('Name the workspace.', EXIT.USAGE);
-  if (!isWorkspaceName(name)) {
-    throw new UserError(
-      `"${name}" is not a workspace name: lower-case letters, digits and inner hyphens, at most 63 characters.`,
-      EXIT.USAGE,
-    );
-  }
-  return name;
+/** A workspace's record, or a usage error naming the configured workspaces that look like it. */
+export function requireWorkspace(store: Store, name: string, hint = ''): WorkspaceRecord {
+  const record = store.getWorkspace(name);
+  if (record) return record;
+  throw unknownWorkspace(
+    name,
+    store.listWorkspaces().map((w) => w.name),
+    hint,
+  );
 }
 
 /** A workspace's record, or a usage error that says how to add it. */
 export function readWorkspace(config: Config, env: CliContext['env'], name: string): WorkspaceRecord {
   const store = openStore(config, env);
   try {
-    const record = store.getWorkspace(name);
-    if (!record)
-      throw new UserError(
-        `No workspace "${name}"; add it with "eodh-credd workspace add ${name} --hub <url>".`,
-        EXIT.USAGE,
-      );
-    return record;
+    return requireWorkspace(store, name, ` Add it with "eodh-credd workspace add ${name}".`);
   } finally {
     store.close();
+  }
+}
+
+/** Where progress goes (a terminal's stderr). */
+type Progress = Pick<CliContext, 'stderr' | 'env'>;
+
+/** proveKey with a progress line on a terminal, bounded by the longest the proof can take. */
+function proveWithProgress(
+  config: Config,
+  input: Pick<AddWorkspaceInput, 'name' | 'hubUrl' | 'tokenId' | 'apiKey'>,
+  progress?: Progress,
+): Promise<ProvedKey> {
+  const work = proveKey(config, input);
+  return progress ? withProgress(progress, `Checking the key with ${input.hubUrl}`, proofLimitMs(config), work) : work;
+}
+
+/** The backoff of the hub client the CLI uses (cliHub in workspace-keys.ts). */
+const PROOF_BACKOFF = { initialMs: 500, maxMs: 5_000 };
+
+/**
+ * The longest a proof can take: three hub calls (s3-tokens, the token list, the workspace's
+ * storage), each with its retries and the backoff between them.
+ */
+export function proofLimitMs(config: Config): number {
+  let backoff = 0;
+  for (let i = 0, delay = PROOF_BACKOFF.initialMs; i < config.hub.retries; i++, delay *= 2)
+    backoff += Math.min(delay, PROOF_BACKOFF.maxMs);
+  return 3 * (config.hub.timeout_ms * (config.hub.retries + 1) + backoff);
+}
+
+/** Everything `workspace add` can check before asking for the key: a pasted key is never wasted. */
+export function assertCanAdd(store: Store, name: string, hubUrl: string): void {
+  assertHubUrlAllowed(hubUrl);
+  if (store.getWorkspace(name)) {
+    throw new UserError(`Workspace "${name}" is already configured; remove it first to replace it.`, EXIT.USAGE);
   }
 }
 
@@ -93,19 +125,14 @@ export async function addWorkspace(
   config: Config,
   env: CliContext['env'],
   input: AddWorkspaceInput,
+  progress?: Progress,
 ): Promise<AddedWorkspace> {
-  assertHubUrlAllowed(input.hubUrl);
   const revokePasted = input.revokePastedKey === true;
   if (revokePasted) assertCanRevokePasted(config, input.tokenId);
   const store = openStore(config, env);
   try {
-    if (store.getWorkspace(input.name)) {
-      throw new UserError(
-        `Workspace "${input.name}" is already configured; remove it first to replace it.`,
-        EXIT.USAGE,
-      );
-    }
-    const proof = await proveKey(config, input);
+    assertCanAdd(store, input.name, input.hubUrl);
+    const proof = await proveWithProgress(config, input, progress);
     const client = newClientToken();
     const tokenFile = writeClientTokenFile(config.paths, input.name, client.token);
     // With rotation on, this installation mints its own key next: the mark goes in with the workspace.
@@ -202,36 +229,44 @@ function reportKeys(
   }
 }
 
-async function add(ctx: CliContext, args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      hub: { type: 'string' },
-      'token-id': { type: 'string' },
-      region: { type: 'string' },
-      'revoke-pasted-key': { type: 'boolean' },
-    },
-  });
-  const name = assertWorkspaceName(positionals[0]);
-  if (positionals.length > 1) {
-    throw new UserError(
-      'The API key is never taken from the command line: pipe it on standard input or type it at the prompt.',
-      EXIT.USAGE,
-    );
+/** Open the store, saying what to do when `init` has not been run (before any secret is asked for). */
+function openInitialised(config: Config, env: CliContext['env']): Store {
+  if (!existsSync(config.paths.database)) {
+    throw new UserError(`No database at ${config.paths.database}: run "eodh-credd init" first.`, EXIT.CONFIG);
   }
+  return openStore(config, env);
+}
+
+export async function add(ctx: CliContext): Promise<number> {
+  const name = assertWorkspaceName(ctx.args[0]);
+  const hubUrl = stringOption(ctx, 'hub') ?? DEFAULT_HUB;
+  const tokenId = stringOption(ctx, 'tokenId') ?? null;
+  const revokePasted = ctx.options.revokePastedKey === true;
   const config = configOf(ctx);
+  if (revokePasted) assertCanRevokePasted(config, tokenId);
+  // Every precondition before the key is asked for: init done, the name valid and free, the hub allowed.
+  const store = openInitialised(config, ctx.env);
+  try {
+    assertCanAdd(store, name, hubUrl);
+  } finally {
+    store.close();
+  }
   const apiKey = await readSecret(ctx, `API key for workspace ${name}: `);
-  const added = await addWorkspace(config, ctx.env, {
-    name,
-    hubUrl: values.hub ?? DEFAULT_HUB,
-    tokenId: values['token-id'] ?? null,
-    region: values.region ?? DEFAULT_REGION,
-    apiKey,
-    revokePastedKey: values['revoke-pasted-key'] === true,
-  });
+  const added = await addWorkspace(
+    config,
+    ctx.env,
+    {
+      name,
+      hubUrl,
+      tokenId,
+      region: stringOption(ctx, 'region') ?? DEFAULT_REGION,
+      apiKey,
+      revokePastedKey: revokePasted,
+    },
+    ctx,
+  );
   print(ctx.stdout, `Workspace "${name}" added; S3 credentials valid until ${rfc3339(added.s3.expiresAt)}.`);
-  reportKeys(ctx, name, added, values['revoke-pasted-key'] === true);
+  reportKeys(ctx, name, added, revokePasted);
   if (added.record.s3Bucket) {
     print(ctx.stdout, `Its files: s3://${added.record.s3Bucket}/${added.record.s3Prefix ?? ''}`);
   }
@@ -244,23 +279,17 @@ async function add(ctx: CliContext, args: string[]): Promise<number> {
  * `workspace set-key <ws> [--token-id ID] [--revoke-pasted-key]`: give a workspace a fresh key (when
  * rotation needs the user). With rotation on, this installation mints its own key from it at once.
  */
-async function setKey(ctx: CliContext, args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { 'token-id': { type: 'string' }, 'revoke-pasted-key': { type: 'boolean' } },
-  });
-  const name = assertWorkspaceName(positionals[0]);
+export async function setKey(ctx: CliContext): Promise<number> {
+  const name = assertWorkspaceName(ctx.args[0]);
   const config = configOf(ctx);
-  const tokenId = values['token-id'] ?? null;
-  const revokePasted = values['revoke-pasted-key'] === true;
+  const tokenId = stringOption(ctx, 'tokenId') ?? null;
+  const revokePasted = ctx.options.revokePastedKey === true;
   if (revokePasted) assertCanRevokePasted(config, tokenId);
-  const store = openStore(config, ctx.env);
+  const store = openInitialised(config, ctx.env);
   try {
-    const record = store.getWorkspace(name);
-    if (!record) throw new UserError(`No workspace "${name}".`, EXIT.USAGE);
+    const record = requireWorkspace(store, name);
     const apiKey = await readSecret(ctx, `New API key for workspace ${name}: `);
-    const proof = await proveKey(config, { name, hubUrl: record.hubUrl, tokenId, apiKey });
+    const proof = await proveWithProgress(config, { name, hubUrl: record.hubUrl, tokenId, apiKey }, ctx);
     const mark = config.rotation.enabled ? Date.now() : null;
     store.db
       .transaction(() => {
@@ -287,11 +316,15 @@ async function setKey(ctx: CliContext, args: string[]): Promise<number> {
   }
 }
 
-function list(ctx: CliContext): number {
+export function list(ctx: CliContext): number {
   const config = configOf(ctx);
-  const store = openStore(config, ctx.env);
+  const store = openInitialised(config, ctx.env);
   try {
     const rows = store.listWorkspaces();
+    if (ctx.options.names === true) {
+      for (const w of rows) print(ctx.stdout, w.name);
+      return 0;
+    }
     if (rows.length === 0) {
       print(ctx.stdout, 'No workspaces. Add one with "eodh-credd workspace add <name> --hub <url>".');
       return 0;
@@ -307,25 +340,19 @@ function list(ctx: CliContext): number {
  * `workspace remove <ws> [--keep-keys]`: forget the workspace; first revoke on the hub the keys this
  * installation minted for it (never the key the user pasted), unless --keep-keys.
  */
-async function remove(ctx: CliContext, args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { 'keep-keys': { type: 'boolean' } },
-  });
-  const name = assertWorkspaceName(positionals[0]);
+export async function remove(ctx: CliContext): Promise<number> {
+  const name = assertWorkspaceName(ctx.args[0]);
   const config = configOf(ctx);
-  const store = openStore(config, ctx.env);
+  const store = openInitialised(config, ctx.env);
   let sinkFile: string | null | undefined;
   let report: RevokeReport | null = null;
   let pasted = false;
   try {
-    const record = store.getWorkspace(name);
-    if (!record) throw new UserError(`No workspace "${name}".`, EXIT.USAGE);
+    const record = requireWorkspace(store, name);
     sinkFile = record.fileSink;
     pasted = store.apiKeys(record.id).some((k) => k.name === null);
-    if (!values['keep-keys']) report = await revokeMintedKeys(config, store, record);
-    store.removeWorkspace(name);
+    if (ctx.options.keepKeys !== true) report = await revokeMintedKeys(config, store, record);
+    if (!store.removeWorkspace(name)) throw unknownWorkspace(name, []);
   } finally {
     store.close();
   }
@@ -375,20 +402,19 @@ function editSinkFile(file: string, edit: () => unknown): void {
  * shared-credentials file (default $AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials) up to
  * date on every renewal, for tools that cannot use the endpoint. Without a flag: show the setting.
  */
-function sink(ctx: CliContext, args: string[]): number {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { enable: { type: 'boolean' }, disable: { type: 'boolean' }, file: { type: 'string' } },
-  });
-  const name = assertWorkspaceName(positionals[0]);
+export function sink(ctx: CliContext): number {
+  const values = {
+    enable: ctx.options.enable === true,
+    disable: ctx.options.disable === true,
+    file: stringOption(ctx, 'file'),
+  };
+  const name = assertWorkspaceName(ctx.args[0]);
   if (values.enable && values.disable) throw new UserError('Give --enable or --disable, not both.', EXIT.USAGE);
   if (values.file !== undefined && !values.enable) throw new UserError('--file goes with --enable.', EXIT.USAGE);
   const config = configOf(ctx);
-  const store = openStore(config, ctx.env);
+  const store = openInitialised(config, ctx.env);
   try {
-    const record = store.getWorkspace(name);
-    if (!record) throw new UserError(`No workspace "${name}".`, EXIT.USAGE);
+    const record = requireWorkspace(store, name);
     const profile = profileName(name);
     if (!values.enable && !values.disable) {
       print(
@@ -426,23 +452,5 @@ function sink(ctx: CliContext, args: string[]): number {
     return 0;
   } finally {
     store.close();
-  }
-}
-
-export async function run(ctx: CliContext): Promise<number> {
-  const [sub, ...rest] = ctx.args;
-  switch (sub) {
-    case 'add':
-      return add(ctx, rest);
-    case 'list':
-      return list(ctx);
-    case 'remove':
-      return remove(ctx, rest);
-    case 'set-key':
-      return setKey(ctx, rest);
-    case 'sink':
-      return sink(ctx, rest);
-    default:
-      throw new UserError('Usage: eodh-credd workspace add|list|remove|set-key|sink …', EXIT.USAGE);
   }
 }

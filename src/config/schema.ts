@@ -89,6 +89,10 @@ export const ConfigSchema = v.strictObject(
       region: nonEmpty('eu-west-2'),
       timeout_ms: ranged(100, 60_000, 3_000), // GetCallerIdentity timeout
     }),
+    client_tokens: table({
+      // after `client-token rotate`, how long the previous token still works (0: not at all)
+      grace_seconds: ranged(0, 7 * 86_400, 900),
+    }),
     log: table({
       level: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
       format: oneOf(['auto', 'json', 'pretty'], 'auto'),

@@ -94,9 +94,12 @@ export class Broker implements CredentialSource {
         this.slots.set(record.name, slot);
         this.log.info({ workspace: record.name }, 'workspace loaded');
       } else if (slot.record.clientTokenId !== record.clientTokenId) {
+        const until = record.previousClientToken?.until;
         this.log.info(
           { workspace: record.name, clientTokenId: record.clientTokenId },
-          'client token replaced: the previous one is refused from now on',
+          until === undefined
+            ? 'client token replaced: the previous one is refused from now on'
+            : `client token replaced: the previous one keeps working until ${new Date(until).toISOString()}`,
         );
       }
       slot.record = record;
@@ -143,6 +146,12 @@ export class Broker implements CredentialSource {
     // Fixed-length digests compared in constant time: timing says nothing about the token.
     if (slot && timingSafeEqual(digest, slot.record.clientTokenHash)) {
       return { ok: true, clientTokenId: slot.record.clientTokenId };
+    }
+    // The token replaced by `client-token rotate`, during its grace period (#15): processes given
+    // the token by value keep working until they are restarted with the new one.
+    const previous = slot?.record.previousClientToken;
+    if (previous && this.options.clock.now() < previous.until && timingSafeEqual(digest, previous.hash)) {
+      return { ok: true, clientTokenId: previous.id };
     }
     const owner = this.tokenOwners.get(digestHex);
     return { ok: false, code: owner !== undefined ? 'forbidden' : 'unauthorized' };

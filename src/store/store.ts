@@ -23,6 +23,15 @@ export interface WorkspaceRecord {
   /** The workspace's bucket and prefix as the hub describes them; null when not known. */
   readonly s3Bucket: string | null;
   readonly s3Prefix: string | null;
+  /** The client token replaced by the last rotation, still accepted until `until` (#15). */
+  readonly previousClientToken?: PreviousClientToken | null;
+}
+
+export interface PreviousClientToken {
+  readonly id: string;
+  readonly hash: Buffer;
+  /** Milliseconds since the epoch. */
+  readonly until: number;
 }
 
 export interface StoredApiKey extends ApiKey {
@@ -81,6 +90,9 @@ interface WorkspaceRow {
   created_at: number;
   s3_bucket: string | null;
   s3_prefix: string | null;
+  previous_client_token_id: string | null;
+  previous_client_token_hash: Buffer | null;
+  previous_client_token_until: number | null;
 }
 
 interface ApiKeyRow {
@@ -116,6 +128,10 @@ const toWorkspace = (r: WorkspaceRow): WorkspaceRecord => ({
   createdAt: r.created_at,
   s3Bucket: r.s3_bucket,
   s3Prefix: r.s3_prefix,
+  previousClientToken:
+    r.previous_client_token_id && r.previous_client_token_hash && r.previous_client_token_until !== null
+      ? { id: r.previous_client_token_id, hash: r.previous_client_token_hash, until: r.previous_client_token_until }
+      : null,
 });
 
 export class Store {
@@ -135,7 +151,13 @@ export class Store {
                           VALUES (@id, @name, @hub_url, @region, @client_token_id, @client_token_hash, @file_sink, @created_at)`),
       insertStatus: p(`INSERT INTO workspace_status (workspace_id) VALUES (?)`),
       deleteWorkspace: p(`DELETE FROM workspaces WHERE name = ?`),
-      setClientToken: p(`UPDATE workspaces SET client_token_id = ?, client_token_hash = ? WHERE id = ?`),
+      setClientToken: p(
+        `UPDATE workspaces SET previous_client_token_id = CASE WHEN @until IS NULL THEN NULL ELSE client_token_id END,
+                               previous_client_token_hash = CASE WHEN @until IS NULL THEN NULL ELSE client_token_hash END,
+                               previous_client_token_until = @until,
+                               client_token_id = @token_id, client_token_hash = @token_hash
+          WHERE id = @id`,
+      ),
       setFileSink: p(`UPDATE workspaces SET file_sink = ? WHERE id = ?`),
       apiKeys: p(`SELECT * FROM api_keys WHERE workspace_id = ? ORDER BY stored_at`),
       apiKeyStates: p(`SELECT state FROM api_keys WHERE workspace_id = ?`),
@@ -220,8 +242,12 @@ export class Store {
     return this.sql.deleteWorkspace!.run(name).changes > 0;
   }
 
-  setClientToken(workspaceId: string, tokenId: string, tokenHash: Buffer): void {
-    this.sql.setClientToken!.run(tokenId, tokenHash, workspaceId);
+  /**
+   * Replace a workspace's client token. With `previousUntil` (ms since the epoch) the token being
+   * replaced stays valid until then; without it, it stops at once.
+   */
+  setClientToken(workspaceId: string, tokenId: string, tokenHash: Buffer, previousUntil: number | null = null): void {
+    this.sql.setClientToken!.run({ id: workspaceId, token_id: tokenId, token_hash: tokenHash, until: previousUntil });
   }
 
   setFileSink(workspaceId: string, file: string | null): void {

@@ -40,6 +40,7 @@ t.test('npm run bench, in miniature', async (t) => {
     BENCH_SETTLE_MS: '0',
     BENCH_SWEEP_WORKSPACES: '1,4',
     BENCH_SWEEP_DUE_MAX: '4',
+    BENCH_CLI_RUNS: '2',
     BENCH_OUT: out,
   });
   // The sections run side by side here to keep the test short; `npm run bench` runs them one
@@ -59,6 +60,15 @@ t.test('npm run bench, in miniature', async (t) => {
     t.ok(Number.isFinite(row.ratio) && Number.isFinite(row.cpuRatio), 'ratios are numbers');
   }
   t.ok(r.throughput!.bodyBytes > 0);
+
+  if (r.cli) {
+    t.same(
+      r.cli.rows.map((row) => row.command),
+      ['node -e 0', 'env', 'status', 'token', 'credential-process'],
+      'hyperfine timed each command beside node -e 0',
+    );
+    t.ok(r.cli.rows.every((row) => row.meanMs > 0 && Number.isFinite(row.ratio)));
+  } else t.equal(r.cli, null, 'the command latency is skipped without hyperfine');
 
   t.equal(r.burst?.hubCalls, 1, 'the cold burst made exactly one hub call');
   t.same(r.burst?.cold.statuses, { 200: 20 }, 'every request of the burst got the credential');

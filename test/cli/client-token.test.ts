@@ -6,11 +6,12 @@
 
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { createInstallation, getCredentials } from '../security/fixtures/installation.js';
 
 t.test(
-  'rotate: new token in the file, old one refused by the running daemon once it has seen the change',
+  'rotate --grace 0: new token in the file, old one refused by the running daemon once it has seen the change',
   async (t) => {
     const inst = await createInstallation(t);
     const { clientToken: oldToken } = await inst.addWorkspace('alpha');
@@ -18,7 +19,7 @@ t.test(
     const daemon = await inst.serve();
     t.equal((await getCredentials(daemon.url, 'alpha', oldToken)).status, 200, 'the old token works before');
 
-    const run = await inst.run(['client-token', 'rotate', 'alpha']);
+    const run = await inst.run(['client-token', 'rotate', 'alpha', '--grace', '0']);
     t.equal(run.code, 0, run.stderr);
     const file = join(inst.paths.tokensDir, 'alpha.token');
     const newToken = readFileSync(file, 'utf8');
@@ -53,6 +54,30 @@ t.test(
     for (const secret of [oldToken, newToken]) t.notMatch(daemon.output(), secret, 'no client token in the log');
   },
 );
+
+t.test('rotate: the previous token keeps working for the grace period, then stops', async (t) => {
+  const inst = await createInstallation(t);
+  const { clientToken: oldToken } = await inst.addWorkspace('alpha');
+  const daemon = await inst.serve();
+  const started = Date.now();
+  const run = await inst.run(['client-token', 'rotate', 'alpha', '--grace', '10s']);
+  t.equal(run.code, 0, run.stderr);
+  t.match(run.stdout, /keeps working until \S+Z/);
+  const newToken = readFileSync(join(inst.paths.tokensDir, 'alpha.token'), 'utf8');
+  // Slow polling: every refusal counts towards the failed-authentication rate limit.
+  while ((await getCredentials(daemon.url, 'alpha', newToken)).status !== 200) await sleep(300);
+  t.comment(`new token accepted after ${Date.now() - started} ms`);
+  t.equal((await getCredentials(daemon.url, 'alpha', oldToken)).status, 200, 'the old token, within the grace period');
+  const rotatedAt = Date.now();
+  let refused = false;
+  while (!refused && Date.now() - rotatedAt < 20_000) {
+    refused = (await getCredentials(daemon.url, 'alpha', oldToken)).status === 401;
+    if (!refused) await sleep(300);
+  }
+  t.ok(refused, 'refused once the grace period is over');
+  t.equal((await getCredentials(daemon.url, 'alpha', newToken)).status, 200, 'the new token works');
+  t.equal((await inst.run(['client-token', 'rotate', 'alpha', '--grace', 'soon'])).code, 64, 'a bad duration');
+});
 
 t.test('rotate without a daemon, and the usage errors', async (t) => {
   const inst = await createInstallation(t);

@@ -59,6 +59,7 @@ t.test('a healthy installation: every check OK, exit 0', async (t) => {
       `clock vs ${sim.url}`,
       'port',
       'systemd user unit',
+      'shadowing',
     ],
     'one line per check',
   );
@@ -160,4 +161,46 @@ t.test('rendering and ExecStart parsing', async (t) => {
   ]);
   const lines = renderChecks([{ name: 'port', status: 'fail', detail: 'taken', fix: 'stop it' }], true);
   t.same(lines, ['\u001b[31mFAIL\u001b[0m port: taken → fix: stop it']);
+});
+
+t.test('what shadows the daemon: each check fires on a crafted HOME, with its fix', async (t) => {
+  const home = t.testdir({
+    '.aws': {
+      credentials:
+        '[default]\naws_access_key_id = AKIAEXAMPLE\naws_secret_access_key = x\n\n[eodh-ws]\naws_access_key_id = ASIASINK\naws_secret_access_key = y\n',
+      config:
+        '[default]\nregion = eu-west-2\ncredential_process = /usr/bin/other\n\n[profile eodh-ws]\ncredential_process = /usr/bin/node /x/main.js credential-process ws\n',
+    },
+  });
+  const shadowing = async (env: Record<string, string | undefined>) =>
+    (await runDoctor({ env: { ...inst.env, ...env }, systemUnitDir })).filter((c) => c.name.startsWith('shadowing'));
+  const all = await shadowing({ HOME: home, AWS_ACCESS_KEY_ID: 'AKIA', AWS_PROFILE: 'work' });
+  t.same(
+    all.map((c) => c.name),
+    [
+      'shadowing: AWS_ACCESS_KEY_ID',
+      'shadowing: AWS_PROFILE',
+      'shadowing: [default] profile',
+      'shadowing: [default] profile',
+      'shadowing: profile eodh-ws',
+    ],
+  );
+  t.ok(
+    all.every((c) => c.status === 'warn' && c.fix),
+    'each a warning with its fix',
+  );
+  t.match(all[2]?.detail, join(home, '.aws', 'credentials'));
+  t.match(all[3]?.detail, /credential_process/);
+  t.match(all[4]?.detail, /file sink/);
+  t.match(all[4]?.fix, /eodh-<ws>-process/);
+
+  const clean = t.testdir({
+    '.aws': { config: '[default]\nregion = eu-west-2\n', credentials: '[other]\naws_access_key_id = A\n' },
+  });
+  const none = await shadowing({ HOME: clean, AWS_ACCESS_KEY_ID: undefined, AWS_PROFILE: undefined });
+  t.same(
+    none.map((c) => c.status),
+    ['ok'],
+    'a region-only [default] and other named profiles shadow nothing',
+  );
 });

@@ -8,12 +8,29 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, statSync 
 import { join } from 'node:path';
 import Sqlite from 'better-sqlite3';
 import t from 'tap';
-import { pendingKeyFile } from '../../src/store/master-key.js';
+import { systemClock } from '../../src/core/types.js';
+import { openDatabase } from '../../src/store/database.js';
+import { pendingKeyFile, readMasterKey } from '../../src/store/master-key.js';
 import { keyIdOf, sealingKey } from '../../src/store/seal.js';
+import { Store } from '../../src/store/store.js';
 import { createInstallation, getCredentials, type Installation } from '../security/fixtures/installation.js';
 
-/** Rotation off: the pasted key stays the key in use, so the test can follow it through a rekey. */
-const PASTED_KEY_IN_USE = { extraConfig: '\n[rotation]\nenabled = false\n' };
+/**
+ * The workspace's API key in use, read from the database: with rotation on, `workspace add` mints
+ * this installation's own key at once (#11), so it is not the key the test pasted.
+ */
+function activeKey(inst: Installation, workspace: string): string {
+  const key = sealingKey(readMasterKey(inst.paths.masterKey, {}).key);
+  const store = new Store(openDatabase({ file: inst.paths.database, key, create: false }), key, systemClock);
+  try {
+    const record = store.getWorkspace(workspace);
+    const active = record && store.activeApiKey(record.id);
+    if (!active) throw new Error(`no active API key for ${workspace}`);
+    return active.key;
+  } finally {
+    store.close();
+  }
+}
 
 const keyText = (inst: Installation) => readFileSync(inst.paths.masterKey, 'utf8');
 const keyId = (text: string) => sealingKey(Buffer.from(text, 'base64')).id;
@@ -36,8 +53,9 @@ function envelopeKeyIds(inst: Installation): Set<string | undefined> {
 }
 
 t.test('rekey: every secret under a new key, the old key opens nothing, the daemon serves as before', async (t) => {
-  const inst = await createInstallation(t, PASTED_KEY_IN_USE);
-  const { apiKey, clientToken } = await inst.addWorkspace('alpha');
+  const inst = await createInstallation(t);
+  const { clientToken } = await inst.addWorkspace('alpha');
+  const apiKey = activeKey(inst, 'alpha');
   const oldText = keyText(inst);
   t.same(envelopeKeyIds(inst), new Set([keyId(oldText)]));
 
@@ -66,7 +84,7 @@ t.test('rekey: every secret under a new key, the old key opens nothing, the daem
 });
 
 t.test('refused while the daemon runs; nothing changes', async (t) => {
-  const inst = await createInstallation(t, PASTED_KEY_IN_USE);
+  const inst = await createInstallation(t);
   await inst.addWorkspace('alpha');
   const before = keyText(inst);
   const daemon = await inst.serve();
@@ -79,7 +97,7 @@ t.test('refused while the daemon runs; nothing changes', async (t) => {
 });
 
 t.test('refused when systemd provides the key', async (t) => {
-  const inst = await createInstallation(t, PASTED_KEY_IN_USE);
+  const inst = await createInstallation(t);
   const credentials = join(inst.home, 'credentials');
   mkdirSync(credentials, { mode: 0o700 });
   copyFileSync(inst.paths.masterKey, join(credentials, 'master-key'));
@@ -93,7 +111,7 @@ t.test('refused when systemd provides the key', async (t) => {
 });
 
 t.test('a damaged value stops rekey before anything changes', async (t) => {
-  const inst = await createInstallation(t, PASTED_KEY_IN_USE);
+  const inst = await createInstallation(t);
   await inst.addWorkspace('alpha');
   const db = new Sqlite(inst.paths.database);
   const row = db.prepare('SELECT workspace_id, sealed_secret FROM s3_credentials').get() as {
@@ -114,7 +132,7 @@ t.test('a damaged value stops rekey before anything changes', async (t) => {
 
 for (const step of ['new-key-written', 'resealed'] as const) {
   t.test(`killed after "${step}" (before the commit): the old key keeps working`, async (t) => {
-    const inst = await createInstallation(t, PASTED_KEY_IN_USE);
+    const inst = await createInstallation(t);
     await inst.addWorkspace('alpha');
     const oldText = keyText(inst);
     const crashed = await inst.cli(['rekey'], { env: { EODH_CREDD_FAILPOINT: `rekey:${step}` } });
@@ -132,8 +150,9 @@ for (const step of ['new-key-written', 'resealed'] as const) {
 }
 
 t.test('killed after the commit, before the rename: the next start finishes it', async (t) => {
-  const inst = await createInstallation(t, PASTED_KEY_IN_USE);
-  const { clientToken, apiKey } = await inst.addWorkspace('alpha');
+  const inst = await createInstallation(t);
+  const { clientToken } = await inst.addWorkspace('alpha');
+  const apiKey = activeKey(inst, 'alpha');
   const oldText = keyText(inst);
   const crashed = await inst.cli(['rekey'], { env: { EODH_CREDD_FAILPOINT: 'rekey:committed' } });
   t.equal(crashed.signal, 'SIGKILL');
@@ -150,7 +169,7 @@ t.test('killed after the commit, before the rename: the next start finishes it',
 });
 
 t.test('killed after the commit: a CLI command finishes it just as well', async (t) => {
-  const inst = await createInstallation(t, PASTED_KEY_IN_USE);
+  const inst = await createInstallation(t);
   await inst.addWorkspace('alpha');
   const crashed = await inst.cli(['rekey'], { env: { EODH_CREDD_FAILPOINT: 'rekey:committed' } });
   t.equal(crashed.signal, 'SIGKILL');

@@ -40,7 +40,7 @@ export interface Served {
 }
 
 export interface ClientEnvOptions {
-  /** How the client token travels: by file (default, what `env` prints) or by value. */
+  /** How the client token travels: by value (default, what `env` prints) or by file (`env --token file`). */
   readonly token?: 'file' | 'value';
   /** The host in AWS_CONTAINER_CREDENTIALS_FULL_URI (default what `env` printed, 127.0.0.1). */
   readonly host?: '127.0.0.1' | 'localhost';
@@ -50,8 +50,8 @@ export interface ClientEnvOptions {
 
 /** The ways a client may be pointed at the container endpoint: token by file or value, by address or name. */
 export const CONTAINER_ENDPOINT_CASES: ReadonlyArray<readonly [string, ClientEnvOptions]> = [
-  ['token by file, 127.0.0.1 (as `eodh-credd env` prints it)', { token: 'file', host: '127.0.0.1' }],
-  ['token by value, 127.0.0.1', { token: 'value', host: '127.0.0.1' }],
+  ['token by file, 127.0.0.1', { token: 'file', host: '127.0.0.1' }],
+  ['token by value, 127.0.0.1 (as `eodh-credd env` prints it)', { token: 'value', host: '127.0.0.1' }],
   ['token by file, localhost', { token: 'file', host: 'localhost' }],
   ['token by value, localhost', { token: 'value', host: 'localhost' }],
 ];
@@ -197,9 +197,9 @@ export async function startInterop(t: TeardownHost, options: InteropOptions = {}
           '//localhost:',
         );
       }
-      if (o.token === 'value') {
-        delete vars.AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE;
-        vars.AWS_CONTAINER_AUTHORIZATION_TOKEN = token(ws);
+      if (o.token === 'file') {
+        delete vars.AWS_CONTAINER_AUTHORIZATION_TOKEN;
+        vars.AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE = tokenFile(ws);
       }
       return { ...env, ...vars, ...o.extra };
     },

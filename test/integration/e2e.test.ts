@@ -4,16 +4,22 @@
  * boto3 and the JS SDK v3 (default chain) put and get an object with nothing but the lines
  * `eodh-credd env <ws>` prints, eval'ed in bash (plus the S3 endpoint, because S3 here is moto);
  * the same with a wrong client token fails in the client with a 401; and the AccountId the daemon
- * serves is moto's account.
+ * serves is moto's account. The same lines, and nothing else, serve Debian's AWS CLI v2 (2.9) and
+ * rclone (1.60), which read only AWS_CONTAINER_AUTHORIZATION_TOKEN; the JS SDK prints no warning
+ * with them; and a boto3 process started with them keeps working across `client-token rotate`
+ * (the grace period), but not across `client-token rotate --grace 0` (#15).
  */
 
-import { writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import { CLI, type CliResult, runCli, runProgram, waitFor } from '../helpers/daemon.js';
 import { type Interop, startInterop } from '../helpers/interop.js';
-import { HINTS, pythonWithBoto3, requireTool } from '../helpers/tools.js';
+import { awsCliV2, HINTS, pythonWithBoto3, rclone, requireTool, versionOf } from '../helpers/tools.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -60,7 +66,7 @@ function ok(t: Test, out: CliResult, what: string): boolean {
 const world = await startInterop(t);
 const wrongTokenFile = join(world.scratch('wrong'), 'token');
 writeFileSync(wrongTokenFile, 'not-the-client-token', { mode: 0o600 });
-const wrongToken = `export AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=${wrongTokenFile}`;
+const wrongToken = 'export AWS_CONTAINER_AUTHORIZATION_TOKEN=not-the-client-token';
 
 t.test('the env lines are what `eodh-credd env` prints', async (t) => {
   const out = await runCli(world.home, ['env', world.workspace]);
@@ -69,7 +75,11 @@ t.test('the env lines are what `eodh-credd env` prints', async (t) => {
     out.stdout,
     /^export AWS_CONTAINER_CREDENTIALS_FULL_URI=http:\/\/127\.0\.0\.1:\d+\/v1\/workspaces\/ws1\/credentials$/m,
   );
-  t.match(out.stdout, /^export AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=\S+\/tokens\/ws1\.token$/m);
+  t.match(out.stdout, /^export AWS_CONTAINER_AUTHORIZATION_TOKEN=[A-Za-z0-9_-]{43}$/m);
+  t.notMatch(out.stdout, /AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE/, 'one token variable: JS v3 warns when both are set');
+  const file = await runCli(world.home, ['env', world.workspace, '--token', 'file']);
+  t.match(file.stdout, /^export AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=\S+\/tokens\/ws1\.token$/m);
+  t.notMatch(file.stdout, /AWS_CONTAINER_AUTHORIZATION_TOKEN=/);
 });
 
 t.test('boto3', async (t) => {
@@ -89,6 +99,15 @@ t.test('JS SDK v3, default provider chain', async (t) => {
   const program = [process.execPath, '--no-warnings', '--input-type=module', '-e', JS];
   const out = await withEnvLines(world, 'e2e/js.txt', program);
   if (ok(t, out, 'JS v3 puts and gets an object')) t.equal(out.stdout.trim(), 'written by JS v3');
+  // --no-warnings silences process warnings, not console.warn, which the SDK's warning goes through.
+  t.equal(out.stderr, '', 'and prints no warning');
+  const both = await withEnvLines(
+    world,
+    'e2e/js-both.txt',
+    program,
+    `export AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=${world.tokenFile()}`,
+  );
+  t.match(both.stderr, /awsContainerAuthorizationTokenFile/, 'the warning it would print were both variables set');
   t.equal(await world.getObject('e2e/js.txt'), 'written by JS v3', 'it is in moto S3');
 
   const refused = await withEnvLines(world, 'e2e/js-wrong.txt', program, wrongToken);
@@ -105,4 +124,108 @@ t.test("AccountId served is moto's account", async (t) => {
     what: 'AccountId in the served credential',
   });
   t.equal(accountId, world.moto.accountId);
+});
+
+t.test("Debian's AWS CLI v2 with nothing but the env lines", async (t) => {
+  const aws = awsCliV2();
+  if (!requireTool(t, 'AWS CLI v2', aws, HINTS.awsV2)) return;
+  t.comment(versionOf(aws));
+  await world.putObject('e2e/aws2.txt', 'put for the AWS CLI v2');
+  // Its botocore knows no AWS_ENDPOINT_URL_S3: the endpoint goes on the command line (moto, not AWS).
+  const out = await withEnvLines(world, 'unused', [
+    aws,
+    '--endpoint-url',
+    world.moto.endpoint,
+    's3',
+    'cp',
+    `s3://${world.moto.bucket}/e2e/aws2.txt`,
+    '-',
+  ]);
+  if (ok(t, out, 'aws s3 cp s3://… -')) t.equal(out.stdout, 'put for the AWS CLI v2');
+});
+
+t.test('rclone 1.60 with nothing but the env lines', async (t) => {
+  const bin = rclone();
+  if (!requireTool(t, 'rclone', bin, HINTS.rclone)) return;
+  t.comment(versionOf(bin, ['version']).split('\n')[0] ?? '');
+  await world.putObject('e2e/rclone.txt', 'put for rclone');
+  const script = `export RCLONE_CONFIG=/dev/null RCLONE_CONFIG_EODH_TYPE=s3 RCLONE_CONFIG_EODH_PROVIDER=Other RCLONE_CONFIG_EODH_ENV_AUTH=true RCLONE_CONFIG_EODH_ENDPOINT=${world.moto.endpoint} RCLONE_CONFIG_EODH_FORCE_PATH_STYLE=true RCLONE_CONFIG_EODH_REGION="$AWS_REGION"`;
+  const local = join(world.scratch('rclone'), 'down.txt');
+  // copyto, not cat: cat lists with a "/" delimiter, whose signature moto_server gets wrong.
+  const out = await withEnvLines(
+    world,
+    'unused',
+    [bin, '--retries', '1', '--low-level-retries', '1', 'copyto', `eodh:${world.moto.bucket}/e2e/rclone.txt`, local],
+    script,
+  );
+  if (ok(t, out, 'rclone copyto eodh:… FILE')) t.equal(readFileSync(local, 'utf8'), 'put for rclone');
+});
+
+/** A boto3 process started with the env lines that runs one S3 read, in a new session, per line on its stdin. */
+const READER = `
+import os, sys, boto3
+for line in sys.stdin:
+    try:
+        s3 = boto3.session.Session().client("s3")
+        body = s3.get_object(Bucket=os.environ["BUCKET"], Key=os.environ["KEY"])["Body"].read().decode()
+        print("ok " + body, flush=True)
+    except Exception as e:
+        print("error " + type(e).__name__, flush=True)
+`;
+
+t.test('a running boto3 process keeps working across client-token rotate (grace), not across --grace 0', async (t) => {
+  const python = pythonWithBoto3();
+  if (!requireTool(t, 'boto3', python, HINTS.boto3)) return;
+  await world.putObject('e2e/rotate.txt', 'still here');
+  const script = `eval "$("$NODE" "$CLI" env "$WS")" || exit 99\nexec "$@"`;
+  const child = spawn('/bin/bash', ['-c', script, 'bash', python, '-c', READER], {
+    env: {
+      ...world.home.env,
+      NODE: process.execPath,
+      CLI,
+      WS: world.workspace,
+      AWS_ENDPOINT_URL_S3: world.moto.endpoint,
+      AWS_EC2_METADATA_DISABLED: 'true',
+      BUCKET: world.moto.bucket,
+      KEY: 'e2e/rotate.txt',
+    },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  t.teardown(() => {
+    child.kill('SIGKILL');
+  });
+  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  const read = async () => {
+    child.stdin!.write('go\n');
+    return String((await lines.next()).value);
+  };
+  /** Wait until the daemon has seen the rotation: the new token from the file works. */
+  const newTokenWorks = () =>
+    waitFor(
+      async () => {
+        const url = `${world.daemon.url}/v1/workspaces/${world.workspace}/credentials`;
+        const r = await fetch(url, { headers: { authorization: world.token() } });
+        return r.status === 200 || undefined;
+      },
+      10_000,
+      { what: 'the new client token accepted' },
+    );
+
+  t.equal(await read(), 'ok still here', 'before the rotation');
+  const rotated = await runCli(world.home, ['client-token', 'rotate', world.workspace]);
+  t.equal(rotated.code, 0, rotated.stderr);
+  t.match(rotated.stdout, /keeps working until/);
+  await newTokenWorks();
+  t.equal(await read(), 'ok still here', 'after client-token rotate: the previous token is in its grace period');
+
+  const emergency = await runCli(world.home, ['client-token', 'rotate', world.workspace, '--grace', '0']);
+  t.equal(emergency.code, 0, emergency.stderr);
+  await newTokenWorks();
+  // The daemon polls the database each second: wait until the process's token is refused.
+  const answer = await waitFor(async () => ((await read()).startsWith('error') ? 'refused' : undefined), 10_000, {
+    what: 'the old token refused',
+  });
+  t.equal(answer, 'refused', 'after --grace 0 the token the process holds is refused');
+  child.stdin!.end();
+  await once(child, 'exit');
 });

@@ -88,7 +88,7 @@ t.test('AWS CLI v1', async (t) => {
   });
   t.test('--profile with credential_process', async (t) => {
     const env = { ...(await profileEnv(t, world)), ...endpoint };
-    await copyBothWays(t, world, v1, env, 'cli-v1-profile', ['--profile', `eodh-${world.workspace}`]);
+    await copyBothWays(t, world, v1, env, 'cli-v1-profile', ['--profile', `eodh-${world.workspace}-process`]);
   });
 });
 
@@ -118,7 +118,7 @@ t.test('AWS CLI v2', async (t) => {
 
   t.test('--profile with credential_process', async (t) => {
     const env = await profileEnv(t, world);
-    const profile = ['--profile', `eodh-${world.workspace}`];
+    const profile = ['--profile', `eodh-${world.workspace}-process`];
     const local = join(world.scratch('cli-v2-profile'), 'up.txt');
     writeFileSync(local, 'uploaded by AWS CLI v2 with --profile\n');
     const up = await runProgram(

@@ -94,7 +94,7 @@ if (requireTool(t, 'boto3', python, HINTS.boto3)) {
       world,
       'boto3-profile',
       { ...env, ...endpoint },
-      `eodh-${world.workspace}`,
+      `eodh-${world.workspace}-process`,
     );
     if (!result) return;
     t.equal(result.method, 'custom-process', 'botocore ran the credential_process');

@@ -62,7 +62,7 @@ t.test('the API key for scripts', async (t) => {
 t.test('eodh-credd env --format', async (t) => {
   const json = await world.daemonEnv();
   t.same(Object.keys(json).sort(), [
-    'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE',
+    'AWS_CONTAINER_AUTHORIZATION_TOKEN',
     'AWS_CONTAINER_CREDENTIALS_FULL_URI',
     'AWS_DEFAULT_REGION',
     'AWS_REGION',
@@ -70,7 +70,7 @@ t.test('eodh-credd env --format', async (t) => {
     'EODH_S3_PREFIX',
   ]);
   t.equal(json.AWS_CONTAINER_CREDENTIALS_FULL_URI, `${world.daemon.url}/v1/workspaces/${WS}/credentials`);
-  t.equal(json.AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE, world.tokenFile());
+  t.equal(json.AWS_CONTAINER_AUTHORIZATION_TOKEN, world.token());
   t.equal(json.AWS_REGION, world.moto.region);
 
   t.test('sh: eval in bash sets the variables', async (t) => {
@@ -146,7 +146,7 @@ t.test('aws-profile prints a credential_process stanza with absolute paths', asy
     .split('\n')
     .filter((l) => !l.startsWith('#'));
   t.same(lines, [
-    `[profile eodh-${WS}]`,
+    `[profile eodh-${WS}-process]`,
     `credential_process = ${process.execPath} ${CLI} credential-process ${WS}`,
     `region = ${world.moto.region}`,
   ]);

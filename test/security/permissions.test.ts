@@ -97,7 +97,7 @@ t.test('every other secret-bearing file found wider is refused too', async (t) =
   // The daemon leaves its WAL behind when it is killed; make sure there is one to widen.
   const daemon = await startDaemon({ config: loadConfig({ env: inst.env }), env: inst.env, logger: quiet() });
   await daemon.stop();
-  const store = (await import('../../src/cli/context.js')).openStore(loadConfig({ env: inst.env }), inst.env);
+  const store = (await import('../../src/cli/open-store.js')).openStore(loadConfig({ env: inst.env }), inst.env);
   const keepOpen = store; // holds the WAL open so it exists while we widen it
   t.teardown(() => keepOpen.close());
 
