@@ -7,7 +7,7 @@
 import type { Config } from '../config/load.js';
 import { EXIT } from '../core/errors.js';
 import { durations } from '../core/policy.js';
-import { KEY_WARNING_MS, type WorkspaceSnapshot, workspaceSnapshot } from '../core/status-view.js';
+import { KEY_WARNING_MS, relativeText, type WorkspaceSnapshot, workspaceSnapshot } from '../core/status-view.js';
 import { workspaceFacts } from '../scheduler/status.js';
 import { type CliContext, colourFor, configOf, print } from './context.js';
 import { adminToken, callDaemon, daemonRunning, runtimeInfo } from './daemon-client.js';
@@ -63,16 +63,7 @@ export async function collectStatus(
 }
 
 function relative(isoTime: string | null, now: number): string {
-  if (!isoTime) return '-';
-  const ms = Date.parse(isoTime) - now;
-  const abs = Math.abs(ms);
-  const text =
-    abs >= durations.DAY
-      ? `${Math.floor(abs / durations.DAY)}d`
-      : abs >= durations.HOUR
-        ? `${Math.floor(abs / durations.HOUR)}h${Math.floor((abs % durations.HOUR) / durations.MINUTE)}m`
-        : `${Math.floor(abs / durations.MINUTE)}m`;
-  return ms >= 0 ? `in ${text}` : `${text} ago`;
+  return isoTime ? relativeText(Date.parse(isoTime), now) : '-';
 }
 
 type Colour = 'red' | 'yellow' | 'green' | 'bold' | null;

@@ -112,7 +112,8 @@ export function attentionOf(f: WorkspaceFacts, now: number, policy: ViewPolicy):
   return [...new Set(out)];
 }
 
-function relativeText(at: number, now: number): string {
+/** "in 3h12m", "5m ago", "in 22d": a time relative to now, as status shows it. */
+export function relativeText(at: number, now: number): string {
   const ms = at - now;
   const abs = Math.abs(ms);
   const text =
