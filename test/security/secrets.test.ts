@@ -59,7 +59,12 @@ t.test('no secret in the database, its journal, the logs, any argv or any error 
     404,
     'the admin routes are not on TCP (the CLI reaches them over its socket)',
   );
-  const env = await inst.cli(['env', 'alpha']);
+  // `env` prints the client token by value by default (#15): that one secret is what it is for.
+  const envByValue = await inst.cli(['env', 'alpha']);
+  t.equal(envByValue.code, 0);
+  const alphaClientToken = secrets.get('alpha client token') ?? '';
+  t.ok(alphaClientToken && envByValue.stdout.includes(alphaClientToken), 'env prints the client token by value');
+  const env = await inst.cli(['env', 'alpha', '--token', 'file']);
   t.equal(env.code, 0);
   t.equal((await inst.run(['status'])).code, 0);
 
@@ -154,7 +159,8 @@ t.test('no secret in the database, its journal, the logs, any argv or any error 
     ]),
     ...errorBodies.map((b, i): [string, string] => [`error body ${i}`, b]),
     ...cliErrors.map((b, i): [string, string] => [`CLI error output ${i}`, b]),
-    ['env output', env.stdout],
+    ['env output (--token file)', env.stdout],
+    ['env output (by value), less the client token', envByValue.stdout.replaceAll(alphaClientToken, '')],
     [
       'daemon.json',
       existsSync(join(paths.dataDir, 'daemon.json')) ? readFileSync(join(paths.dataDir, 'daemon.json')) : '',
