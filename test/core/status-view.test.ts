@@ -6,29 +6,9 @@ import {
   type WorkspaceFacts,
   workspaceSnapshot,
 } from '../../src/core/status-view.js';
+import { DAY, facts, MIN, NOW } from '../helpers/workspace-facts.js';
 
-const NOW = Date.parse('2025-02-18T12:00:00Z');
-const MIN = 60_000;
-const DAY = 86_400_000;
 const policy = { rotationEnabled: true, keyWarningMs: KEY_WARNING_MS };
-
-export function facts(over: Partial<WorkspaceFacts> = {}): WorkspaceFacts {
-  return {
-    workspace: 'ws',
-    hubUrl: 'https://hub.example',
-    apiKey: { tokenId: 'tok-1', expiresAt: NOW + 20 * DAY, minted: true },
-    s3: { accessKeyId: 'ASIAEXAMPLEABCD', issuedAt: NOW - 5 * MIN, expiresAt: NOW + 55 * MIN },
-    lastRenewalAt: NOW - 5 * MIN,
-    nextRenewalAt: NOW + 25 * MIN,
-    lastError: null,
-    failingSince: null,
-    keyRejected: false,
-    rotation: { state: 'ok', note: null, dueAt: NOW + 13 * DAY, recovering: false, lastError: null, retryAt: null },
-    capabilities: {},
-    storage: { bucket: null, prefix: null },
-    ...over,
-  };
-}
 
 t.test('nothing to do: no attention', async (t) => {
   t.same(attentionOf(facts(), NOW, policy), []);

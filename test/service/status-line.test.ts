@@ -1,28 +1,13 @@
 import t from 'tap';
 import { KEY_WARNING_MS, type WorkspaceFacts, workspaceSnapshot } from '../../src/core/status-view.js';
 import { statusLine } from '../../src/service/status-line.js';
-
-const NOW = Date.parse('2025-02-18T12:00:00Z');
-const MIN = 60_000;
-const DAY = 86_400_000;
+import { facts, MIN, NOW } from '../helpers/workspace-facts.js';
 
 function ws(name: string, over: Partial<WorkspaceFacts> = {}) {
-  const facts: WorkspaceFacts = {
-    workspace: name,
-    hubUrl: 'https://hub.example',
-    apiKey: { tokenId: 'tok-1', expiresAt: NOW + 20 * DAY, minted: true },
-    s3: { accessKeyId: 'ASIAEXAMPLEABCD', issuedAt: NOW - 5 * MIN, expiresAt: NOW + 55 * MIN },
-    lastRenewalAt: NOW - 5 * MIN,
-    nextRenewalAt: NOW + 25 * MIN,
-    lastError: null,
-    failingSince: null,
-    keyRejected: false,
-    rotation: { state: 'ok', note: null, dueAt: NOW + 13 * DAY, recovering: false, lastError: null, retryAt: null },
-    capabilities: {},
-    storage: { bucket: null, prefix: null },
-    ...over,
-  };
-  return workspaceSnapshot(facts, NOW, { rotationEnabled: true, keyWarningMs: KEY_WARNING_MS });
+  return workspaceSnapshot(facts({ workspace: name, ...over }), NOW, {
+    rotationEnabled: true,
+    keyWarningMs: KEY_WARNING_MS,
+  });
 }
 
 t.test('the line systemctl status shows', async (t) => {
