@@ -58,7 +58,19 @@ function pidOfSocket(inode: string, procRoot: string): number | null {
   return null;
 }
 
+/**
+ * The program's name from argv[0]. Not /proc/<pid>/comm: that is the main thread's name, which
+ * Node 22 and later set to "MainThread", and it is cut at 15 bytes. Only argv[0]'s base name is
+ * read, never the arguments, which may hold secrets.
+ */
 function commandOf(pid: number): string | null {
+  try {
+    const argv0 = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0] ?? '';
+    const name = argv0.slice(argv0.lastIndexOf('/') + 1).trim();
+    if (name) return name;
+  } catch {
+    // gone, or hidden by hidepid: fall back to the thread name
+  }
   try {
     return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() || null;
   } catch {
