@@ -24,12 +24,10 @@ export function rotateClientToken(config: Config, env: CliContext['env'], worksp
     const record = store.getWorkspace(workspace);
     if (!record) throw new UserError(`No workspace "${workspace}".`, EXIT.USAGE);
     const next = newClientToken();
-    const file = store.db
-      .transaction(() => {
-        store.setClientToken(record.id, next.id, next.hash);
-        return writeClientTokenFile(config.paths, workspace, next.token);
-      })
-      .immediate();
+    const file = store.transaction(() => {
+      store.setClientToken(record.id, next.id, next.hash);
+      return writeClientTokenFile(config.paths, workspace, next.token);
+    });
     return { file, previousId: record.clientTokenId, id: next.id };
   } finally {
     store.close();

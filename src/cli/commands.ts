@@ -5,6 +5,7 @@
  */
 import { EXIT, UserError } from '../core/errors.js';
 import type { CliContext } from './context.js';
+import { storageFailure } from './exit-code.js';
 
 type Command = (ctx: CliContext) => Promise<number> | number;
 
@@ -108,6 +109,11 @@ export async function main(argv: string[], io: Omit<CliContext, 'args' | 'config
     const run = await command.load();
     return await run({ ...io, args, configFile });
   } catch (err) {
+    const stored = storageFailure(err);
+    if (stored) {
+      io.stderr.write(`eodh-credd: ${stored.message}\n`);
+      return stored.exitCode;
+    }
     if (err instanceof UserError) {
       io.stderr.write(`eodh-credd: ${err.message}\n`);
       return err.exitCode;

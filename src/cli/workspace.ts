@@ -198,12 +198,10 @@ async function setKey(ctx: CliContext, args: string[]): Promise<number> {
     const apiKey = await readSecret(ctx, `New API key for workspace ${name}: `);
     const tokenId = values['token-id'] ?? null;
     const { keyExpiresAt, s3 } = await proveKey(config, { name, hubUrl: record.hubUrl, tokenId, apiKey });
-    store.db
-      .transaction(() => {
-        store.replaceActiveKey(record.id, { tokenId, key: apiKey, expiresAt: keyExpiresAt });
-        store.saveS3(record.id, s3);
-      })
-      .immediate();
+    store.transaction(() => {
+      store.replaceActiveKey(record.id, { tokenId, key: apiKey, expiresAt: keyExpiresAt });
+      store.saveS3(record.id, s3);
+    });
     print(
       ctx.stdout,
       `Workspace "${name}" now uses the new API key${keyExpiresAt === null ? '' : ` (expires ${rfc3339(keyExpiresAt)})`}.`,

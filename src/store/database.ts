@@ -4,10 +4,10 @@
  * before any migration or write, so a wrong key leaves the file exactly as it was.
  */
 
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Sqlite, { type Database } from 'better-sqlite3';
-import { EXIT, UserError } from '../core/errors.js';
+import { asStoreError, StoreError } from './errors.js';
 import { assertPrivate, ensurePrivateDir } from './files.js';
 import { assertNotNewer, loadMigrations, migrate, schemaVersion } from './migrate.js';
 import { cellAad, open, SealError, type SealingKey, seal } from './seal.js';
@@ -27,9 +27,11 @@ export function openDatabase(options: OpenOptions): Database {
   const { file, key } = options;
   const exists = existsSync(file);
   if (!exists && !options.create) {
-    throw new UserError(`No database at ${file}: run "eodh-credd init" first.`, EXIT.CONFIG);
+    throw new StoreError('missing', `No database at ${file}: run "eodh-credd init" first.`);
   }
-  ensurePrivateDir(dirname(file));
+  // A read-only open must work in a read-only directory: check it, create nothing.
+  if (options.readonly) assertPrivate(dirname(file), 'directory', 700);
+  else ensurePrivateDir(dirname(file));
   // The journal files hold the same secrets as the database: a wider one is refused like it.
   for (const journal of [`${file}-wal`, `${file}-shm`]) if (existsSync(journal)) assertPrivate(journal, 'file', 600);
   // SQLite creates the file (and its -wal/-shm siblings, which inherit the file's mode) with the
@@ -38,6 +40,8 @@ export function openDatabase(options: OpenOptions): Database {
   let db: Database;
   try {
     db = new Sqlite(file, { readonly: options.readonly ?? false, fileMustExist: !options.create });
+  } catch (err) {
+    throw asStoreError(err, file);
   } finally {
     process.umask(previousUmask);
   }
@@ -45,8 +49,10 @@ export function openDatabase(options: OpenOptions): Database {
     assertPrivate(file, 'file', 600);
     db.pragma('busy_timeout = 5000');
     const migrations = loadMigrations();
+    assertOurs(db, file, exists);
     assertNotNewer(db, file, migrations);
     if (schemaVersion(db) > 0) verifyKey(db, key, file);
+    assertSound(db, file);
     if (options.readonly) return db;
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
@@ -62,7 +68,55 @@ export function openDatabase(options: OpenOptions): Database {
     return db;
   } catch (err) {
     db.close();
-    throw err;
+    throw asStoreError(err, file);
+  }
+}
+
+/**
+ * An existing file must already be an eodh-credd database. One with no schema at all (0 bytes, or
+ * truncated to nothing) means the installation's state was lost: taking it as a new install would
+ * forget every workspace while their API keys stay live on the hub (#13), so it is refused.
+ */
+function assertOurs(db: Database, file: string, existed: boolean): void {
+  const tables = db.prepare(`SELECT name FROM sqlite_schema WHERE type = 'table'`).pluck().all() as string[];
+  if (schemaVersion(db) === 0) {
+    if (tables.length > 0) {
+      throw new StoreError(
+        'foreign',
+        `${file} is a SQLite database but not an eodh-credd one (it has tables ${tables.slice(0, 3).join(', ')} and no eodh-credd schema); nothing was changed. Point storage.data_dir elsewhere, or restore a backup with "eodh-credd restore FILE".`,
+      );
+    }
+    if (existed) {
+      throw new StoreError(
+        'empty',
+        `${file} is empty (${sizeOf(file)} bytes, no tables), but this installation already has it: the database was lost or truncated and is not taken as a new install. Restore a backup with "eodh-credd restore FILE" (backups are kept next to it as credd.db.backup-*), or, to start over, remove the file and run "eodh-credd init".`,
+      );
+    }
+    return;
+  }
+  if (!tables.includes('meta') || !tables.includes('workspaces')) {
+    throw new StoreError(
+      'foreign',
+      `${file} is not an eodh-credd database (schema version ${schemaVersion(db)} but no eodh-credd tables); nothing was changed.`,
+    );
+  }
+}
+
+/** SQLite's quick check: a truncated or damaged file is named as such, not met later as an odd failure. */
+function assertSound(db: Database, file: string): void {
+  const found = (db.pragma('quick_check(3)') as Array<{ quick_check: string }>).map((r) => r.quick_check);
+  if (found.length === 1 && found[0] === 'ok') return;
+  throw new StoreError(
+    'malformed',
+    `${file} is malformed (quick_check: ${found.join('; ')}); stop eodh-credd, keep a copy of it, and restore a backup with "eodh-credd restore FILE".`,
+  );
+}
+
+function sizeOf(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
   }
 }
 
@@ -99,9 +153,9 @@ export function databaseKeyMatches(file: string, key: SealingKey): boolean {
 
 function verifyKey(db: Database, key: SealingKey, file: string): void {
   if (keyCheckMatches(db, key)) return;
-  throw new UserError(
+  throw new StoreError(
+    'wrong_key',
     `The master key does not match the database ${file}; nothing was changed (check the key file or CREDENTIALS_DIRECTORY).`,
-    EXIT.CONFIG,
   );
 }
 

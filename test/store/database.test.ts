@@ -3,8 +3,8 @@ import { chmodSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Sqlite from 'better-sqlite3';
 import t from 'tap';
-import { UserError } from '../../src/core/errors.js';
 import { openDatabase, writeKeyCheck } from '../../src/store/database.js';
+import { StoreError } from '../../src/store/errors.js';
 import { loadMigrations, schemaVersion } from '../../src/store/migrate.js';
 import { keyIdOf, MASTER_KEY_BYTES, sealingKey } from '../../src/store/seal.js';
 
@@ -70,10 +70,10 @@ t.test('file modes are owner-only even under a permissive umask', async (t) => {
 t.test('refuses a database file or directory others can reach', async (t) => {
   const { dir, file, key } = createdDatabase(t);
   chmodSync(file, 0o644);
-  t.throws(() => openDatabase({ file, key }), { name: 'UserError', exitCode: 77, message: file });
+  t.throws(() => openDatabase({ file, key }), { name: 'StoreError', kind: 'not_private', message: file });
   chmodSync(file, 0o600);
   chmodSync(dir, 0o755);
-  t.throws(() => openDatabase({ file, key }), { name: 'UserError', exitCode: 77, message: dir });
+  t.throws(() => openDatabase({ file, key }), { name: 'StoreError', kind: 'not_private', message: dir });
   chmodSync(dir, 0o700);
   openDatabase({ file, key }).close();
 });
@@ -82,11 +82,11 @@ t.test('a missing database is an error unless creating', async (t) => {
   const dir = t.testdir({});
   const file = join(dir, 'credd.db');
   t.throws(() => openDatabase({ file, key: newKey() }), {
-    name: 'UserError',
-    exitCode: 78,
+    name: 'StoreError',
+    kind: 'missing',
     message: /No database at .*eodh-credd init/,
   });
-  t.throws(() => openDatabase({ file, key: newKey(), readonly: true }), { name: 'UserError', exitCode: 78 });
+  t.throws(() => openDatabase({ file, key: newKey(), readonly: true }), { name: 'StoreError', kind: 'missing' });
   t.notOk(existsSync(file), 'nothing created');
 });
 
@@ -109,8 +109,8 @@ t.test('wrong master key: one-sentence UserError, nothing written', async (t) =>
   const wrong = newKey();
   for (const options of [{}, { create: true }, { readonly: true }]) {
     const err = thrown(() => openDatabase({ file, key: wrong, ...options }));
-    t.ok(err instanceof UserError, `UserError (${JSON.stringify(options)})`);
-    t.equal((err as UserError).exitCode, 78);
+    t.ok(err instanceof StoreError, `StoreError (${JSON.stringify(options)})`);
+    t.equal((err as StoreError).kind, 'wrong_key');
     const message = (err as Error).message;
     t.match(message, /master key/);
     t.match(message, file);
@@ -129,7 +129,7 @@ t.test('wrong master key while another connection holds WAL content', async (t) 
   daemon.prepare(`INSERT INTO meta (key, value) VALUES ('pending', 'in the wal')`).run();
   const db = sha256(file);
   const wal = sha256(`${file}-wal`);
-  t.throws(() => openDatabase({ file, key: newKey() }), { exitCode: 78, message: /master key/ });
+  t.throws(() => openDatabase({ file, key: newKey() }), { kind: 'wrong_key', message: /master key/ });
   t.equal(sha256(file), db, 'database unchanged');
   t.equal(sha256(`${file}-wal`), wal, 'WAL unchanged');
 });
@@ -149,7 +149,11 @@ t.test('the key is checked before any migration', async (t) => {
     },
   );
   const before = sha256(file);
-  t.throws(() => openWithNext({ file, key: newKey() }), { name: 'UserError', exitCode: 78, message: /master key/ });
+  t.throws(() => openWithNext({ file, key: newKey() }), {
+    name: 'StoreError',
+    kind: 'wrong_key',
+    message: /master key/,
+  });
   t.equal(sha256(file), before, 'pending migration not applied under a wrong key');
   const db = openWithNext({ file, key });
   t.equal(schemaVersion(db), latest + 1, 'applied under the right key');
@@ -164,8 +168,8 @@ t.test('a database newer than the code is refused and untouched', async (t) => {
   const before = sha256(file);
   for (const k of [key, newKey()]) {
     const err = thrown(() => openDatabase({ file, key: k }));
-    t.ok(err instanceof UserError);
-    t.match(err, { exitCode: 78, message: /schema version .* upgrade eodh-credd/ });
+    t.ok(err instanceof StoreError);
+    t.match(err, { kind: 'newer_schema', message: /schema version .* upgrade eodh-credd/ });
     t.equal(sha256(file), before);
   }
 });
@@ -187,7 +191,7 @@ t.test('writeKeyCheck re-seals the check under a new key', async (t) => {
   db.close();
   t.throws(
     () => openDatabase({ file, key }),
-    { name: 'UserError', exitCode: 78, message: /master key/ },
+    { name: 'StoreError', kind: 'wrong_key', message: /master key/ },
     'old key now refused',
   );
   openDatabase({ file, key: next }).close();
