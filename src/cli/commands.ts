@@ -55,6 +55,14 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     summary: 're-seal every stored secret under a new master key (stop the daemon first)',
     load: async () => (await import('./rekey.js')).run,
   },
+  backup: {
+    summary: 'backup FILE: write a consistent, still sealed copy of the database (the daemon may run)',
+    load: async () => (await import('./backup.js')).runBackup,
+  },
+  restore: {
+    summary: 'restore FILE: replace the database with a backup (stop the daemon first; the old one is kept)',
+    load: async () => (await import('./backup.js')).runRestore,
+  },
   demo: {
     summary: 'run a hub simulator and the daemon with a demo workspace',
     load: async () => (await import('./demo.js')).run,

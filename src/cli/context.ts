@@ -3,6 +3,7 @@ import type { Readable, Writable } from 'node:stream';
 import { type Config, loadConfig } from '../config/load.js';
 import { systemClock } from '../core/types.js';
 import { openDatabase } from '../store/database.js';
+import { StoreError } from '../store/errors.js';
 import { readMasterKey } from '../store/master-key.js';
 import { sealingKey } from '../store/seal.js';
 import { Store } from '../store/store.js';
@@ -21,9 +22,19 @@ export function configOf(ctx: CliContext): Config {
   return loadConfig({ explicitFile: ctx.configFile, env: ctx.env });
 }
 
-export function openStore(config: Config, env: CliContext['env'], create = false): Store {
+export function openStore(config: Config, env: CliContext['env'], create = false, readonly = false): Store {
   const key = sealingKey(readMasterKey(config.paths.masterKey, env).key);
-  return new Store(openDatabase({ file: config.paths.database, key, create }), key, systemClock);
+  return new Store(openDatabase({ file: config.paths.database, key, create, readonly }), key, systemClock);
+}
+
+/** For commands that only read: on a read-only data directory they still work, read-only. */
+export function openStoreForReading(config: Config, env: CliContext['env']): Store {
+  try {
+    return openStore(config, env);
+  } catch (err) {
+    if (err instanceof StoreError && err.kind === 'read_only') return openStore(config, env, false, true);
+    throw err;
+  }
 }
 
 export function print(stream: Writable, text = ''): void {

@@ -8,7 +8,7 @@ import type { Config } from '../config/load.js';
 import { EXIT } from '../core/errors.js';
 import { daysLeft, durations, isServable, rotationDueAt } from '../core/policy.js';
 import type { WorkspaceSnapshot } from '../scheduler/broker.js';
-import { type CliContext, configOf, openStore, print } from './context.js';
+import { type CliContext, configOf, openStoreForReading, print } from './context.js';
 import { adminToken, callDaemon, runtimeInfo } from './daemon-client.js';
 
 export interface StatusRow {
@@ -32,7 +32,7 @@ export interface StatusRow {
 const iso = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString() : null);
 
 export async function collectStatus(config: Config, env: CliContext['env'], now = Date.now()): Promise<StatusRow[]> {
-  const store = openStore(config, env);
+  const store = openStoreForReading(config, env);
   let live: WorkspaceSnapshot[] = [];
   if (runtimeInfo(config)) {
     try {

@@ -4,7 +4,7 @@
  * before any migration or write, so a wrong key leaves the file exactly as it was.
  */
 
-import { existsSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Sqlite, { type Database } from 'better-sqlite3';
 import { asStoreError, StoreError } from './errors.js';
@@ -39,9 +39,11 @@ export function openDatabase(options: OpenOptions): Database {
   const previousUmask = process.umask(0o077);
   let db: Database;
   try {
-    db = new Sqlite(file, { readonly: options.readonly ?? false, fileMustExist: !options.create });
+    db = options.readonly
+      ? openForReading(file)
+      : new Sqlite(file, { readonly: false, fileMustExist: !options.create });
   } catch (err) {
-    throw asStoreError(err, file);
+    throw openFailure(err, file);
   } finally {
     process.umask(previousUmask);
   }
@@ -68,7 +70,56 @@ export function openDatabase(options: OpenOptions): Database {
     return db;
   } catch (err) {
     db.close();
-    throw asStoreError(err, file);
+    throw openFailure(err, file);
+  }
+}
+
+function writable(dir: string): boolean {
+  try {
+    accessSync(dir, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A failure to open or set up the database; in a directory that cannot be written, say so. */
+function openFailure(err: unknown, file: string): unknown {
+  if (err instanceof StoreError || writable(dirname(file))) return asStoreError(err, file);
+  return new StoreError(
+    'read_only',
+    `${file}: its directory cannot be written (read-only file system or no permission), so the database cannot be opened for writing; commands that only read (status) still work.`,
+    { cause: err },
+  );
+}
+
+/**
+ * Open read-only. A WAL database needs its -shm file, which SQLite cannot create in a read-only
+ * directory: there, when no WAL is pending (a cleanly closed database), read a private in-memory
+ * copy instead, marked as a rollback-journal database (header bytes 18-19) so SQLite opens it
+ * without the -shm.
+ */
+function openForReading(file: string): Database {
+  try {
+    const db = new Sqlite(file, { readonly: true, fileMustExist: true });
+    try {
+      // SQLite opens lazily: the -shm is needed (and found missing) at the first read.
+      db.prepare('SELECT count(*) FROM sqlite_schema').get();
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+    return db;
+  } catch (err) {
+    const wal = `${file}-wal`;
+    const walPending = existsSync(wal) && statSync(wal).size > 0;
+    if ((err as { code?: unknown }).code !== 'SQLITE_CANTOPEN' || writable(dirname(file)) || walPending) throw err;
+    const image = readFileSync(file);
+    if (image.length >= 20) {
+      image[18] = 1;
+      image[19] = 1;
+    }
+    return new Sqlite(image, { readonly: true });
   }
 }
 
@@ -89,7 +140,7 @@ function assertOurs(db: Database, file: string, existed: boolean): void {
     if (existed) {
       throw new StoreError(
         'empty',
-        `${file} is empty (${sizeOf(file)} bytes, no tables), but this installation already has it: the database was lost or truncated and is not taken as a new install. Restore a backup with "eodh-credd restore FILE" (backups are kept next to it as credd.db.backup-*), or, to start over, remove the file and run "eodh-credd init".`,
+        `${file} is empty (${sizeOf(file)} bytes, no tables), but this installation already has it: the database was lost or truncated and is not taken as a new install. Restore a backup with "eodh-credd restore FILE" (the daemon keeps its last three in backups/ next to it), or, to start over, remove the file and run "eodh-credd init".`,
       );
     }
     return;

@@ -4,7 +4,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Database } from 'better-sqlite3';
+import type { DataPaths } from '../config/paths.js';
 import type { ApiKey, Clock, S3Credentials } from '../core/types.js';
+import { backupDatabase, takeRotatingBackup } from './backup.js';
 import { guardStorage } from './errors.js';
 import { Query } from './query.js';
 import { cellAad, open, type SealingKey, seal } from './seal.js';
@@ -432,6 +434,16 @@ export class Store {
   /** Changes whenever another connection (the CLI) commits: the daemon checks it to pick up edits. */
   dataVersion(): number {
     return guardStorage(this.db.name, () => this.db.pragma('data_version', { simple: true }) as number);
+  }
+
+  /** Write a consistent, still sealed copy of the database to `dest` (online: writers carry on). */
+  backupTo(dest: string): Promise<void> {
+    return backupDatabase(this.db, dest);
+  }
+
+  /** An automatic backup into the data directory's backups/, keeping the newest few. */
+  takeAutomaticBackup(paths: DataPaths): Promise<string> {
+    return takeRotatingBackup(this.db, paths, this.clock.now());
   }
 
   close(): void {

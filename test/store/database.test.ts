@@ -1,5 +1,16 @@
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, statSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Sqlite from 'better-sqlite3';
 import t from 'tap';
@@ -195,4 +206,71 @@ t.test('writeKeyCheck re-seals the check under a new key', async (t) => {
     'old key now refused',
   );
   openDatabase({ file, key: next }).close();
+});
+
+t.test('a database that lost its contents is refused by name, never taken as a new install (#13)', async (t) => {
+  const cases: Array<[string, (file: string) => void, string, RegExp]> = [
+    [
+      'empty (0 bytes)',
+      (file) => writeFileSync(file, ''),
+      'empty',
+      /is empty \(0 bytes, no tables\).*not taken as a new install/,
+    ],
+    ['garbage', (file) => writeFileSync(file, randomBytes(8192)), 'malformed', /malformed/],
+    [
+      'truncated',
+      (file) => {
+        const size = statSync(file).size;
+        truncateSync(file, Math.floor(size / 2));
+      },
+      'malformed',
+      /malformed/,
+    ],
+    [
+      'foreign',
+      (file) => {
+        rmSync(file);
+        const db = new Sqlite(file);
+        db.exec('CREATE TABLE notes (body TEXT)');
+        db.close();
+        chmodSync(file, 0o600);
+      },
+      'foreign',
+      /not an eodh-credd one/,
+    ],
+  ];
+  for (const [name, damage, kind, message] of cases) {
+    const { file, key } = createdDatabase(t);
+    damage(file);
+    const before = sha256(file);
+    for (const options of [{}, { create: true }, { readonly: true }]) {
+      const err = thrown(() => openDatabase({ file, key, ...options }));
+      t.ok(err instanceof StoreError, `${name} ${JSON.stringify(options)}: a StoreError`);
+      t.match(err, { kind, message }, `${name} ${JSON.stringify(options)}`);
+      t.match((err as Error).message, file, 'names the file');
+    }
+    t.equal(sha256(file), before, `${name}: the file is untouched`);
+  }
+});
+
+t.test('a read-only directory still opens read-only (status), and refuses writing as read_only', async (t) => {
+  const { dir, file, key } = createdDatabase(t);
+  // Outside the test directory, which tap removes before this test's teardown unmounts it.
+  const mount = mkdtempSync(join(tmpdir(), 'credd-ro-'));
+  t.teardown(() => rmSync(mount, { recursive: true, force: true }));
+  const bound = spawnSync('mount', ['--bind', dir, mount]).status === 0;
+  if (!bound) {
+    t.comment('skipped: mount --bind is not allowed here (needs root)');
+    return;
+  }
+  t.teardown(() => {
+    spawnSync('umount', [mount]);
+  });
+  t.equal(spawnSync('mount', ['-o', 'remount,ro,bind', mount]).status, 0, 'remounted read-only');
+  const roFile = join(mount, 'credd.db');
+  const db = openDatabase({ file: roFile, key, readonly: true });
+  t.equal(db.prepare(`SELECT value FROM meta WHERE key = 'marker'`).pluck().get(), 'x', 'reads');
+  db.close();
+  t.throws(() => openDatabase({ file: roFile, key }), { name: 'StoreError', kind: 'read_only' });
+  t.ok(existsSync(file));
 });
