@@ -134,7 +134,7 @@ export function restoreDatabase(paths: DataPaths, source: string, key: SealingKe
       }
     } catch (err) {
       if (err instanceof StoreError) {
-        throw new StoreError(err.kind, `${source} cannot be restored: ${err.message.replace(temp, 'the copy')}`, {
+        throw new StoreError(err.kind, `Cannot restore ${source}: ${err.message.replaceAll(temp, source)}`, {
           cause: err,
         });
       }

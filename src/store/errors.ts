@@ -3,6 +3,8 @@
  * this (never the CLI's UserError); the CLI maps each kind to an exit code in one place
  * (src/cli/exit-code.ts) and the daemon logs it. Messages name the file and say what to do.
  */
+import { statfsSync } from 'node:fs';
+import { dirname } from 'node:path';
 
 export type StoreErrorKind =
   /** No database or no master key where one is expected. */
@@ -91,8 +93,10 @@ const WHAT: Record<StoreErrorKind, string> = {
  */
 export function asStoreError(err: unknown, file: string): unknown {
   if (err instanceof StoreError) return err;
-  const kind = storageKind(err);
+  let kind = storageKind(err);
   if (!kind) return err;
+  // SQLite reports a write that ran out of space in its WAL as a plain I/O error.
+  if (kind === 'io' && noSpaceLeft(file)) kind = 'disk_full';
   const detail = err instanceof Error ? ` (${err.message})` : '';
   const hint =
     kind === 'malformed'
@@ -101,6 +105,15 @@ export function asStoreError(err: unknown, file: string): unknown {
         ? '; free some space, nothing was lost'
         : '';
   return new StoreError(kind, `${file} ${WHAT[kind]}${detail}${hint}.`, { cause: err });
+}
+
+function noSpaceLeft(file: string): boolean {
+  try {
+    const fs = statfsSync(dirname(file));
+    return fs.bavail * fs.bsize < 64 * 1024;
+  } catch {
+    return false;
+  }
 }
 
 /** Run `fn`, turning a storage failure into a StoreError naming `file`. */
