@@ -1,15 +1,21 @@
 /**
  * Wiring: the one place (besides the CLI) that puts concrete parts together. Starts the daemon
  * in-process and returns a handle to stop it; `eodh-credd serve` adds signals and readiness.
+ * startDaemon reads as its parts: open the store, build the broker, build the server, watch for
+ * changes, arm the timers.
  */
 import { unlinkSync } from 'node:fs';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
+import { hubClientOptions } from './config/hub-client.js';
 import type { Config } from './config/load.js';
 import { type RuntimeInfo, runtimeFile } from './config/runtime.js';
 import { EXIT, UserError } from './core/errors.js';
 import { durations } from './core/policy.js';
+import type { CredentialSource } from './core/source.js';
 import { type Clock, type Random, systemClock } from './core/types.js';
+import { type ChangeWatch, watchForChanges } from './daemon/changes.js';
+import { reloadPlan } from './daemon/reload-plan.js';
 import { Broker } from './scheduler/broker.js';
 import type { Hub, HubFor } from './scheduler/hub.js';
 import { KeyRotator, type RotationStep } from './scheduler/rotation.js';
@@ -21,15 +27,15 @@ import { CredentialsFileSink } from './sinks/aws-credentials-file.js';
 import { assertTokenFilesPrivate, ensureAdminToken } from './store/client-tokens.js';
 import { openDatabase } from './store/database.js';
 import { ensurePrivateDir, replaceSecretFile } from './store/files.js';
-import { acquireProcessLock, type ProcessLock } from './store/lock.js';
+import { acquireProcessLock } from './store/lock.js';
 import { readMasterKey } from './store/master-key.js';
 import { sealingKey } from './store/seal.js';
 import { Store } from './store/store.js';
 import { accountIdLookup } from './upstream/account-id.js';
 import { HubClient } from './upstream/client.js';
 
-/** How often the daemon looks for changes the CLI made (workspace add/remove, key changes). */
-const CHANGE_POLL_MS = 1_000;
+/** On stop, hub calls in flight get this long to finish before they are aborted (#13). */
+const STOP_GRACE_MS = 2_000;
 
 export interface DaemonOptions {
   readonly config: Config;
@@ -61,28 +67,124 @@ export interface Daemon {
 
 export { type RuntimeInfo, runtimeFile } from './config/runtime.js';
 
-export function hubClients(config: Config, random: Random): HubFor {
+export function hubClients(config: Config, random: Random, signal?: AbortSignal): HubFor {
   const clients = new Map<string, Hub>();
   return (hubUrl) => {
     let client = clients.get(hubUrl);
     if (!client) {
-      client = new HubClient(hubUrl, {
-        timeoutMs: config.hub.timeout_ms,
-        retries: config.hub.retries,
-        backoff: { initialMs: 500, maxMs: 5_000 },
-        random,
-      });
+      client = new HubClient(hubUrl, hubClientOptions(config, { random, ...(signal ? { signal } : {}) }));
       clients.set(hubUrl, client);
     }
     return client;
   };
 }
 
+/** Undo steps, run last-first: what a failed start or a stop releases. */
+class Cleanups {
+  private readonly steps: Array<() => void> = [];
+  add(step: () => void): void {
+    this.steps.push(step);
+  }
+  run(): void {
+    for (const step of this.steps.splice(0).reverse()) step();
+  }
+}
+
 export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const { config, env, logger } = options;
   const clock = options.clock ?? systemClock;
   const random = options.random ?? Math.random;
-  const { paths } = config;
+  checkListenAddress(config, logger);
+  ensurePrivateDir(config.paths.dataDir);
+  const cleanups = new Cleanups();
+  try {
+    const { store, adminTokenHash } = openStore(config, env, clock, cleanups);
+    const live = new LiveSettings(config, random);
+    const { broker, metrics, sink } = buildBroker({ store, live, clock, random, logger, env });
+    const backups = new AutomaticBackups(store, config, logger);
+    // A CLI change found at a sweep is applied before it (the safety net for a missed notification).
+    const sweep = (): Promise<void> => {
+      try {
+        changes.check();
+      } catch (err) {
+        logger.error({ err }, 'checking for changes from the CLI failed');
+      }
+      return broker
+        .sweep()
+        .catch((err: unknown) => logger.error({ err }, 'sweep failed'))
+        .then(() => {
+          try {
+            options.onSweep?.(broker);
+          } catch (err) {
+            logger.error({ err }, 'after-sweep hook failed');
+          }
+        });
+    };
+    const applyChanges = () => {
+      broker.sync();
+      sink.reconcile(broker.workspaces());
+      backups.request();
+      void sweep();
+    };
+    const changes = watchForChanges({
+      paths: config.paths,
+      dataVersion: () => store.dataVersion(),
+      apply: applyChanges,
+      logger,
+    });
+    cleanups.add(() => changes.close());
+    const server = await buildServer({ config, broker, metrics, adminTokenHash, logger, changes, cleanups });
+    live.onKeyPromoted = () => backups.request();
+    const timers = armTimers(live, sweep);
+    cleanups.add(() => timers.stop());
+    logger.info({ url: server.url, workspaces: broker.workspaces().length }, 'eodh-credd serving');
+
+    let stopped = false;
+    return {
+      url: server.url,
+      port: server.port,
+      broker,
+      store,
+      listener: server.listener,
+      metrics,
+      get config() {
+        return live.current;
+      },
+      reload(next) {
+        const plan = reloadPlan(live.current, next);
+        live.apply(plan);
+        logger.level = next.log.level;
+        if (plan.sweepScheduleChanged && !stopped) timers.reschedule();
+        logger.info(
+          { file: next.file, logLevel: next.log.level, schedule: next.renewal.sweep_schedule },
+          'configuration reloaded',
+        );
+        for (const note of plan.restart) logger.warn(`configuration change not applied: ${note}`);
+        return [...plan.restart];
+      },
+      async stop() {
+        if (stopped) return;
+        stopped = true;
+        timers.stop();
+        changes.close();
+        // Requests in flight may finish; a hub call still running after the grace is abandoned.
+        const grace = setTimeout(() => live.abortHubCalls(), STOP_GRACE_MS);
+        grace.unref();
+        await server.listener.close();
+        live.abortHubCalls();
+        clearTimeout(grace);
+        await Promise.race([broker.settle(), new Promise((r) => setTimeout(r, STOP_GRACE_MS).unref())]);
+        await backups.settle();
+        cleanups.run();
+      },
+    };
+  } catch (err) {
+    cleanups.run();
+    throw err;
+  }
+}
+
+function checkListenAddress(config: Config, logger: Logger): void {
   const host = config.server.host;
   if (!isLoopbackHost(host) && !config.server.allow_non_loopback) {
     throw new UserError(
@@ -95,189 +197,231 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       { host },
       'serving on a non-loopback address: anyone who can reach it and holds a client token gets credentials',
     );
+}
 
-  ensurePrivateDir(paths.dataDir);
-  const cleanups: Array<() => void> = [];
-  const undo = () => {
-    for (const fn of cleanups.reverse()) fn();
+/** The data directory's lock, the master key, the database, the admin token. */
+function openStore(config: Config, env: DaemonOptions['env'], clock: Clock, cleanups: Cleanups) {
+  const { paths } = config;
+  const lock = acquireProcessLock(paths.lock);
+  cleanups.add(() => lock.release());
+  const key = sealingKey(readMasterKey(paths.masterKey, env).key);
+  const store = new Store(openDatabase({ file: paths.database, key }), key, clock);
+  cleanups.add(() => store.close());
+  const adminTokenHash = ensureAdminToken(paths);
+  assertTokenFilesPrivate(paths);
+  return { store, adminTokenHash };
+}
+
+/**
+ * What reload() may change. Broker and rotator read their options at each use, so the getters in
+ * buildBroker hand them the values of the configuration in force.
+ */
+class LiveSettings {
+  current: Config;
+  hubs: HubFor;
+  lookupAccountId: ReturnType<typeof accountIdOf>;
+  onKeyPromoted: () => void = () => {};
+  private readonly stopping = new AbortController();
+
+  constructor(
+    config: Config,
+    private readonly random: Random,
+  ) {
+    this.current = config;
+    this.hubs = hubClients(config, random, this.stopping.signal);
+    this.lookupAccountId = accountIdOf(config);
+  }
+
+  get backoff() {
+    return { initialMs: this.current.renewal.backoff_initial_ms, maxMs: this.current.renewal.backoff_max_ms };
+  }
+
+  apply(plan: ReturnType<typeof reloadPlan>): void {
+    this.current = plan.config;
+    if (plan.hubChanged) this.hubs = hubClients(this.current, this.random, this.stopping.signal);
+    if (plan.stsChanged) this.lookupAccountId = accountIdOf(this.current);
+  }
+
+  abortHubCalls(): void {
+    this.stopping.abort();
+  }
+}
+
+function buildBroker(parts: {
+  store: Store;
+  live: LiveSettings;
+  clock: Clock;
+  random: Random;
+  logger: Logger;
+  env: DaemonOptions['env'];
+}) {
+  const { store, live, clock, random, logger } = parts;
+  // Scraped only once the daemon runs, long after `broker` below exists.
+  const metrics = createMetrics({ workspaces: () => broker.workspaces(), clock });
+  const hubFor = countRenewals((hubUrl) => live.hubs(hubUrl), metrics);
+  const crash = failpoint(parts.env.EODH_CREDD_FAILPOINT);
+  const rotator = new KeyRotator({
+    store,
+    hubFor,
+    clock,
+    random,
+    logger,
+    get backoff() {
+      return live.backoff;
+    },
+    get settings() {
+      return {
+        enabled: live.current.rotation.enabled,
+        rotateBeforeMs: live.current.rotation.rotate_before_days * durations.DAY,
+        keyLifetimeDays: live.current.rotation.key_lifetime_days,
+      };
+    },
+    onStep: (step: RotationStep) => {
+      crash?.(step);
+      if (step === 'promoted') live.onKeyPromoted();
+    },
+  });
+  // Profiles in AWS credentials files for the tools that cannot use the endpoint (opt-in).
+  const sink = new CredentialsFileSink({ logger, clock });
+  const broker: Broker = new Broker({
+    store,
+    hubFor,
+    clock,
+    random,
+    logger,
+    rotator,
+    get backoff() {
+      return live.backoff;
+    },
+    get requestWaitMs() {
+      return live.current.renewal.request_wait_ms;
+    },
+    get lookupAccountId() {
+      return live.lookupAccountId;
+    },
+    onRenewed: (w, c) => sink.renewed(w, c),
+    onRemoved: (w) => sink.removed(w),
+  });
+  broker.sync();
+  sink.reconcile(broker.workspaces());
+  return { broker, metrics, sink };
+}
+
+/**
+ * The broker as the server sees it, except that a request naming a workspace or token the
+ * daemon does not know first checks whether the CLI changed the database (a missed change
+ * notification costs one refused-then-retried lookup, never a wrong answer).
+ */
+function sourceFor(broker: Broker, changes: ChangeWatch): CredentialSource {
+  return {
+    authenticate(workspace, token) {
+      const result = broker.authenticate(workspace, token);
+      if (result.ok || !changes.check()) return result;
+      return broker.authenticate(workspace, token);
+    },
+    freshCredentials: (workspace) => broker.freshCredentials(workspace),
+    credentials: (workspace) => broker.credentials(workspace),
+    apiKey: (workspace) => broker.apiKey(workspace),
   };
-  try {
-    const lock: ProcessLock = acquireProcessLock(paths.lock);
-    cleanups.push(() => lock.release());
-    const key = sealingKey(readMasterKey(paths.masterKey, env).key);
-    const store = new Store(openDatabase({ file: paths.database, key }), key, clock);
-    cleanups.push(() => store.close());
-    const adminTokenHash = ensureAdminToken(paths);
-    assertTokenFilesPrivate(paths);
+}
 
-    // What reload() may change. Broker and rotator read their options at each use, so the
-    // getters below hand them the values of the configuration in force.
-    let current = config;
-    let hubs = hubClients(config, random);
-    let lookupAccountId = accountIdOf(config);
-    const tunables = {
-      get backoff() {
-        return { initialMs: current.renewal.backoff_initial_ms, maxMs: current.renewal.backoff_max_ms };
-      },
-    };
-    // Scraped only once the daemon runs, long after `broker` below exists.
-    const metrics = createMetrics({ workspaces: () => broker.workspaces(), clock });
-    const hubFor = countRenewals((hubUrl) => hubs(hubUrl), metrics);
-    const rotator = new KeyRotator({
-      store,
-      hubFor,
-      clock,
-      random,
-      logger,
-      get backoff() {
-        return tunables.backoff;
-      },
-      get settings() {
-        return {
-          enabled: current.rotation.enabled,
-          rotateBeforeMs: current.rotation.rotate_before_days * durations.DAY,
-          keyLifetimeDays: current.rotation.key_lifetime_days,
-        };
-      },
-      onStep: failpoint(env.EODH_CREDD_FAILPOINT),
-    });
-    // Profiles in AWS credentials files for the tools that cannot use the endpoint (opt-in).
-    const sink = new CredentialsFileSink({ logger, clock });
-    const broker = new Broker({
-      store,
-      hubFor,
-      clock,
-      random,
-      logger,
-      rotator,
-      get backoff() {
-        return tunables.backoff;
-      },
-      get requestWaitMs() {
-        return current.renewal.request_wait_ms;
-      },
-      get lookupAccountId() {
-        return lookupAccountId;
-      },
-      onRenewed: (w, c) => sink.renewed(w, c),
-      onRemoved: (w) => sink.removed(w),
-    });
-    broker.sync();
-    sink.reconcile(broker.workspaces());
+async function buildServer(parts: {
+  config: Config;
+  broker: Broker;
+  metrics: DaemonMetrics;
+  adminTokenHash: Buffer;
+  logger: Logger;
+  changes: ChangeWatch;
+  cleanups: Cleanups;
+}) {
+  const { config, broker, metrics, logger, cleanups } = parts;
+  const host = config.server.host;
+  const hosts = new HostPolicy(host);
+  const listener = await startServer({
+    host,
+    port: config.server.port,
+    source: sourceFor(broker, parts.changes),
+    hosts,
+    logger,
+    onServed: (workspace) => metrics.served(workspace),
+    admin: { tokenHash: parts.adminTokenHash, actions: adminActions(broker) },
+    metrics: () => metrics.render(),
+  });
+  cleanups.add(() => void listener.close());
+  const port = listener.port;
+  hosts.setPort(port);
+  const urlHost = host.includes(':') ? `[${host}]` : host;
+  const url = `http://${urlHost === '0.0.0.0' || urlHost === '[::]' ? '127.0.0.1' : urlHost}:${port}`;
+  const info: RuntimeInfo = { pid: process.pid, url, port };
+  replaceSecretFile(runtimeFile(config), JSON.stringify(info));
+  cleanups.add(() => unlinkSafe(runtimeFile(config)));
+  return { listener, url, port };
+}
 
-    const hosts = new HostPolicy(host);
-    let stopped = false;
-    const listener = await startServer({
-      host,
-      port: config.server.port,
-      source: broker,
-      hosts,
-      logger,
-      onServed: (workspace) => metrics.served(workspace),
-      admin: { tokenHash: adminTokenHash, actions: adminActions(broker) },
-      metrics: () => metrics.render(),
-    });
-    cleanups.push(() => void listener.close());
-    const port = listener.port;
-    hosts.setPort(port);
-    const urlHost = host.includes(':') ? `[${host}]` : host;
-    const url = `http://${urlHost === '0.0.0.0' || urlHost === '[::]' ? '127.0.0.1' : urlHost}:${port}`;
-    const info: RuntimeInfo = { pid: process.pid, url, port };
-    replaceSecretFile(runtimeFile(config), JSON.stringify(info));
-    cleanups.push(() => unlinkSafe(runtimeFile(config)));
+/**
+ * The sweep schedule. It takes over once the first sweep (started here) is done: node-cron's
+ * first use loads time-zone data (~40 ms), which need not delay the first answers.
+ */
+function armTimers(live: LiveSettings, sweep: () => Promise<void>) {
+  let task: ScheduledTask | undefined;
+  let stopped = false;
+  const schedule = () => {
+    task = cron.schedule(live.current.renewal.sweep_schedule, sweep, { noOverlap: true, name: 'sweep' });
+  };
+  void sweep().then(() => {
+    if (!stopped && !task) schedule();
+  });
+  return {
+    reschedule() {
+      if (!task) return;
+      void task.destroy();
+      schedule();
+    },
+    stop() {
+      stopped = true;
+      void task?.destroy();
+      task = undefined;
+    },
+  };
+}
 
-    const sweep = (): Promise<void> =>
-      broker
-        .sweep()
-        .catch((err: unknown) => logger.error({ err }, 'sweep failed'))
-        .then(() => {
-          try {
-            options.onSweep?.(broker);
-          } catch (err) {
-            logger.error({ err }, 'after-sweep hook failed');
-          }
-        });
-    const schedule = (expression: string): ScheduledTask =>
-      cron.schedule(expression, sweep, { noOverlap: true, name: 'sweep' });
-    // The schedule takes over once the first sweep (started below) is done: node-cron's first use
-    // loads time-zone data (~40 ms), which need not delay the first answers.
-    let task: ScheduledTask | undefined;
-    const armSchedule = () => {
-      if (!stopped && !task) task = schedule(current.renewal.sweep_schedule);
-    };
-    cleanups.push(() => void task?.destroy());
-    let seenVersion = store.dataVersion();
-    const poll = setInterval(() => {
-      const version = store.dataVersion();
-      if (version === seenVersion) return;
-      seenVersion = version;
-      broker.sync();
-      sink.reconcile(broker.workspaces());
-      void sweep();
-    }, CHANGE_POLL_MS);
-    poll.unref();
-    cleanups.push(() => clearInterval(poll));
-    void sweep().then(armSchedule);
-    logger.info({ url, workspaces: broker.workspaces().length }, 'eodh-credd serving');
+/**
+ * After each key change, a backup into the data directory's backups/ (the newest three kept, #13).
+ * Requests during a backup coalesce into one more afterwards; a failed backup is logged, never fatal.
+ */
+class AutomaticBackups {
+  private running: Promise<void> | null = null;
+  private again = false;
 
-    return {
-      url,
-      port,
-      broker,
-      store,
-      listener,
-      metrics,
-      get config() {
-        return current;
-      },
-      reload(next) {
-        const prev = current;
-        const restart: string[] = [];
-        if (next.server.host !== prev.server.host || next.server.port !== prev.server.port) {
-          restart.push(
-            `server.host/server.port (${next.server.host}:${next.server.port}): restart eodh-credd to listen there`,
-          );
+  constructor(
+    private readonly store: Store,
+    private readonly config: Config,
+    private readonly logger: Logger,
+  ) {}
+
+  request(): void {
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.store
+      .takeAutomaticBackup(this.config.paths)
+      .then(
+        (file) => this.logger.info({ file }, 'automatic backup written'),
+        (err: unknown) => this.logger.error({ err }, 'automatic backup failed'),
+      )
+      .finally(() => {
+        this.running = null;
+        if (this.again) {
+          this.again = false;
+          this.request();
         }
-        if (next.server.allow_non_loopback !== prev.server.allow_non_loopback)
-          restart.push('server.allow_non_loopback: restart eodh-credd to apply it');
-        if (next.paths.dataDir !== prev.paths.dataDir)
-          restart.push(`storage.data_dir (${next.paths.dataDir}): restart eodh-credd to use it`);
-        if (next.log.format !== prev.log.format) restart.push('log.format: restart eodh-credd to apply it');
-        // What cannot change live stays as it was, so `current` always says what is in force.
-        current = {
-          ...next,
-          server: prev.server,
-          storage: prev.storage,
-          paths: prev.paths,
-          log: { ...next.log, format: prev.log.format },
-        };
-        logger.level = next.log.level;
-        if (next.renewal.sweep_schedule !== prev.renewal.sweep_schedule && !stopped && task) {
-          void task.destroy();
-          task = schedule(next.renewal.sweep_schedule);
-        }
-        if (JSON.stringify(next.hub) !== JSON.stringify(prev.hub)) hubs = hubClients(current, random);
-        if (JSON.stringify(next.sts) !== JSON.stringify(prev.sts)) lookupAccountId = accountIdOf(current);
-        logger.info(
-          { file: next.file, logLevel: next.log.level, schedule: next.renewal.sweep_schedule },
-          'configuration reloaded',
-        );
-        for (const note of restart) logger.warn(`configuration change not applied: ${note}`);
-        return restart;
-      },
-      async stop() {
-        if (stopped) return;
-        stopped = true;
-        await task?.destroy();
-        clearInterval(poll);
-        await listener.close();
-        await Promise.race([broker.settle(), new Promise((r) => setTimeout(r, 2_000).unref())]);
-        undo();
-      },
-    };
-  } catch (err) {
-    undo();
-    throw err;
+      });
+  }
+
+  async settle(): Promise<void> {
+    this.again = false;
+    await this.running;
   }
 }
 

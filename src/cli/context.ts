@@ -2,6 +2,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { type Config, loadConfig } from '../config/load.js';
 import { systemClock } from '../core/types.js';
+import { announceChange } from '../daemon/changes.js';
 import { openDatabase } from '../store/database.js';
 import { StoreError } from '../store/errors.js';
 import { readMasterKey } from '../store/master-key.js';
@@ -24,7 +25,9 @@ export function configOf(ctx: CliContext): Config {
 
 export function openStore(config: Config, env: CliContext['env'], create = false, readonly = false): Store {
   const key = sealingKey(readMasterKey(config.paths.masterKey, env).key);
-  return new Store(openDatabase({ file: config.paths.database, key, create, readonly }), key, systemClock);
+  return new Store(openDatabase({ file: config.paths.database, key, create, readonly }), key, systemClock, {
+    onClosedAfterChanges: () => announceChange(config.paths),
+  });
 }
 
 /** For commands that only read: on a read-only data directory they still work, read-only. */

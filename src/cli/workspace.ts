@@ -7,6 +7,7 @@
 import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { hubClientOptions } from '../config/hub-client.js';
 import type { Config } from '../config/load.js';
 import { clientTokenFile } from '../config/paths.js';
 import { EXIT, UserError } from '../core/errors.js';
@@ -76,11 +77,7 @@ export async function proveKey(
   config: Config,
   input: Pick<AddWorkspaceInput, 'name' | 'hubUrl' | 'tokenId' | 'apiKey'>,
 ): Promise<{ keyExpiresAt: number | null; s3: S3Credentials }> {
-  const hub = new HubClient(input.hubUrl, {
-    timeoutMs: config.hub.timeout_ms,
-    retries: config.hub.retries,
-    backoff: { initialMs: 500, maxMs: 5_000 },
-  });
+  const hub = new HubClient(input.hubUrl, hubClientOptions(config));
   let keyExpiresAt: number | null = null;
   let s3: S3Credentials;
   try {

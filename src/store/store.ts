@@ -112,6 +112,11 @@ interface StatusRow {
 
 type Id = string;
 
+export interface StoreOptions {
+  /** Called by close() when this connection changed rows (the CLI tells the daemon; see daemon/changes.ts). */
+  readonly onClosedAfterChanges?: () => void;
+}
+
 /** Every statement the store runs, typed by its parameters and rows; prepared once per connection. */
 function prepareStatements(db: Database) {
   const q = <Params extends unknown[], Row = never>(sql: string) => new Query<Params, Row>(db, sql);
@@ -186,6 +191,7 @@ export class Store {
     private readonly db: Database,
     private readonly key: SealingKey,
     private readonly clock: Clock,
+    private readonly options: StoreOptions = {},
   ) {
     this.sql = prepareStatements(db);
   }
@@ -447,6 +453,9 @@ export class Store {
   }
 
   close(): void {
-    if (this.db.open) this.db.close();
+    if (!this.db.open) return;
+    const changed = !this.db.readonly && (this.db.prepare('SELECT total_changes()').pluck().get() as number) > 0;
+    this.db.close();
+    if (changed) this.options.onClosedAfterChanges?.();
   }
 }
