@@ -5,6 +5,7 @@
  * changes, arm the timers.
  */
 import { unlinkSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import { hubClientOptions } from './config/hub-client.js';
@@ -34,8 +35,12 @@ import { Store } from './store/store.js';
 import { accountIdLookup } from './upstream/account-id.js';
 import { HubClient } from './upstream/client.js';
 
+const delay = (ms: number) => sleep(ms, undefined, { ref: false });
+
 /** On stop, hub calls in flight get this long to finish before they are aborted (#13). */
-const STOP_GRACE_MS = 2_000;
+const STOP_GRACE_MS = 3_500;
+/** After the abort, how long the abandoned calls get to unwind (serve.ts gives a stop 5 s in all). */
+const UNWIND_MS = 1_000;
 
 export interface DaemonOptions {
   readonly config: Config;
@@ -167,13 +172,13 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         stopped = true;
         timers.stop();
         changes.close();
-        // Requests in flight may finish; a hub call still running after the grace is abandoned.
-        const grace = setTimeout(() => live.abortHubCalls(), STOP_GRACE_MS);
-        grace.unref();
-        await server.listener.close();
+        // Requests and hub calls in flight may finish; a hub call still running after the grace is
+        // abandoned (its request gets its error), so a stop never waits on a slow hub.
+        const closing = server.listener.close();
+        const finished = Promise.all([closing, broker.settle()]);
+        await Promise.race([finished, delay(STOP_GRACE_MS)]);
         live.abortHubCalls();
-        clearTimeout(grace);
-        await Promise.race([broker.settle(), new Promise((r) => setTimeout(r, STOP_GRACE_MS).unref())]);
+        await Promise.race([finished, delay(UNWIND_MS)]);
         await backups.settle();
         cleanups.run();
       },

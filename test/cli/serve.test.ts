@@ -71,6 +71,22 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   });
 }
 
+t.test('a stop during a slow hub call abandons the call and exits 0 (#13)', async (t) => {
+  const { hub, inst } = await setup(t);
+  const daemon = await inst.serve();
+  await hub.setFault('slow', { delayMs: 60_000, count: 1 });
+  const inFlight = refresh(daemon);
+  await sleep(300);
+  daemon.child.kill('SIGTERM');
+  const exit = await daemon.exited;
+  t.same(exit, { code: 0, signal: null }, 'exit 0: within the 5 s stop limit, the call abandoned');
+  const response = await inFlight.catch((err: unknown) => err);
+  if (response instanceof Response) {
+    t.equal(response.status, 502, 'the request in flight is told the call was abandoned');
+    t.match(await response.text(), /abandoned: eodh-credd is stopping/);
+  } else t.comment('the request had not reached the daemon when it stopped');
+});
+
 t.test('a second signal exits at once', async (t) => {
   const { hub, inst } = await setup(t);
   const daemon = await inst.serve();
