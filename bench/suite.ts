@@ -9,13 +9,14 @@ import { join, resolve } from 'node:path';
 import type { BurstResult } from './load.js';
 import { type Machine, machine, ms, num, table } from './report.js';
 import { type ColdBurstResult, coldBurst } from './sections/burst.js';
+import { type IdleResult, idle } from './sections/idle.js';
 import { type MemoryResult, memory } from './sections/memory.js';
 import { type StartupResult, startup } from './sections/startup.js';
 import { type SweepRow, sweepCost } from './sections/sweep.js';
 import { type ThroughputResult, throughput } from './sections/throughput.js';
 import { ROOT, unitNodeFlags } from './support.js';
 
-export const SECTIONS = ['throughput', 'burst', 'startup', 'memory', 'sweep'] as const;
+export const SECTIONS = ['throughput', 'burst', 'startup', 'memory', 'sweep', 'idle'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export interface BenchSettings {
@@ -32,6 +33,7 @@ export interface BenchSettings {
   readonly memoryRequests: number;
   /** How long the daemon rests before each memory reading, ms. */
   readonly memorySettleMs: number;
+  readonly idleSeconds: number;
   /** Node flags for one more memory row, with the middle number of workspaces ([]: Node's defaults). */
   readonly memoryVariantFlags: readonly string[];
   /** Node flags of every daemon child: by default the NODE_OPTIONS of the systemd unit. */
@@ -82,6 +84,7 @@ export function settingsFromEnv(env: Env): BenchSettings {
     memoryWorkspaces: list(env, 'BENCH_MEMORY_WORKSPACES', [1, 100, 1000]),
     memoryRequests: positive(env, 'BENCH_MEMORY_REQUESTS', 100_000),
     memorySettleMs: positive(env, 'BENCH_SETTLE_MS', 1_000),
+    idleSeconds: positive(env, 'BENCH_IDLE_SECONDS', 60),
     memoryVariantFlags: (env.BENCH_MEMORY_NODE_FLAGS ?? '').split(' ').filter(Boolean),
     daemonNodeFlags:
       env.BENCH_NODE_FLAGS === undefined ? unitNodeFlags() : env.BENCH_NODE_FLAGS.split(' ').filter(Boolean),
@@ -114,6 +117,7 @@ export interface BenchResults {
   startup?: StartupResult;
   memory?: MemoryResult;
   sweep?: SweepRow[];
+  idle?: IdleResult;
   targets?: Target[];
   loadAverageAtEnd?: number;
   /** Where the JSON was written. */
@@ -155,6 +159,9 @@ export async function runSection(section: Section, settings: BenchSettings, resu
         nodeFlags: settings.daemonNodeFlags,
         variantFlags: settings.memoryVariantFlags,
       });
+      return;
+    case 'idle':
+      results.idle = await idle({ workspaces: 10, seconds: settings.idleSeconds });
       return;
     case 'sweep':
       results.sweep = await sweepCost({
@@ -279,6 +286,20 @@ export function render(section: Section, results: BenchResults): string {
               `${row.requests} (${row.ok})`,
             ]),
             ['bare node:http', num(r.nodeIdle.rssMb, 1), num(r.nodeIdle.anonMb, 1), '-', '-', '-', '-'],
+          ],
+        ),
+      ].join('\n');
+    }
+    case 'idle': {
+      const r = results.idle;
+      if (!r) return '';
+      return [
+        `6. Idle CPU with ${r.workspaces} workspaces (fresh credentials, no requests), over ${r.seconds} s`,
+        table(
+          ['process', 'CPU ms per minute'],
+          [
+            ['eodh-credd serve', num(r.daemonMsPerMinute, 1)],
+            ['bare node (setInterval idle)', num(r.nodeMsPerMinute, 1)],
           ],
         ),
       ].join('\n');

@@ -38,7 +38,7 @@ import { HubClient } from './upstream/client.js';
 const delay = (ms: number) => sleep(ms, undefined, { ref: false });
 
 /** On stop, hub calls in flight get this long to finish before they are aborted (#13). */
-const STOP_GRACE_MS = 3_500;
+const STOP_GRACE_MS = 2_500;
 /** After the abort, how long the abandoned calls get to unwind (serve.ts gives a stop 5 s in all). */
 const UNWIND_MS = 1_000;
 
