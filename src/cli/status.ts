@@ -31,12 +31,20 @@ export interface StatusRow {
 
 const iso = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString() : null);
 
-export async function collectStatus(config: Config, env: CliContext['env'], now = Date.now()): Promise<StatusRow[]> {
+export async function collectStatus(
+  config: Config,
+  env: CliContext['env'],
+  now = Date.now(),
+  daemonTimeoutMs = 3_000,
+): Promise<StatusRow[]> {
   const store = openStoreForReading(config, env);
   let live: WorkspaceSnapshot[] = [];
   if (runtimeInfo(config)) {
     try {
-      const answer = await callDaemon(config, '/v1/admin/status', { token: adminToken(config), timeoutMs: 3_000 });
+      const answer = await callDaemon(config, '/v1/admin/status', {
+        token: adminToken(config),
+        timeoutMs: daemonTimeoutMs,
+      });
       if (answer.status === 200 && Array.isArray(answer.body)) live = answer.body as WorkspaceSnapshot[];
     } catch {
       // The daemon's view is a bonus; the database alone still answers.

@@ -376,3 +376,22 @@ export async function waitFor<T>(
     await sleep(options.intervalMs ?? 50);
   }
 }
+
+/**
+ * Start `eodh-credd <args>` in the home's environment without waiting for it (a command that runs
+ * until signalled: `hub-sim`, `demo`). Killed at t's teardown if still running.
+ */
+export function spawnCli(home: Home, args: readonly string[], t: TeardownHost): ChildProcess {
+  assertBuilt();
+  const child = spawn('/bin/sh', ['-c', `${CLEAN_ENV}exec "$0" "$@"`, process.execPath, CLI, ...args], {
+    env: preludeEnv(home.env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.teardown(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+  });
+  return child;
+}

@@ -11,7 +11,6 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pino from 'pino';
 import t from 'tap';
 import type { S3Credentials } from '../../src/core/types.js';
 import {
@@ -25,6 +24,7 @@ import {
   writeProfile,
 } from '../../src/sinks/aws-credentials-file.js';
 import type { WorkspaceRecord } from '../../src/store/store.js';
+import { memoryLogger } from '../server/fixtures/memory-logger.js';
 
 const BODY = ['aws_access_key_id = ASIANEW', 'aws_secret_access_key = s3cr3t/+=', 'aws_session_token = tok'];
 
@@ -164,9 +164,9 @@ t.test('CredentialsFileSink follows renewals, settings and removals', async (t) 
   const fileA = join(dir, 'a');
   const fileB = join(dir, 'b');
   writeFileSync(fileA, '[default]\nk = 1\n', { mode: 0o600 });
-  const logger = pino({ level: 'silent' });
+  const log = memoryLogger('info');
   let now = Date.now();
-  const sink = new CredentialsFileSink({ logger, clock: { now: () => now } });
+  const sink = new CredentialsFileSink({ logger: log.logger, clock: { now: () => now } });
   const record = (fileSink: string | null): WorkspaceRecord => ({
     id: 'id-ws',
     name: 'ws',
@@ -212,7 +212,12 @@ t.test('CredentialsFileSink follows renewals, settings and removals', async (t) 
   t.equal(read(fileA), '[default]\nk = 1\n', 'workspace removed: profile removed');
 
   writeFileSync(join(dir, 'blocked'), 'a file where a directory should be');
-  sink.renewed(record(join(dir, 'blocked', 'credentials')), creds('ASIA4'));
-  t.pass('a failed write is logged, not thrown');
+  const blocked = join(dir, 'blocked', 'credentials');
+  t.doesNotThrow(() => sink.renewed(record(blocked), creds('ASIA4')), 'a failed write is not thrown');
+  t.match(
+    log.lines().at(-1),
+    { level: 40, workspace: 'ws', file: blocked, code: 'ENOTDIR', msg: /could not update the credentials file/ },
+    'but logged as a warning naming the file',
+  );
   now += 1;
 });
