@@ -22,10 +22,12 @@ import type { Hub, HubFor } from './scheduler/hub.js';
 import { KeyRotator, type RotationStep } from './scheduler/rotation.js';
 import { HostPolicy, isLoopbackHost } from './server/hosts.js';
 import type { Listener } from './server/listener.js';
+import { portInUse } from './server/port-holder.js';
 import { startServer } from './server/server.js';
+import { serveUnixSocket } from './server/unix-socket.js';
 import { countRenewals, createMetrics, type DaemonMetrics } from './service/metrics.js';
 import { CredentialsFileSink } from './sinks/aws-credentials-file.js';
-import { assertTokenFilesPrivate, ensureAdminToken } from './store/client-tokens.js';
+import { assertTokenFilesPrivate, ensureAdminToken, ensureMetricsToken } from './store/client-tokens.js';
 import { openDatabase } from './store/database.js';
 import { ensurePrivateDir, replaceSecretFile } from './store/files.js';
 import { acquireProcessLock } from './store/lock.js';
@@ -103,7 +105,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   ensurePrivateDir(config.paths.dataDir);
   const cleanups = new Cleanups();
   try {
-    const { store, adminTokenHash } = openStore(config, env, clock, cleanups);
+    const { store, adminTokenHash, metricsTokenHash } = openStore(config, env, clock, cleanups);
     const live = new LiveSettings(config, random);
     const { broker, metrics, sink } = buildBroker({ store, live, clock, random, logger, env });
     const backups = new AutomaticBackups(store, config, logger);
@@ -138,7 +140,16 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       logger,
     });
     cleanups.add(() => changes.close());
-    const server = await buildServer({ config, broker, metrics, adminTokenHash, logger, changes, cleanups });
+    const server = await buildServer({
+      config,
+      broker,
+      metrics,
+      adminTokenHash,
+      metricsTokenHash,
+      logger,
+      changes,
+      cleanups,
+    });
     live.onKeyPromoted = () => backups.request();
     const timers = armTimers(live, sweep);
     cleanups.add(() => timers.stop());
@@ -174,7 +185,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         changes.close();
         // Requests and hub calls in flight may finish; a hub call still running after the grace is
         // abandoned (its request gets its error), so a stop never waits on a slow hub.
-        const closing = server.listener.close();
+        const closing = Promise.all([server.listener.close(), server.local.close()]);
         const finished = Promise.all([closing, broker.settle()]);
         await Promise.race([finished, delay(STOP_GRACE_MS)]);
         live.abortHubCalls();
@@ -213,8 +224,9 @@ function openStore(config: Config, env: DaemonOptions['env'], clock: Clock, clea
   const store = new Store(openDatabase({ file: paths.database, key }), key, clock);
   cleanups.add(() => store.close());
   const adminTokenHash = ensureAdminToken(paths);
+  const metricsTokenHash = ensureMetricsToken(paths);
   assertTokenFilesPrivate(paths);
-  return { store, adminTokenHash };
+  return { store, adminTokenHash, metricsTokenHash };
 }
 
 /**
@@ -335,6 +347,7 @@ async function buildServer(parts: {
   broker: Broker;
   metrics: DaemonMetrics;
   adminTokenHash: Buffer;
+  metricsTokenHash: Buffer;
   logger: Logger;
   changes: ChangeWatch;
   cleanups: Cleanups;
@@ -349,10 +362,14 @@ async function buildServer(parts: {
     hosts,
     logger,
     onServed: (workspace) => metrics.served(workspace),
-    admin: { tokenHash: parts.adminTokenHash, actions: adminActions(broker) },
+    admin: { tokenHash: parts.adminTokenHash, metricsTokenHash: parts.metricsTokenHash, actions: adminActions(broker) },
     metrics: () => metrics.render(),
+  }).catch((err: unknown) => {
+    throw portInUse(err, host, config.server.port, config.file);
   });
   cleanups.add(() => void listener.close());
+  const local = await serveUnixSocket({ path: config.paths.socket, handler: listener.handle, logger });
+  cleanups.add(() => void local.close());
   const port = listener.port;
   hosts.setPort(port);
   const urlHost = host.includes(':') ? `[${host}]` : host;
@@ -360,7 +377,7 @@ async function buildServer(parts: {
   const info: RuntimeInfo = { pid: process.pid, url, port };
   replaceSecretFile(runtimeFile(config), JSON.stringify(info));
   cleanups.add(() => unlinkSafe(runtimeFile(config)));
-  return { listener, url, port };
+  return { listener, local, url, port };
 }
 
 /**

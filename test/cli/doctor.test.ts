@@ -117,7 +117,10 @@ t.test('daemon stopped; configured port taken by another program', async (t) => 
   t.teardown(() => inst.writeConfig(BASE_CONFIG));
   const checks = await doctor();
   t.match(byName(checks, 'daemon')[0], { status: 'fail', detail: 'not running' });
-  t.match(byName(checks, 'port')[0], { status: 'fail', detail: `127.0.0.1:${port} is in use by another program` });
+  t.match(byName(checks, 'port')[0], {
+    status: 'fail',
+    detail: `127.0.0.1:${port} is in use by pid ${process.pid} (node) of user root (uid 0)`,
+  });
   await new Promise<void>((resolve) => other.close(() => resolve()));
   t.match(byName(await doctor(), 'port')[0], { status: 'ok', detail: `127.0.0.1:${port} is free` });
 });

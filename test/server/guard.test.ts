@@ -85,15 +85,15 @@ t.test('client token: valid, missing, wrong, other workspace', async (t) => {
   assertErrorReply(t, await app.request('/v1/workspaces/alpha/token'), 401, 'unauthorized');
 });
 
-t.test('admin routes take the admin token only', async (t) => {
+t.test('admin routes take the admin token only, and only on the Unix socket', async (t) => {
   const app = await startLiveApp(t, { failedAuth: generous });
-  const status = await app.request('/v1/admin/status', { headers: { authorization: app.adminToken } });
+  const status = await app.request('/v1/admin/status', { headers: { authorization: app.adminToken }, local: true });
   t.equal(status.status, 200);
   t.notMatch(status.body, app.apiKeys.alpha!, 'status carries no API key');
-  assertErrorReply(t, await app.request('/v1/admin/status'), 401, 'unauthorized', 'no token');
+  assertErrorReply(t, await app.request('/v1/admin/status', { local: true }), 401, 'unauthorized', 'no token');
   assertErrorReply(
     t,
-    await app.request('/v1/admin/status', { headers: { authorization: app.tokens.alpha! } }),
+    await app.request('/v1/admin/status', { headers: { authorization: app.tokens.alpha! }, local: true }),
     401,
     'unauthorized',
     'a client token',
@@ -101,6 +101,7 @@ t.test('admin routes take the admin token only', async (t) => {
   const refresh = await app.request('/v1/admin/workspaces/alpha/refresh', {
     method: 'POST',
     headers: { authorization: app.adminToken },
+    local: true,
   });
   t.equal(refresh.status, 200);
   t.same(refresh.json, { ok: true });
@@ -109,11 +110,31 @@ t.test('admin routes take the admin token only', async (t) => {
     await app.request('/v1/admin/workspaces/alpha/refresh', {
       method: 'POST',
       headers: { authorization: app.tokens.alpha! },
+      local: true,
     }),
     401,
     'unauthorized',
     'refresh with a client token',
   );
+  // On TCP the admin routes do not exist, whatever the token (#12).
+  for (const [path, method] of [
+    ['/v1/admin/status', 'GET'],
+    ['/v1/admin/workspaces/alpha/refresh', 'POST'],
+  ] as const) {
+    assertErrorReply(
+      t,
+      await app.request(path, { method, headers: { authorization: app.adminToken } }),
+      404,
+      'not_found',
+      `${path} over TCP`,
+    );
+  }
+  // The socket answers any Host (no browser reaches it); TCP still checks it.
+  const anyHost = await app.request('/v1/admin/status', {
+    headers: { authorization: app.adminToken, host: 'evil.example' },
+    local: true,
+  });
+  t.equal(anyHost.status, 200);
 });
 
 t.test('Host must be the loopback address and port we serve (DNS rebinding)', async (t) => {
@@ -397,9 +418,9 @@ t.test('failed authentications are rate limited per source; valid clients never 
     'a token of another workspace is a failure too',
   );
   t.equal(
-    (await app.request('/v1/admin/status', { headers: { authorization: 'nope' } })).status,
-    429,
-    'so is a wrong admin token',
+    (await app.request('/v1/admin/status', { headers: { authorization: 'nope' }, local: true })).status,
+    401,
+    'a wrong admin token on the socket counts apart (the socket is one source)',
   );
   t.equal((await app.credentials('alpha', app.tokens.alpha)).status, 200, 'the valid client is still served');
   t.equal((await app.credentials('beta')).status, 200, 'every valid client is');
