@@ -11,12 +11,13 @@ import { type Machine, machine, ms, num, table } from './report.js';
 import { type ColdBurstResult, coldBurst } from './sections/burst.js';
 import { type IdleResult, idle } from './sections/idle.js';
 import { type MemoryResult, memory } from './sections/memory.js';
+import { type PeerResult, peerLookup } from './sections/peer.js';
 import { type StartupResult, startup } from './sections/startup.js';
 import { type SweepRow, sweepCost } from './sections/sweep.js';
 import { type ThroughputResult, throughput } from './sections/throughput.js';
 import { ROOT, unitNodeFlags } from './support.js';
 
-export const SECTIONS = ['throughput', 'burst', 'startup', 'memory', 'sweep', 'idle'] as const;
+export const SECTIONS = ['throughput', 'burst', 'startup', 'memory', 'sweep', 'idle', 'peer'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export interface BenchSettings {
@@ -118,6 +119,7 @@ export interface BenchResults {
   memory?: MemoryResult;
   sweep?: SweepRow[];
   idle?: IdleResult;
+  peer?: PeerResult;
   targets?: Target[];
   loadAverageAtEnd?: number;
   /** Where the JSON was written. */
@@ -169,6 +171,9 @@ export async function runSection(section: Section, settings: BenchSettings, resu
         dueMax: settings.sweepDueMax,
         freshRepeats: 20,
       });
+      return;
+    case 'peer':
+      results.peer = await peerLookup({ connections: 50 });
       return;
   }
 }
@@ -242,6 +247,23 @@ export function render(section: Section, results: BenchResults): string {
           ],
         ),
         `slowest answer, cold / ceiling: ${num(r.cold.maxMs / r.ceiling.maxMs, 2)}; warm / ceiling: ${num(r.warm.maxMs / r.ceiling.maxMs, 2)}`,
+      ].join('\n');
+    }
+    case 'peer': {
+      const r = results.peer!;
+      return [
+        `6. Peer check: the uid of a new loopback connection's client from /proc/net/tcp (${r.connections} connections, ${r.tableRows} rows in the table)`,
+        table(
+          ['lookup', 'median ms', 'p90 ms', 'found'],
+          [
+            [
+              'one per new connection',
+              num(r.medianUs / 1000, 2),
+              num(r.p90Us / 1000, 2),
+              `${r.found}/${r.connections}`,
+            ],
+          ],
+        ),
       ].join('\n');
     }
     case 'startup': {

@@ -12,20 +12,24 @@ import { hubClientOptions } from './config/hub-client.js';
 import type { Config } from './config/load.js';
 import { type RuntimeInfo, runtimeFile } from './config/runtime.js';
 import { EXIT, UserError } from './core/errors.js';
+import { fanOut } from './core/events.js';
 import { durations } from './core/policy.js';
 import type { CredentialSource } from './core/source.js';
+import { KEY_WARNING_MS, type WorkspaceSnapshot, workspaceSnapshot } from './core/status-view.js';
 import { type Clock, type Random, systemClock } from './core/types.js';
 import { type ChangeWatch, watchForChanges } from './daemon/changes.js';
 import { reloadPlan } from './daemon/reload-plan.js';
 import { Broker } from './scheduler/broker.js';
 import type { Hub, HubFor } from './scheduler/hub.js';
 import { KeyRotator, type RotationStep } from './scheduler/rotation.js';
+import { workspaceFacts } from './scheduler/status.js';
+import { AuditTrail } from './server/audit.js';
 import { HostPolicy, isLoopbackHost } from './server/hosts.js';
-import type { Listener } from './server/listener.js';
 import { portInUse } from './server/port-holder.js';
-import { startServer } from './server/server.js';
+import { type Listener, startServer } from './server/server.js';
+import { forgetInheritedSockets, inheritedSockets } from './server/socket-activation.js';
 import { serveUnixSocket } from './server/unix-socket.js';
-import { countRenewals, createMetrics, type DaemonMetrics } from './service/metrics.js';
+import { createMetrics, type DaemonMetrics } from './service/metrics.js';
 import { CredentialsFileSink } from './sinks/aws-credentials-file.js';
 import { assertTokenFilesPrivate, ensureAdminToken, ensureMetricsToken } from './store/client-tokens.js';
 import { openDatabase } from './store/database.js';
@@ -51,14 +55,22 @@ export interface DaemonOptions {
   readonly clock?: Clock;
   readonly random?: Random;
   /** Called after each sweep (the service status line is refreshed there). */
-  readonly onSweep?: ((broker: Broker) => void) | undefined;
+  readonly onSweep?: (() => void) | undefined;
+}
+
+/** How long after a mint request times out the hub may still create the key: its own timeout, and then some. */
+export function lateMintMs(config: Config): number {
+  return config.hub.timeout_ms + config.hub.late_answer_margin_ms;
 }
 
 export interface Daemon {
   readonly url: string;
   readonly port: number;
   readonly broker: Broker;
+  readonly rotator: KeyRotator;
   readonly store: Store;
+  /** Every workspace as `status` shows it (the one attention rule). */
+  snapshots(): WorkspaceSnapshot[];
   readonly listener: Listener;
   readonly metrics: DaemonMetrics;
   /** The configuration in force (the last one reload() accepted). */
@@ -102,13 +114,24 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const clock = options.clock ?? systemClock;
   const random = options.random ?? Math.random;
   checkListenAddress(config, logger);
+  const inherited = inheritedSockets(env, process.pid);
+  if (inherited.ignored) logger.warn(`listening sockets passed by systemd ignored: ${inherited.ignored}`);
+  forgetInheritedSockets(process.env);
   ensurePrivateDir(config.paths.dataDir);
   const cleanups = new Cleanups();
   try {
     const { store, adminTokenHash, metricsTokenHash } = openStore(config, env, clock, cleanups);
     const live = new LiveSettings(config, random);
-    const { broker, metrics, sink } = buildBroker({ store, live, clock, random, logger, env });
     const backups = new AutomaticBackups(store, config, logger);
+    const { broker, rotator, metrics, sink, snapshots } = buildBroker({
+      store,
+      live,
+      clock,
+      random,
+      logger,
+      env,
+      backups,
+    });
     // A CLI change found at a sweep is applied before it (the safety net for a missed notification).
     const sweep = (): Promise<void> => {
       try {
@@ -118,18 +141,18 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       }
       return broker
         .sweep()
+        .then(() => rotator.sweep(broker.records()))
         .catch((err: unknown) => logger.error({ err }, 'sweep failed'))
         .then(() => {
           try {
-            options.onSweep?.(broker);
+            options.onSweep?.();
           } catch (err) {
             logger.error({ err }, 'after-sweep hook failed');
           }
         });
     };
     const applyChanges = () => {
-      broker.sync();
-      sink.reconcile(broker.workspaces());
+      load({ broker, rotator, sink });
       backups.request();
       void sweep();
     };
@@ -143,14 +166,16 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     const server = await buildServer({
       config,
       broker,
+      rotator,
+      snapshots,
       metrics,
       adminTokenHash,
       metricsTokenHash,
+      inheritedFds: inherited.fds,
       logger,
       changes,
       cleanups,
     });
-    live.onKeyPromoted = () => backups.request();
     const timers = armTimers(live, sweep);
     cleanups.add(() => timers.stop());
     logger.info({ url: server.url, workspaces: broker.workspaces().length }, 'eodh-credd serving');
@@ -160,7 +185,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       url: server.url,
       port: server.port,
       broker,
+      rotator,
       store,
+      snapshots,
       listener: server.listener,
       metrics,
       get config() {
@@ -186,7 +213,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         // Requests and hub calls in flight may finish; a hub call still running after the grace is
         // abandoned (its request gets its error), so a stop never waits on a slow hub.
         const closing = Promise.all([server.listener.close(), server.local.close()]);
-        const finished = Promise.all([closing, broker.settle()]);
+        const finished = Promise.all([closing, broker.settle(), rotator.settle()]);
         await Promise.race([finished, delay(STOP_GRACE_MS)]);
         live.abortHubCalls();
         await Promise.race([finished, delay(UNWIND_MS)]);
@@ -237,7 +264,6 @@ class LiveSettings {
   current: Config;
   hubs: HubFor;
   lookupAccountId: ReturnType<typeof accountIdOf>;
-  onKeyPromoted: () => void = () => {};
   private readonly stopping = new AbortController();
 
   constructor(
@@ -264,6 +290,7 @@ class LiveSettings {
   }
 }
 
+/** Broker, rotator and their listeners: metrics, the credentials-file sink, the audit trail, backups. */
 function buildBroker(parts: {
   store: Store;
   live: LiveSettings;
@@ -271,13 +298,24 @@ function buildBroker(parts: {
   random: Random;
   logger: Logger;
   env: DaemonOptions['env'];
+  backups: AutomaticBackups;
 }) {
-  const { store, live, clock, random, logger } = parts;
+  const { store, live, clock, random, logger, backups } = parts;
   // Scraped only once the daemon runs, long after `broker` below exists.
-  const metrics = createMetrics({ workspaces: () => broker.workspaces(), clock });
-  const hubFor = countRenewals((hubUrl) => live.hubs(hubUrl), metrics);
-  const crash = failpoint(parts.env.EODH_CREDD_FAILPOINT);
-  const rotator = new KeyRotator({
+  const metrics = createMetrics({
+    workspaces: () => broker.workspaces(),
+    clock,
+    needingAttention: () => snapshots().filter((s) => s.attention.length > 0).length,
+  });
+  const hubFor: HubFor = (hubUrl) => live.hubs(hubUrl);
+  // Profiles in AWS credentials files for the tools that cannot use the endpoint (opt-in).
+  const sink = new CredentialsFileSink({ logger, clock });
+  // After each key this installation minted replaces the old one, a backup (#13).
+  const backupOnRotation = { rotated: () => backups.request() };
+  const events = fanOut([metrics, sink, new AuditTrail(logger), backupOnRotation], (event, err) =>
+    logger.error({ err, event }, 'a workspace event listener failed'),
+  );
+  const rotator: KeyRotator = new KeyRotator({
     store,
     hubFor,
     clock,
@@ -291,22 +329,20 @@ function buildBroker(parts: {
         enabled: live.current.rotation.enabled,
         rotateBeforeMs: live.current.rotation.rotate_before_days * durations.DAY,
         keyLifetimeDays: live.current.rotation.key_lifetime_days,
+        lateMintMs: lateMintMs(live.current),
       };
     },
-    onStep: (step: RotationStep) => {
-      crash?.(step);
-      if (step === 'promoted') live.onKeyPromoted();
-    },
+    keys: { useActiveKey: (workspace) => broker.useActiveKey(workspace) },
+    events,
+    onStep: failpoint(parts.env.EODH_CREDD_FAILPOINT),
   });
-  // Profiles in AWS credentials files for the tools that cannot use the endpoint (opt-in).
-  const sink = new CredentialsFileSink({ logger, clock });
   const broker: Broker = new Broker({
     store,
     hubFor,
     clock,
     random,
     logger,
-    rotator,
+    events,
     get backoff() {
       return live.backoff;
     },
@@ -316,12 +352,34 @@ function buildBroker(parts: {
     get lookupAccountId() {
       return live.lookupAccountId;
     },
-    onRenewed: (w, c) => sink.renewed(w, c),
-    onRemoved: (w) => sink.removed(w),
   });
-  broker.sync();
-  sink.reconcile(broker.workspaces());
-  return { broker, metrics, sink };
+  const snapshots = (): WorkspaceSnapshot[] => {
+    const now = clock.now();
+    const current = live.current;
+    const policy = { rotationEnabled: current.rotation.enabled, keyWarningMs: KEY_WARNING_MS };
+    const factsPolicy = {
+      rotationEnabled: current.rotation.enabled,
+      rotateBeforeDays: current.rotation.rotate_before_days,
+    };
+    return broker
+      .views()
+      .map((renewal) =>
+        workspaceSnapshot(
+          workspaceFacts(store, renewal.record, { renewal, rotation: rotator.view(renewal.record) }, factsPolicy),
+          now,
+          policy,
+        ),
+      );
+  };
+  load({ broker, rotator, sink });
+  return { broker, rotator, metrics, sink, snapshots };
+}
+
+/** Bring broker, rotator and sink in line with the database. */
+function load(parts: { broker: Broker; rotator: KeyRotator; sink: CredentialsFileSink }): void {
+  parts.broker.sync();
+  parts.rotator.sync(parts.broker.records());
+  parts.sink.reconcile(parts.broker.workspaces());
 }
 
 /**
@@ -345,9 +403,12 @@ function sourceFor(broker: Broker, changes: ChangeWatch): CredentialSource {
 async function buildServer(parts: {
   config: Config;
   broker: Broker;
+  rotator: KeyRotator;
+  snapshots: () => WorkspaceSnapshot[];
   metrics: DaemonMetrics;
   adminTokenHash: Buffer;
   metricsTokenHash: Buffer;
+  inheritedFds: readonly number[];
   logger: Logger;
   changes: ChangeWatch;
   cleanups: Cleanups;
@@ -358,21 +419,34 @@ async function buildServer(parts: {
   const listener = await startServer({
     host,
     port: config.server.port,
-    source: sourceFor(broker, parts.changes),
+    inheritedFds: parts.inheritedFds,
     hosts,
+    source: sourceFor(broker, parts.changes),
     logger,
     onServed: (workspace) => metrics.served(workspace),
-    admin: { tokenHash: parts.adminTokenHash, metricsTokenHash: parts.metricsTokenHash, actions: adminActions(broker) },
+    admin: {
+      tokenHash: parts.adminTokenHash,
+      metricsTokenHash: parts.metricsTokenHash,
+      actions: adminActions(broker, parts.rotator, parts.snapshots),
+    },
     metrics: () => metrics.render(),
   }).catch((err: unknown) => {
     throw portInUse(err, host, config.server.port, config.file);
   });
   cleanups.add(() => void listener.close());
-  const local = await serveUnixSocket({ path: config.paths.socket, handler: listener.handle, logger });
+  const local = await serveUnixSocket({ path: config.paths.socket, server: listener.server, logger });
   cleanups.add(() => void local.close());
   const port = listener.port;
-  hosts.setPort(port);
-  const urlHost = host.includes(':') ? `[${host}]` : host;
+  // With sockets from systemd, what they are bound to is what we serve, whatever the config says.
+  const servedHost = parts.inheritedFds.length > 0 ? (listener.addresses[0]?.address ?? host) : host;
+  if (!listener.addresses.every((a) => isLoopbackHost(a.address)) && !config.server.allow_non_loopback) {
+    throw new UserError(
+      `the sockets passed by systemd include a non-loopback address (${listener.addresses.map((a) => a.address).join(', ')}); set server.allow_non_loopback = true in ${config.file} to serve other machines.`,
+      EXIT.CONFIG,
+    );
+  }
+  hosts.setPort(port, servedHost);
+  const urlHost = servedHost.includes(':') ? `[${servedHost}]` : servedHost;
   const url = `http://${urlHost === '0.0.0.0' || urlHost === '[::]' ? '127.0.0.1' : urlHost}:${port}`;
   const info: RuntimeInfo = { pid: process.pid, url, port };
   replaceSecretFile(runtimeFile(config), JSON.stringify(info));
@@ -382,7 +456,7 @@ async function buildServer(parts: {
 
 /**
  * The sweep schedule. It takes over once the first sweep (started here) is done: node-cron's
- * first use loads time-zone data (~40 ms), which need not delay the first answers.
+ * first use loads time-zone data (README, Benchmarks), which need not delay the first answers.
  */
 function armTimers(live: LiveSettings, sweep: () => Promise<void>) {
   let task: ScheduledTask | undefined;
@@ -453,28 +527,25 @@ function accountIdOf(config: Config) {
     : undefined;
 }
 
-function adminActions(broker: Broker) {
+function adminActions(broker: Broker, rotator: KeyRotator, snapshots: () => WorkspaceSnapshot[]) {
   return {
     async refresh(workspace: string) {
-      if (!broker.slot(workspace)) return { ok: false, error: `no workspace "${workspace}"` };
-      await broker.renew(workspace, true);
-      const slot = broker.slot(workspace);
-      return slot?.lastError ? { ok: false, error: slot.lastError.message } : { ok: true };
+      const outcome = await broker.renew(workspace, true);
+      if (outcome.kind === 'renewed') return { ok: true };
+      if (outcome.kind === 'failed') return { ok: false, error: outcome.message };
+      return {
+        ok: false,
+        error: outcome.reason === 'unknown_workspace' ? `no workspace "${workspace}"` : outcome.reason,
+      };
     },
     async rotate(workspace: string) {
-      const slot = broker.slot(workspace);
-      if (!slot) return { ok: false, error: `no workspace "${workspace}"` };
-      const outcome = await broker.rotate(workspace, true);
-      if (outcome === 'rotated') return { ok: true };
-      if (outcome === 'needs_user')
-        return {
-          ok: false,
-          error:
-            'the hub does not let the API key create its successor; add a new key with "eodh-credd workspace set-key"',
-        };
-      return { ok: false, error: slot.rotation.lastError ?? `rotation ${outcome}` };
+      const record = broker.slot(workspace)?.record;
+      if (!record) return { ok: false, error: `no workspace "${workspace}"` };
+      const result = await rotator.rotate(record, true);
+      if (result.outcome === 'rotated') return { ok: true };
+      return { ok: false, error: result.message ?? `rotation ${result.outcome}` };
     },
-    snapshot: () => broker.snapshot(),
+    snapshot: () => snapshots(),
   };
 }
 

@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { type Config, loadConfig } from '../config/load.js';
-import { EXIT } from '../core/errors.js';
+import { EXIT, UserError } from '../core/errors.js';
+import { describeCapabilities } from '../core/hub-facts.js';
 import { type Clock, systemClock } from '../core/types.js';
 import { describeHolder, findPortHolder } from '../server/port-holder.js';
 import { openDatabase } from '../store/database.js';
@@ -22,7 +23,7 @@ import { assertPrivate } from '../store/files.js';
 import { integrityProblems } from '../store/integrity.js';
 import { type MasterKeySource, masterKeyLocation, readMasterKey } from '../store/master-key.js';
 import { sealingKey } from '../store/seal.js';
-import { Store } from '../store/store.js';
+import { Store, type WorkspaceStatus } from '../store/store.js';
 import { type CliContext, print } from './context.js';
 import { adminToken, callDaemon, runtimeInfo } from './daemon-client.js';
 import { UNIT_NAME, type UnitScope, unitDirectory } from './install-systemd.js';
@@ -100,6 +101,7 @@ export async function runDoctor(options: DoctorOptions): Promise<Check[]> {
             ),
       );
       hubUrls = [...new Set(store.listWorkspaces().map((w) => w.hubUrl))];
+      checks.push(...store.listWorkspaces().map((w) => capabilityCheck(w.name, store.status(w.id))));
     } finally {
       store.close();
     }
@@ -153,6 +155,20 @@ function storeCheck(err: unknown): Check {
     }
   }
   return fail('database', text);
+}
+
+/** What the hub lets the workspace's key do (#11), as learned from its answers. */
+function capabilityCheck(workspace: string, status: WorkspaceStatus): Check {
+  const name = `workspace ${workspace}: hub abilities`;
+  const detail = `the hub lets its API key ${describeCapabilities(status.capabilities)}`;
+  if (status.rotationState === 'needs_user') {
+    return warn(
+      name,
+      `${detail}; rotation needs you`,
+      `eodh-credd workspace set-key ${workspace} (with a key from the EODH web UI)`,
+    );
+  }
+  return ok(name, detail);
 }
 
 function permissions(config: Config, env: CliContext['env']): Check {

@@ -26,14 +26,19 @@ export function envVariables(
   workspace: string,
   region: string,
   tokenFile?: string,
+  storage?: { readonly s3Bucket: string | null; readonly s3Prefix: string | null },
 ): Array<[string, string]> {
-  return [
+  const vars: Array<[string, string]> = [
     ['AWS_CONTAINER_CREDENTIALS_FULL_URI', credentialsUrl(daemonBaseUrl(config), workspace)],
     ['AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE', tokenFile ?? clientTokenFile(config.paths, workspace)],
     // JS v3 and the CLI read AWS_REGION; older botocore reads only AWS_DEFAULT_REGION.
     ['AWS_REGION', region],
     ['AWS_DEFAULT_REGION', region],
   ];
+  // Where the workspace's files live, when the hub said (GET /api/workspaces/{ws}; best effort, #11).
+  if (storage?.s3Bucket) vars.push(['EODH_S3_BUCKET', storage.s3Bucket]);
+  if (storage?.s3Bucket && storage.s3Prefix !== null) vars.push(['EODH_S3_PREFIX', storage.s3Prefix]);
+  return vars;
 }
 
 const shQuote = (v: string) => (/^[\w@%+=:,./-]+$/.test(v) ? v : `'${v.replaceAll("'", `'\\''`)}'`);
@@ -75,9 +80,9 @@ export async function run(ctx: CliContext): Promise<number> {
   const format = values.format as EnvFormat;
   if (!FORMATS.includes(format)) throw new UserError(`--format must be one of ${FORMATS.join(', ')}.`, EXIT.USAGE);
   const config = configOf(ctx);
-  const { region } = readWorkspace(config, ctx.env, workspace);
+  const record = readWorkspace(config, ctx.env, workspace);
   const tokenFile = clientTokenFile(config.paths, workspace);
-  for (const line of formatEnv(envVariables(config, workspace, region, tokenFile), format, tokenFile))
+  for (const line of formatEnv(envVariables(config, workspace, record.region, tokenFile, record), format, tokenFile))
     print(ctx.stdout, line);
   return 0;
 }

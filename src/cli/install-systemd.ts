@@ -25,6 +25,13 @@ export const UNIT_NAME = `${APP}.service`;
 /** The unit templates shipped in systemd/. */
 export const TEMPLATES: Record<UnitScope, string> = { user: 'eodh-credd.service', system: 'eodh-credd-system.service' };
 
+/** The socket unit beside the service (#12): systemd holds the port while the service is down. */
+export const SOCKET_NAME = `${APP}.socket`;
+export const SOCKET_TEMPLATES: Record<UnitScope, string> = {
+  user: 'eodh-credd.socket',
+  system: 'eodh-credd-system.socket',
+};
+
 /** Names of the encrypted master-key credential and the service account of the system unit. */
 export const SYSTEM_CREDENTIAL = '/etc/eodh-credd/master-key.cred';
 export const SYSTEM_ACCOUNT = 'eodh-credd';
@@ -47,8 +54,17 @@ export function defaultEntry(): string {
   return here.endsWith('.ts') ? join(packageRoot(), 'dist', 'src', 'cli', 'main.js') : join(dirname(here), 'main.js');
 }
 
-export function readTemplate(scope: UnitScope): string {
-  return readFileSync(join(packageRoot(), 'systemd', TEMPLATES[scope]), 'utf8');
+export function readTemplate(scope: UnitScope, templates: Record<UnitScope, string> = TEMPLATES): string {
+  return readFileSync(join(packageRoot(), 'systemd', templates[scope]), 'utf8');
+}
+
+/**
+ * The socket unit listening on the configured port (both loopback addresses); the template's
+ * default port when the configuration asks for any free one (0), which a socket unit cannot.
+ */
+export function renderSocket(template: string, port: number): string {
+  if (!Number.isInteger(port) || port < 1) return template;
+  return template.replace(/^(ListenStream=.*:)\d+$/gm, `$1${port}`);
 }
 
 /**
@@ -131,7 +147,7 @@ export function systemSteps(node: string, entry: string): string[] {
     'credd init',
     'printf %s "$KEY" | credd workspace add <workspace> --hub https://eodatahub.org.uk --token-id <token id>',
     'sudo systemctl daemon-reload',
-    `sudo systemctl enable --now ${APP}`,
+    `sudo systemctl enable --now ${SOCKET_NAME} ${APP}`,
     `systemctl status ${APP}; journalctl -u ${APP}`,
   ];
 }
@@ -139,7 +155,7 @@ export function systemSteps(node: string, entry: string): string[] {
 export function userSteps(): string[] {
   return [
     'systemctl --user daemon-reload',
-    `systemctl --user enable --now ${APP}`,
+    `systemctl --user enable --now ${SOCKET_NAME} ${APP}`,
     'loginctl enable-linger "$USER"   # keep it running while you are logged out',
     `systemctl --user status ${APP}; journalctl --user -u ${APP}`,
   ];
@@ -189,10 +205,14 @@ export async function run(ctx: CliContext): Promise<number> {
     }
   }
 
+  const socket = renderSocket(readTemplate(scope, SOCKET_TEMPLATES), config.server.port);
   const steps = scope === 'system' ? systemSteps(node, entry) : userSteps();
   if (values['dry-run']) {
     print(ctx.stdout, `# ${join(values.output ?? unitDirectory(scope, ctx.env), UNIT_NAME)}`);
     print(ctx.stdout, unit.trimEnd());
+    print(ctx.stdout);
+    print(ctx.stdout, `# ${join(values.output ?? unitDirectory(scope, ctx.env), SOCKET_NAME)}`);
+    print(ctx.stdout, socket.trimEnd());
     print(ctx.stdout);
     print(ctx.stdout, '# Then:');
     for (const step of steps) print(ctx.stdout, step);
@@ -205,12 +225,15 @@ export async function run(ctx: CliContext): Promise<number> {
   // A unit holds no secret; systemd wants it readable.
   replaceSecretFile(file, unit, 0o644);
   print(ctx.stdout, `Wrote ${file}`);
+  const socketFile = join(dir, SOCKET_NAME);
+  replaceSecretFile(socketFile, socket, 0o644);
+  print(ctx.stdout, `Wrote ${socketFile}`);
 
   const initialised = existsSync(config.paths.database);
   if (values.output === undefined && scope === 'user' && systemctlUsable(scope, ctx.env) && initialised) {
     for (const args of [
       ['--user', 'daemon-reload'],
-      ['--user', 'enable', '--now', APP],
+      ['--user', 'enable', '--now', SOCKET_NAME, APP],
     ]) {
       print(ctx.stdout, `$ systemctl ${args.join(' ')}`);
       try {

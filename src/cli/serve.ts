@@ -9,7 +9,6 @@
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config/load.js';
-import { durations } from '../core/policy.js';
 import { type Daemon, startDaemon } from '../daemon.js';
 import { createLogger } from '../log.js';
 import { systemdNotifier } from '../service/notify.js';
@@ -19,12 +18,9 @@ import { type CliContext, configOf } from './context.js';
 /** Longest graceful stop before giving up (systemd's TimeoutStopSec= in the units is 10 s). */
 const STOP_LIMIT_MS = 5_000;
 
-/** The service status line for the configuration in force. */
+/** The service status line: the same attention rule as `eodh-credd status`. */
 function serviceStatus(daemon: Daemon): string {
-  const { rotation } = daemon.config;
-  // With rotation on, a key inside half the rotation window means rotation did not happen.
-  const keyWarningDays = rotation.enabled ? rotation.rotate_before_days / 2 : rotation.rotate_before_days;
-  return statusLine(daemon.broker.snapshot(), Date.now(), { keyWarningMs: keyWarningDays * durations.DAY });
+  return statusLine(daemon.snapshots(), Date.now());
 }
 
 export async function run(ctx: CliContext): Promise<number> {

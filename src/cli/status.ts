@@ -7,30 +7,14 @@
 import { parseArgs } from 'node:util';
 import type { Config } from '../config/load.js';
 import { EXIT } from '../core/errors.js';
-import { daysLeft, durations, isServable, rotationDueAt } from '../core/policy.js';
-import type { WorkspaceSnapshot } from '../scheduler/broker.js';
+import { durations } from '../core/policy.js';
+import { KEY_WARNING_MS, type WorkspaceSnapshot, workspaceSnapshot } from '../core/status-view.js';
+import { workspaceFacts } from '../scheduler/status.js';
 import { type CliContext, configOf, openStoreForReading, print } from './context.js';
 import { adminToken, callDaemon, daemonRunning, runtimeInfo } from './daemon-client.js';
 
-export interface StatusRow {
-  workspace: string;
-  hub: string;
-  apiKeyExpiresAt: string | null;
-  apiKeyDaysLeft: number | null;
-  s3ExpiresAt: string | null;
-  s3Valid: boolean;
-  lastRenewalAt: string | null;
-  nextRenewalAt: string | null;
-  lastError: string | null;
-  rotation: string;
-  /** When the daemon will rotate the API key (null when rotation is off or needs the user). */
-  nextRotationAt: string | null;
-  /** Rotation in words: "in 23d", "needs you", "retrying: …", "recovering", "off". */
-  rotationText: string;
-  attention: string[];
-}
-
-const iso = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString() : null);
+/** One row of `status`: the view of src/core/status-view.ts, computed by the daemon when it runs. */
+export type StatusRow = WorkspaceSnapshot;
 
 /** Whether the daemon answers on its socket, and its view of the workspaces when it does. */
 export interface DaemonView {
@@ -62,60 +46,16 @@ export async function collectStatus(
   const { live } = view ?? (await daemonView(config));
   const store = openStoreForReading(config, env);
   try {
+    const policy = { rotationEnabled: config.rotation.enabled, keyWarningMs: KEY_WARNING_MS };
+    const factsPolicy = {
+      rotationEnabled: config.rotation.enabled,
+      rotateBeforeDays: config.rotation.rotate_before_days,
+    };
+    // The daemon's rows (same rule, plus what only it knows) for what it serves; the database for the rest.
     return store.listWorkspaces().map((w) => {
-      const key = store.activeApiKey(w.id);
-      const s3 = store.loadS3(w.id);
-      const st = store.status(w.id);
-      const snap = live.find((s) => s.workspace === w.name);
-      const attention: string[] = [];
-      const days = key?.expiresAt != null ? daysLeft(key.expiresAt, now) : null;
-      if (!key) attention.push('no API key');
-      if (
-        key?.expiresAt != null &&
-        key.expiresAt - now < config.rotation.rotate_before_days * durations.DAY &&
-        st.rotationState === 'needs_user'
-      ) {
-        attention.push(`API key expires in ${days} days and cannot be rotated automatically`);
-      }
-      if (st.rotationState === 'needs_user' && st.rotationNote) attention.push(st.rotationNote);
-      if (snap?.keyRejected || st.lastErrorCode === 'unauthorized' || st.lastErrorCode === 'forbidden') {
-        attention.push('the hub rejects the API key');
-      }
-      const s3Valid = s3 ? isServable(s3, now) : false;
-      if (!s3Valid) attention.push('no valid S3 credential');
-      const rotateAt =
-        key && config.rotation.enabled && st.rotationState !== 'needs_user'
-          ? rotationDueAt(key, config.rotation.rotate_before_days * durations.DAY)
-          : null;
-      const rotationText =
-        st.rotationState === 'needs_user' || snap?.rotation?.needsUser
-          ? 'needs you'
-          : snap?.rotation?.recovering
-            ? 'recovering'
-            : snap?.rotation?.lastError
-              ? `retrying: ${snap.rotation.lastError}`
-              : !config.rotation.enabled
-                ? 'off'
-                : rotateAt === null
-                  ? '-'
-                  : rotateAt <= now
-                    ? 'due now'
-                    : relative(iso(rotateAt), now);
-      return {
-        workspace: w.name,
-        hub: w.hubUrl,
-        apiKeyExpiresAt: iso(key?.expiresAt),
-        apiKeyDaysLeft: days,
-        s3ExpiresAt: iso(s3?.expiresAt),
-        s3Valid,
-        lastRenewalAt: iso(st.lastRenewalAt),
-        nextRenewalAt: snap?.nextRenewalAt ?? null,
-        lastError: st.lastErrorCode ? `${st.lastErrorCode}: ${st.lastErrorMessage ?? ''}` : null,
-        rotation: st.rotationState,
-        nextRotationAt: iso(rotateAt),
-        rotationText,
-        attention: [...new Set(attention)],
-      };
+      const fromDaemon = live.find((s) => s.workspace === w.name);
+      if (fromDaemon && Array.isArray(fromDaemon.attention)) return fromDaemon;
+      return workspaceSnapshot(workspaceFacts(store, w, {}, factsPolicy), now, policy);
     });
   } finally {
     store.close();
@@ -183,6 +123,16 @@ export function renderTable(rows: StatusRow[], now: number, colour: boolean): st
       .join('  ')
       .trimEnd();
   const out = [line(header.map((h) => [h, 'bold'])), ...body.map(line)];
+  for (const r of rows) {
+    const facts = [];
+    if (r.bucket) facts.push(`storage s3://${r.bucket}/${r.prefix ?? ''}`);
+    if (r.capabilities) {
+      const c = r.capabilities;
+      facts.push(`hub lets its key list: ${c.list}, mint: ${c.mint}, delete: ${c.delete}`);
+    }
+    if (r.apiKeyOrigin) facts.push(r.apiKeyOrigin === 'minted' ? 'key minted here' : 'key pasted');
+    if (facts.length > 0) out.push(`  ${r.workspace}: ${facts.join('; ')}`);
+  }
   for (const r of rows) for (const a of r.attention) out.push(paint(`! ${r.workspace}: ${a}`, 'red'));
   return out;
 }

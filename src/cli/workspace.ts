@@ -1,7 +1,7 @@
 /**
- * `eodh-credd workspace add|list|remove`. Adding proves the key against the hub (list tokens to
- * learn its expiry, fetch S3 credentials) before anything is stored: a key that does not work is
- * never saved.
+ * `eodh-credd workspace add|list|remove|set-key|sink`. Adding proves the key against the hub
+ * (s3-tokens must work) before anything is stored: a key that does not work is never saved. The
+ * key handling (own key, revocation) is in workspace-keys.ts.
  */
 
 import { rmSync } from 'node:fs';
@@ -24,11 +24,20 @@ import {
 } from '../sinks/aws-credentials-file.js';
 import { newClientToken, writeClientTokenFile } from '../store/client-tokens.js';
 import type { WorkspaceRecord } from '../store/store.js';
-import { HubClient } from '../upstream/client.js';
-import { isKeyRejected } from '../upstream/errors.js';
 import { assertHubUrlAllowed } from '../upstream/url.js';
 import { type CliContext, configOf, openStore, print } from './context.js';
+import { runtimeInfo } from './daemon-client.js';
 import { readSecret } from './prompt.js';
+import {
+  mintOwnKey,
+  type OwnKeyResult,
+  proveKey,
+  type RevokeReport,
+  recordProof,
+  revokeMintedKeys,
+} from './workspace-keys.js';
+
+export { proveKey } from './workspace-keys.js';
 
 export const DEFAULT_HUB = 'https://eodatahub.org.uk';
 export const DEFAULT_REGION = 'eu-west-2';
@@ -39,6 +48,8 @@ export interface AddWorkspaceInput {
   readonly tokenId: string | null;
   readonly region: string;
   readonly apiKey: string;
+  /** Revoke the pasted key once this installation's own key replaces it (#11). */
+  readonly revokePastedKey?: boolean;
 }
 
 export interface AddedWorkspace {
@@ -46,6 +57,10 @@ export interface AddedWorkspace {
   readonly tokenFile: string;
   readonly keyExpiresAt: number | null;
   readonly s3: S3Credentials;
+  /** What the hub answered to listing keys (undefined: it could not be asked). */
+  readonly listAllowed: 'allowed' | 'refused' | undefined;
+  /** This installation's own key (null when rotation is off). */
+  readonly ownKey: OwnKeyResult | null;
 }
 
 export function assertWorkspaceName(name: string | undefined): string {
@@ -75,51 +90,14 @@ export function readWorkspace(config: Config, env: CliContext['env'], name: stri
   }
 }
 
-/**
- * Prove an API key against the hub before anything is stored: list the workspace's tokens (which
- * also tells the key's expiry when its token id is given) and fetch S3 credentials.
- */
-export async function proveKey(
-  config: Config,
-  input: Pick<AddWorkspaceInput, 'name' | 'hubUrl' | 'tokenId' | 'apiKey'>,
-): Promise<{ keyExpiresAt: number | null; s3: S3Credentials }> {
-  const hub = new HubClient(input.hubUrl, hubClientOptions(config));
-  let keyExpiresAt: number | null = null;
-  let s3: S3Credentials;
-  try {
-    const tokens = await hub.listTokens(input.name, input.apiKey);
-    if (input.tokenId !== null) {
-      const mine = tokens.find((t) => t.id === input.tokenId);
-      if (!mine)
-        throw new UserError(
-          `The hub lists no token with id "${input.tokenId}" in workspace "${input.name}"; check --token-id.`,
-          EXIT.DATAERR,
-        );
-      keyExpiresAt = mine.expiresAt;
-    }
-    s3 = await hub.s3Credentials(input.name, input.apiKey, Date.now());
-  } catch (err) {
-    if (err instanceof UserError) throw err;
-    if (isKeyRejected(err)) {
-      throw new UserError(
-        `The hub refused this API key for workspace "${input.name}" (${err.message}); nothing was stored.`,
-        EXIT.NOPERM,
-      );
-    }
-    throw new UserError(
-      `Could not prove the key against ${input.hubUrl}: ${(err as Error).message}; nothing was stored.`,
-      EXIT.UNAVAILABLE,
-    );
-  }
-  return { keyExpiresAt, s3 };
-}
-
 export async function addWorkspace(
   config: Config,
   env: CliContext['env'],
   input: AddWorkspaceInput,
 ): Promise<AddedWorkspace> {
   assertHubUrlAllowed(input.hubUrl);
+  const revokePasted = input.revokePastedKey === true;
+  if (revokePasted) assertCanRevokePasted(config, input.tokenId);
   const store = openStore(config, env);
   try {
     if (store.getWorkspace(input.name)) {
@@ -128,26 +106,100 @@ export async function addWorkspace(
         EXIT.USAGE,
       );
     }
-    const { keyExpiresAt, s3 } = await proveKey(config, input);
+    const proof = await proveKey(config, input);
     const client = newClientToken();
     const tokenFile = writeClientTokenFile(config.paths, input.name, client.token);
+    // With rotation on, this installation mints its own key next: the mark goes in with the workspace.
+    const mark = config.rotation.enabled ? Date.now() : null;
+    let record: WorkspaceRecord;
     try {
-      const record = store.addWorkspace({
+      record = store.addWorkspace({
         name: input.name,
         hubUrl: input.hubUrl,
         region: input.region,
         clientTokenId: client.id,
         clientTokenHash: client.hash,
-        apiKey: { tokenId: input.tokenId, key: input.apiKey, expiresAt: keyExpiresAt },
-        s3,
+        apiKey: {
+          tokenId: input.tokenId,
+          key: input.apiKey,
+          expiresAt: proof.keyExpiresAt,
+          revokeWhenReplaced: revokePasted,
+        },
+        s3: proof.s3,
+        mintingSince: mark,
       });
-      return { record, tokenFile, keyExpiresAt, s3 };
     } catch (err) {
       rmSync(tokenFile, { force: true });
       throw err;
     }
+    recordProof(store, record, proof);
+    const ownKey =
+      mark === null
+        ? null
+        : await mintOwnKey(config, store, record, { key: input.apiKey, tokenId: input.tokenId }, mark, {
+            revokePastedNow: revokePasted && !runtimeInfo(config),
+          });
+    return {
+      record: store.getWorkspace(input.name) ?? record,
+      tokenFile,
+      keyExpiresAt: proof.keyExpiresAt,
+      s3: proof.s3,
+      listAllowed: proof.list?.state,
+      ownKey,
+    };
   } finally {
     store.close();
+  }
+}
+
+function assertCanRevokePasted(config: Config, tokenId: string | null): void {
+  if (!config.rotation.enabled) {
+    throw new UserError(
+      '--revoke-pasted-key needs rotation enabled: the pasted key is revoked once this installation has minted its own.',
+      EXIT.USAGE,
+    );
+  }
+  if (tokenId === null) {
+    throw new UserError('--revoke-pasted-key needs --token-id: the hub revokes a key by its token id.', EXIT.USAGE);
+  }
+}
+
+/** Tell the user what happened to keys: which one is in use, and whether rotation will work. */
+function reportKeys(
+  ctx: CliContext,
+  name: string,
+  result: { keyExpiresAt: number | null; listAllowed?: 'allowed' | 'refused' | undefined; ownKey: OwnKeyResult | null },
+  revokePasted: boolean,
+): void {
+  const now = Date.now();
+  const own = result.ownKey;
+  if (own?.kind === 'minted') {
+    print(
+      ctx.stdout,
+      `This installation minted its own API key (token id ${own.tokenId}, expires ${rfc3339(own.expiresAt)}) and uses it from now on; it is rotated automatically.`,
+    );
+    if (own.pastedRevoked) print(ctx.stdout, 'The key you pasted was revoked on the hub, as asked.');
+    else if (revokePasted) print(ctx.stdout, 'The daemon revokes the key you pasted once it uses the new one.');
+    else print(ctx.stdout, 'The key you pasted was not revoked: it stays valid on the hub for your other uses.');
+    return;
+  }
+  if (own?.kind === 'refused') {
+    print(
+      ctx.stderr,
+      `Warning: the hub does not let this API key create keys (it answered ${own.status ?? 'no'}), so it cannot be rotated automatically. The pasted key is used; before it expires, create a new one in the EODH web UI and run "eodh-credd workspace set-key ${name}". "eodh-credd status" shows this until then.`,
+    );
+  } else if (own?.kind === 'unsettled') {
+    print(
+      ctx.stderr,
+      `Warning: could not mint this installation's own key (${own.message}); the pasted key is used and the daemon tries again.`,
+    );
+  }
+  if (result.keyExpiresAt !== null) {
+    print(ctx.stdout, `API key expires ${rfc3339(result.keyExpiresAt)} (${daysLeft(result.keyExpiresAt, now)} days).`);
+  } else if (result.listAllowed === 'refused') {
+    print(ctx.stderr, "Warning: the hub does not let this key list keys, so the key's expiry is unknown.");
+  } else if (own === null) {
+    print(ctx.stderr, "Warning: without --token-id the API key's expiry is unknown; it will be rotated within a day.");
   }
 }
 
@@ -155,7 +207,12 @@ async function add(ctx: CliContext, args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { hub: { type: 'string' }, 'token-id': { type: 'string' }, region: { type: 'string' } },
+    options: {
+      hub: { type: 'string' },
+      'token-id': { type: 'string' },
+      region: { type: 'string' },
+      'revoke-pasted-key': { type: 'boolean' },
+    },
   });
   const name = assertWorkspaceName(positionals[0]);
   if (positionals.length > 1) {
@@ -172,43 +229,57 @@ async function add(ctx: CliContext, args: string[]): Promise<number> {
     tokenId: values['token-id'] ?? null,
     region: values.region ?? DEFAULT_REGION,
     apiKey,
+    revokePastedKey: values['revoke-pasted-key'] === true,
   });
-  const now = Date.now();
   print(ctx.stdout, `Workspace "${name}" added; S3 credentials valid until ${rfc3339(added.s3.expiresAt)}.`);
-  if (added.keyExpiresAt !== null) {
-    print(ctx.stdout, `API key expires ${rfc3339(added.keyExpiresAt)} (${daysLeft(added.keyExpiresAt, now)} days).`);
-  } else {
-    print(ctx.stderr, "Warning: without --token-id the API key's expiry is unknown; it will be rotated within a day.");
+  reportKeys(ctx, name, added, values['revoke-pasted-key'] === true);
+  if (added.record.s3Bucket) {
+    print(ctx.stdout, `Its files: s3://${added.record.s3Bucket}/${added.record.s3Prefix ?? ''}`);
   }
   print(ctx.stdout, `Client token: ${added.tokenFile}`);
   print(ctx.stdout, `Use it: eval "$(eodh-credd env ${name})"`);
   return 0;
 }
 
-/** `workspace set-key <ws> [--token-id ID]`: give a workspace a fresh key (when rotation needs the user). */
+/**
+ * `workspace set-key <ws> [--token-id ID] [--revoke-pasted-key]`: give a workspace a fresh key (when
+ * rotation needs the user). With rotation on, this installation mints its own key from it at once.
+ */
 async function setKey(ctx: CliContext, args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { 'token-id': { type: 'string' } },
+    options: { 'token-id': { type: 'string' }, 'revoke-pasted-key': { type: 'boolean' } },
   });
   const name = assertWorkspaceName(positionals[0]);
   const config = configOf(ctx);
+  const tokenId = values['token-id'] ?? null;
+  const revokePasted = values['revoke-pasted-key'] === true;
+  if (revokePasted) assertCanRevokePasted(config, tokenId);
   const store = openStore(config, ctx.env);
   try {
     const record = store.getWorkspace(name);
     if (!record) throw new UserError(`No workspace "${name}".`, EXIT.USAGE);
     const apiKey = await readSecret(ctx, `New API key for workspace ${name}: `);
-    const tokenId = values['token-id'] ?? null;
-    const { keyExpiresAt, s3 } = await proveKey(config, { name, hubUrl: record.hubUrl, tokenId, apiKey });
+    const proof = await proveKey(config, { name, hubUrl: record.hubUrl, tokenId, apiKey });
+    const mark = config.rotation.enabled ? Date.now() : null;
     store.transaction(() => {
-      store.replaceActiveKey(record.id, { tokenId, key: apiKey, expiresAt: keyExpiresAt });
-      store.saveS3(record.id, s3);
+      store.replaceActiveKey(
+        record.id,
+        { tokenId, key: apiKey, expiresAt: proof.keyExpiresAt },
+        { revokeWhenReplaced: revokePasted, mintingSince: mark },
+      );
+      store.saveS3(record.id, proof.s3);
     });
-    print(
-      ctx.stdout,
-      `Workspace "${name}" now uses the new API key${keyExpiresAt === null ? '' : ` (expires ${rfc3339(keyExpiresAt)})`}.`,
-    );
+    recordProof(store, record, proof);
+    print(ctx.stdout, `Workspace "${name}" now uses the new API key.`);
+    const ownKey =
+      mark === null
+        ? null
+        : await mintOwnKey(config, store, record, { key: apiKey, tokenId }, mark, {
+            revokePastedNow: revokePasted && !runtimeInfo(config),
+          });
+    reportKeys(ctx, name, { keyExpiresAt: proof.keyExpiresAt, listAllowed: proof.list?.state, ownKey }, revokePasted);
     return 0;
   } finally {
     store.close();
@@ -231,23 +302,59 @@ function list(ctx: CliContext): number {
   }
 }
 
-function remove(ctx: CliContext, args: string[]): number {
-  const name = assertWorkspaceName(args[0]);
+/**
+ * `workspace remove <ws> [--keep-keys]`: forget the workspace; first revoke on the hub the keys this
+ * installation minted for it (never the key the user pasted), unless --keep-keys.
+ */
+async function remove(ctx: CliContext, args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { 'keep-keys': { type: 'boolean' } },
+  });
+  const name = assertWorkspaceName(positionals[0]);
   const config = configOf(ctx);
   const store = openStore(config, ctx.env);
   let sinkFile: string | null | undefined;
+  let report: RevokeReport | null = null;
+  let pasted = false;
   try {
-    sinkFile = store.getWorkspace(name)?.fileSink;
-    if (!store.removeWorkspace(name)) throw new UserError(`No workspace "${name}".`, EXIT.USAGE);
+    const record = store.getWorkspace(name);
+    if (!record) throw new UserError(`No workspace "${name}".`, EXIT.USAGE);
+    sinkFile = record.fileSink;
+    pasted = store.apiKeys(record.id).some((k) => k.name === null);
+    if (!values['keep-keys']) report = await revokeMintedKeys(config, store, record);
+    store.removeWorkspace(name);
   } finally {
     store.close();
   }
   rmSync(clientTokenFile(config.paths, name), { force: true });
   if (sinkFile) deleteProfile(sinkFile, name);
-  print(
-    ctx.stdout,
-    `Workspace "${name}" removed; its API key and credentials are gone from this machine (the key stays valid on the hub until it expires or you revoke it there).`,
-  );
+  print(ctx.stdout, `Workspace "${name}" removed; its API keys and credentials are gone from this machine.`);
+  if (report) {
+    if (report.revoked.length > 0) {
+      print(
+        ctx.stdout,
+        `Revoked on the hub the API key${report.revoked.length === 1 ? '' : 's'} this installation minted (token id ${report.revoked.join(', ')}).`,
+      );
+    }
+    for (const f of report.failed) {
+      print(
+        ctx.stderr,
+        `Warning: could not revoke the key this installation minted (token id ${f.tokenId}): ${f.message}; it stays valid on the hub until it expires or you revoke it there.`,
+      );
+    }
+  } else {
+    print(
+      ctx.stdout,
+      'The keys this installation minted were kept (--keep-keys): they stay valid on the hub until they expire.',
+    );
+  }
+  if (pasted)
+    print(
+      ctx.stdout,
+      'The key you pasted was not revoked: it stays valid on the hub until it expires or you revoke it there.',
+    );
   return 0;
 }
 

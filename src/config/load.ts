@@ -116,6 +116,14 @@ export function parseConfig(
     const why = cron.errors.map((e) => e.message).join('; ');
     throw new UserError(`${file}: key "renewal.sweep_schedule": not a cron expression (${why}).`, EXIT.CONFIG);
   }
+  const { rotate_before_days: before, key_lifetime_days: lifetime } = parsed.rotation;
+  if (before >= lifetime) {
+    // Every fresh key would be due at once: a rotation loop (#11).
+    throw new UserError(
+      `${file}: key "rotation.rotate_before_days": must be less than rotation.key_lifetime_days (${lifetime}), got ${before}.`,
+      EXIT.CONFIG,
+    );
+  }
   const dataDir = parsed.storage.data_dir
     ? isAbsolute(parsed.storage.data_dir)
       ? parsed.storage.data_dir

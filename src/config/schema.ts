@@ -33,6 +33,30 @@ const flag = (dflt: boolean) => v.optional(v.boolean('expected true or false'), 
 const oneOf = <const T extends readonly string[]>(options: T, dflt: T[number]) =>
   v.optional(v.picklist(options, `expected one of ${options.map((o) => JSON.stringify(o)).join(', ')}`), dflt);
 
+/** Whether a URL may carry credentials: https, or plain http to this machine's loopback only (#12). */
+export function isSafeEndpoint(text: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return false;
+  }
+  if (url.protocol === 'https:') return true;
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  return url.protocol === 'http:' && (host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host));
+}
+
+const endpoint = v.optional(
+  v.pipe(
+    v.string('expected a string'),
+    v.check(
+      (s) => s === '' || isSafeEndpoint(s),
+      'expected an https:// URL (plain http:// only to a loopback address), or "" for AWS',
+    ),
+  ),
+  '',
+);
+
 export const ConfigSchema = v.strictObject(
   {
     server: table({
@@ -57,10 +81,11 @@ export const ConfigSchema = v.strictObject(
     hub: table({
       timeout_ms: ranged(100, 120_000, 10_000), // per-request timeout
       retries: ranged(0, 10, 2), // retries on network errors, 5xx and 429
+      late_answer_margin_ms: ranged(0, 3_600_000, 120_000), // how long after a timed-out mint the hub may still create the key
     }),
     sts: table({
       verify: flag(true), // call GetCallerIdentity to learn AccountId
-      endpoint: text(''), // STS endpoint URL; empty for AWS
+      endpoint, // STS endpoint URL (https, or http to loopback); empty for AWS
       region: nonEmpty('eu-west-2'),
       timeout_ms: ranged(100, 60_000, 3_000), // GetCallerIdentity timeout
     }),

@@ -5,6 +5,7 @@
 export const errorTable = {
   unauthorized: { status: 401, message: 'A valid client token is required in the Authorization header.' },
   forbidden: { status: 403, message: 'This client token is not allowed to read this workspace.' },
+  forbidden_peer: { status: 403, message: 'Connections from this user are not served here.' },
   forbidden_host: { status: 403, message: 'Requests must be addressed to the loopback address this daemon serves.' },
   forbidden_browser: { status: 403, message: 'Requests from web browsers are refused.' },
   not_found: { status: 404, message: 'No such route or workspace.' },

@@ -17,9 +17,17 @@ const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
 
-/** How long the credential lived when we received it. */
+/** Longer than the hub's one-hour S3 credentials could plausibly be (#12). */
+const IMPLAUSIBLE_LIFETIME = 12 * HOUR;
+
+/**
+ * How long the credential lived when we received it, as renewal sees it. A lifetime over 12 h is
+ * not what the hub issues (a garbled answer, a wrong clock, a hostile hub): such a credential is
+ * renewed as if it had one hour, so a credential is never held for half a day or more.
+ */
 export function lifetimeOf(c: Pick<S3Credentials, 'issuedAt' | 'expiresAt'>): number {
-  return Math.max(0, c.expiresAt - c.issuedAt);
+  const lifetime = Math.max(0, c.expiresAt - c.issuedAt);
+  return lifetime > IMPLAUSIBLE_LIFETIME ? HOUR : lifetime;
 }
 
 /** Below this much time left a credential is not served: min(60 s, 10 % of its lifetime). */

@@ -23,6 +23,13 @@ export interface CredentialSource {
   credentials(workspace: string): Promise<S3Credentials | null>;
   /** The workspace's active API key, or null. */
   apiKey(workspace: string): ApiKey | null;
+  /**
+   * Users (uids) besides the daemon's own that may read this workspace over TCP (#12): the system
+   * service's per-workspace allow list. Absent, or an empty set: the daemon's own uid only.
+   * Called on each request to a workspace route by a connection of another user, so it answers
+   * from memory.
+   */
+  allowedUids?(workspace: string): ReadonlySet<number>;
 }
 
 /** What the admin endpoints may ask: force steps, read state. */

@@ -8,8 +8,8 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import * as v from 'valibot';
 import { type Clock, systemClock } from '../core/types.js';
-import { randomMinter, type S3Minter, type StsOptions, stsMinter } from './credentials.js';
-import { FAULT_MODES, HubSimState, type Route, type SimToken } from './state.js';
+import { randomMinter, rfc3339Seconds, type S3Minter, type StsOptions, stsMinter } from './credentials.js';
+import { DEFAULT_SETTINGS, FAULT_MODES, HubSimState, type Route, type Settings, type SimToken } from './state.js';
 
 export interface HubSimulatorOptions {
   /** Lifetime of minted S3 credentials (the hub's is one hour). */
@@ -23,6 +23,8 @@ export interface HubSimulatorOptions {
   readonly sts?: StsOptions;
   /** Whether an API key may create another key (UNCERTAIN on the real hub). */
   readonly allowMintWithApiKey?: boolean;
+  /** Any other switch of Settings (what the hub's token API does for API keys). */
+  readonly settings?: Partial<Settings>;
 }
 
 export interface HubSimulator {
@@ -32,22 +34,38 @@ export interface HubSimulator {
 
 const DEFAULT_USER = 'sim-user';
 
+/** Go's time.Time.String() in UTC, as hubs before February 2025 wrote times: "2025-02-18 16:17:54 +0000 UTC". */
+export function goTime(ms: number): string {
+  return `${rfc3339Seconds(ms).replace('T', ' ').replace('Z', '')} +0000 UTC`;
+}
+
+/** A time as the hub writes it under the given format. */
+export function hubTime(ms: number, format: Settings['timeFormat'] = 'rfc3339'): string {
+  return format === 'go' ? goTime(ms) : new Date(ms).toISOString();
+}
+
 /** A token record as the API shows it (the key itself only when just created). */
-export function tokenRecord(t: SimToken, withKey: boolean): Record<string, string> {
+export function tokenRecord(
+  t: SimToken,
+  withKey: boolean,
+  format: Settings['timeFormat'] = 'rfc3339',
+): Record<string, string> {
   const record: Record<string, string> = {
     id: t.id,
     user_id: t.userId,
     workspace: t.workspace,
     name: t.name,
     scope: t.scope,
-    created: new Date(t.created).toISOString(),
-    expiry: new Date(t.expiry).toISOString(),
+    created: hubTime(t.created, format),
+    expiry: hubTime(t.expiry, format),
   };
   if (withKey) record.token = t.token;
   return record;
 }
 
-function fail(reply: FastifyReply, status: number, error: string, message: string): FastifyReply {
+/** Error answers as JSON, or as text/plain "message\n" like the workspace services (errorFormat). */
+function fail(reply: FastifyReply, status: number, error: string, message: string, asText = false): FastifyReply {
+  if (asText) return reply.code(status).type('text/plain; charset=utf-8').send(`${message}\n`);
   return reply.code(status).send({ error, message });
 }
 
@@ -79,11 +97,15 @@ export function createHubSimulator(options: HubSimulatorOptions = {}): HubSimula
     dayMs: options.dayMs ?? 86_400_000,
     maxTokenDays: options.maxTokenDays ?? 30,
     settings: {
-      s3LifetimeSeconds: options.s3LifetimeSeconds ?? 3600,
-      allowMintWithApiKey: options.allowMintWithApiKey ?? true,
+      ...DEFAULT_SETTINGS,
+      ...options.settings,
+      s3LifetimeSeconds: options.s3LifetimeSeconds ?? options.settings?.s3LifetimeSeconds ?? 3600,
+      allowMintWithApiKey: options.allowMintWithApiKey ?? options.settings?.allowMintWithApiKey ?? true,
     },
   });
   const minter: S3Minter = options.sts ? stsMinter(options.sts) : randomMinter(clock);
+  const refuse = (reply: FastifyReply, status: number, error: string, message: string) =>
+    fail(reply, status, error, message, state.settings.errorFormat === 'text');
   const app = Fastify({ logger: false, forceCloseConnections: true });
 
   // Accept an empty JSON body (s3-tokens has none, and some clients still send the header).
@@ -100,10 +122,10 @@ export function createHubSimulator(options: HubSimulatorOptions = {}): HubSimula
   app.setErrorHandler((err: { statusCode?: number }, _request, reply) => {
     const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     return status === 500
-      ? fail(reply, 500, 'internal', 'Internal error.')
-      : fail(reply, status, 'bad_request', 'The request is malformed.');
+      ? refuse(reply, 500, 'internal', 'Internal error.')
+      : refuse(reply, status, 'bad_request', 'The request is malformed.');
   });
-  app.setNotFoundHandler((_request, reply) => fail(reply, 404, 'not_found', 'No such route.'));
+  app.setNotFoundHandler((_request, reply) => refuse(reply, 404, 'not_found', 'No such route.'));
   app.addHook('onClose', async () => minter.close());
 
   app.register(async (api) => {
@@ -128,16 +150,16 @@ export function createHubSimulator(options: HubSimulatorOptions = {}): HubSimula
           request.raw.socket.destroy();
           return;
         case 'error500':
-          return fail(reply, 500, 'internal', 'Simulated server error.');
+          return refuse(reply, 500, 'internal', 'Simulated server error.');
         case 'rate_limited':
           reply.header('retry-after', '1');
-          return fail(reply, 429, 'rate_limited', 'Too many requests.');
+          return refuse(reply, 429, 'rate_limited', 'Too many requests.');
         case 'mint_unauthorized':
-          return fail(reply, 401, 'unauthorized', 'Not authorised to create tokens.');
+          return refuse(reply, 401, 'unauthorized', 'Not authorised to create tokens.');
         case 'mint_forbidden':
-          return fail(reply, 403, 'forbidden', 'Forbidden.');
+          return refuse(reply, 403, 'forbidden', 'Forbidden.');
         case 's3_forbidden':
-          return fail(reply, 403, 'forbidden', 'Forbidden.');
+          return refuse(reply, 403, 'forbidden', 'Forbidden.');
         case 'garbage':
           if (state.nextGarbageIsText()) {
             return reply.code(200).type('application/json').send('<html><body>Bad gateway</body></html>');
@@ -167,55 +189,93 @@ export function createHubSimulator(options: HubSimulatorOptions = {}): HubSimula
     const authorise = (request: FastifyRequest<{ Params: WsParams }>, reply: FastifyReply): SimToken | null => {
       const result = state.authenticate(bearer(request), request.params.ws);
       if (result.ok) return result.token;
-      if (result.status === 401) fail(reply, 401, 'unauthorized', 'Invalid or expired API key.');
-      else fail(reply, 403, 'forbidden', 'This API key is not valid for this workspace.');
+      if (result.status === 401) refuse(reply, 401, 'unauthorized', 'Invalid or expired API key.');
+      else refuse(reply, 403, 'forbidden', 'This API key is not valid for this workspace.');
       return null;
     };
 
     api.get<{ Params: WsParams }>('/api/workspaces/:ws/me/tokens', async (request, reply) => {
       const me = authorise(request, reply);
       if (!me) return reply;
-      return state.tokensOf(me.workspace, me.userId).map((t) => tokenRecord(t, false));
+      const refused = state.settings.listRefusedStatus;
+      if (refused !== null) return refuse(reply, refused, 'refused', 'Workspace-scoped tokens may not list tokens.');
+      const format = state.settings.timeFormat;
+      return state.tokensOf(me.workspace, me.userId).map((t) => tokenRecord(t, false, format));
     });
 
+    // `expires` (days, fractions allowed) is optional: pyeodh sends only a name.
     const MintBody = v.object({
       name: text(1, 200),
-      expires: whole(1, state.maxTokenDays),
+      expires: v.optional(v.pipe(v.number(), v.minValue(0), v.maxValue(state.maxTokenDays))),
       scope: v.optional(text(0, 1000)),
     });
 
     api.post<{ Params: WsParams }>('/api/workspaces/:ws/me/tokens', async (request, reply) => {
       const me = authorise(request, reply);
       if (!me) return reply;
-      if (!state.settings.allowMintWithApiKey) {
-        return fail(reply, 403, 'forbidden', 'API keys cannot create API keys; use the web interface.');
+      const refused = state.settings.mintRefusedStatus ?? (state.settings.allowMintWithApiKey ? null : 403);
+      if (refused !== null) {
+        return refuse(reply, refused, 'refused', 'API keys cannot create API keys; use the web interface.');
       }
       const body = parseBody(MintBody, request.body);
       if (!body) {
-        return fail(reply, 400, 'bad_request', `Expected {name, expires: 1..${state.maxTokenDays} days, scope?}.`);
+        return refuse(reply, 400, 'bad_request', `Expected {name, expires?: 0..${state.maxTokenDays} days, scope?}.`);
       }
+      // A hub may finish the mint after the client gave up (mintDelayMs): the key then exists unseen.
+      const delayMs = state.settings.mintDelayMs;
+      if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+      const days = Math.min(body.expires ?? state.maxTokenDays, state.settings.grantedKeyDays ?? Infinity);
       const created = state.createToken({
         workspace: me.workspace,
         userId: me.userId,
         name: body.name,
         ...(body.scope === undefined ? {} : { scope: body.scope }),
-        lifetimeMs: body.expires * state.dayMs,
+        lifetimeMs: Math.round(days * state.dayMs),
       });
-      return reply.code(201).send(tokenRecord(created, true));
+      if (request.raw.socket.destroyed) return reply.hijack();
+      return reply.code(201).send(tokenRecord(created, true, state.settings.timeFormat));
     });
 
     api.delete<{ Params: WsParams & { id: string } }>('/api/workspaces/:ws/me/tokens/:id', async (request, reply) => {
       const me = authorise(request, reply);
       if (!me) return reply;
+      const refused = state.settings.deleteRefusedStatus;
+      if (refused !== null) return refuse(reply, refused, 'refused', 'Workspace-scoped tokens may not delete tokens.');
       if (!state.revoke(me.workspace, me.userId, request.params.id))
-        return fail(reply, 404, 'not_found', 'No such token.');
+        return refuse(reply, 404, 'not_found', 'No such token.');
       return reply.code(204).send();
     });
 
     api.post<{ Params: WsParams }>('/api/workspaces/:ws/me/s3-tokens', async (request, reply) => {
       const me = authorise(request, reply);
       if (!me) return reply;
-      return minter.mint(me.workspace, me.userId, state.settings.s3LifetimeSeconds);
+      const answer = await minter.mint(me.workspace, me.userId, state.settings.s3LifetimeSeconds);
+      if (state.settings.timeFormat !== 'go') return answer;
+      return { ...answer, expiration: goTime(Date.parse(answer.expiration)) };
+    });
+
+    // The workspace's own description; only its object stores are simulated (eodh-api.md).
+    api.get<{ Params: WsParams }>('/api/workspaces/:ws', async (request, reply) => {
+      const me = authorise(request, reply);
+      if (!me) return reply;
+      const bucket = state.workspaceBucket;
+      return {
+        name: me.workspace,
+        stores: {
+          object: [
+            {
+              store_id: `${me.workspace}-object-store`,
+              name: me.workspace,
+              bucket,
+              prefix: `${me.workspace}/`,
+              host: `${bucket}.s3.eu-west-2.amazonaws.com`,
+              env_var: 'S3_BUCKET',
+              access_point_arn: `arn:aws:s3:eu-west-2:000000000000:accesspoint/eodhp-${me.workspace}`,
+              access_url: `https://${me.workspace}.eodatahub-workspaces.org.uk/files/${bucket}/`,
+            },
+          ],
+        },
+      };
     });
   });
 
@@ -232,7 +292,7 @@ export function createHubSimulator(options: HubSimulatorOptions = {}): HubSimula
       // A key made as the web UI would, with a browser session rather than a bearer key.
       sim.post<{ Params: WsParams }>('/workspaces/:ws/tokens', async (request, reply) => {
         const body = parseBody(CreateKey, request.body);
-        if (!body) return fail(reply, 400, 'bad_request', 'Expected {name?, expiresDays?, expiresInMs?, user?}.');
+        if (!body) return refuse(reply, 400, 'bad_request', 'Expected {name?, expiresDays?, expiresInMs?, user?}.');
         made += 1;
         const created = state.createToken({
           workspace: request.params.ws,
@@ -255,20 +315,29 @@ export function createHubSimulator(options: HubSimulatorOptions = {}): HubSimula
       sim.put('/faults', async (request, reply) => {
         const body = parseBody(FaultBody, request.body);
         if (!body)
-          return fail(reply, 400, 'bad_request', `Expected {mode: ${FAULT_MODES.join('|')}, delayMs?, count?}.`);
+          return refuse(reply, 400, 'bad_request', `Expected {mode: ${FAULT_MODES.join('|')}, delayMs?, count?}.`);
         state.setFault(body.mode, body);
         return state.currentFault();
       });
 
-      const SettingsBody = v.object({
+      const status = v.nullable(whole(300, 499));
+      const SettingsBody = v.strictObject({
         s3LifetimeSeconds: v.optional(whole(1, 129_600)),
         allowMintWithApiKey: v.optional(v.boolean()),
+        listRefusedStatus: v.optional(status),
+        mintRefusedStatus: v.optional(status),
+        deleteRefusedStatus: v.optional(status),
+        listSpansWorkspaces: v.optional(v.boolean()),
+        mintDelayMs: v.optional(whole(0, 600_000)),
+        grantedKeyDays: v.optional(v.nullable(v.pipe(v.number(), v.minValue(0), v.maxValue(state.maxTokenDays)))),
+        timeFormat: v.optional(v.picklist(['rfc3339', 'go'])),
+        errorFormat: v.optional(v.picklist(['json', 'text'])),
       });
       sim.put('/settings', async (request, reply) => {
         const body = parseBody(SettingsBody, request.body);
-        if (!body) return fail(reply, 400, 'bad_request', 'Expected {s3LifetimeSeconds?, allowMintWithApiKey?}.');
-        if (body.s3LifetimeSeconds !== undefined) state.settings.s3LifetimeSeconds = body.s3LifetimeSeconds;
-        if (body.allowMintWithApiKey !== undefined) state.settings.allowMintWithApiKey = body.allowMintWithApiKey;
+        if (!body)
+          return refuse(reply, 400, 'bad_request', `Expected {${Object.keys(DEFAULT_SETTINGS).join('?, ')}?}.`);
+        Object.assign(state.settings, body);
         return { ...state.settings };
       });
 

@@ -56,10 +56,44 @@ export interface Stats {
   readonly workspaces: Record<string, Counters>;
 }
 
+/**
+ * Switches for what the real hub's token API may do (#11: the auth service that serves it is not
+ * public), so the daemon can be tested against every combination.
+ */
 export interface Settings {
   s3LifetimeSeconds: number;
+  /** false: minting with an API key is refused with 403 (the same as mintRefusedStatus = 403). */
   allowMintWithApiKey: boolean;
+  /** Refuse GET …/me/tokens for API keys with this status (null: allowed). */
+  listRefusedStatus: number | null;
+  /** Refuse POST …/me/tokens for API keys with this status (null: allowed). */
+  mintRefusedStatus: number | null;
+  /** Refuse DELETE …/me/tokens/{id} for API keys with this status (null: allowed). */
+  deleteRefusedStatus: number | null;
+  /** The token list holds every workspace's keys of the user, not only {ws}'s. */
+  listSpansWorkspaces: boolean;
+  /** Mint only after this long (ms), then answer: past a client's timeout the key exists unseen. */
+  mintDelayMs: number;
+  /** Longest key lifetime the hub grants, in days (it clamps longer requests); null: as asked. */
+  grantedKeyDays: number | null;
+  /** Times as RFC 3339 ("…Z") or in Go's format ("2025-02-18 16:17:54 +0000 UTC"), as older hubs wrote. */
+  timeFormat: 'rfc3339' | 'go';
+  /** Error bodies as JSON or as text/plain "message\n" (the workspace services write the latter). */
+  errorFormat: 'json' | 'text';
 }
+
+export const DEFAULT_SETTINGS: Settings = {
+  s3LifetimeSeconds: 3600,
+  allowMintWithApiKey: true,
+  listRefusedStatus: null,
+  mintRefusedStatus: null,
+  deleteRefusedStatus: null,
+  listSpansWorkspaces: false,
+  mintDelayMs: 0,
+  grantedKeyDays: null,
+  timeFormat: 'rfc3339',
+  errorFormat: 'json',
+};
 
 export interface SimStateOptions {
   readonly clock: Clock;
@@ -83,6 +117,8 @@ export class HubSimState {
   readonly dayMs: number;
   readonly maxTokenDays: number;
   readonly settings: Settings;
+  /** The bucket GET /api/workspaces/{ws} names. */
+  readonly workspaceBucket = 'workspaces-eodhp-sim';
   private readonly byId = new Map<string, SimToken>();
   private readonly byKey = new Map<string, SimToken>();
   private fault: Fault = { mode: 'none', delayMs: 0, remaining: null };
@@ -137,9 +173,15 @@ export class HubSimState {
     return { ok: true, token };
   }
 
-  /** The caller's live (not revoked) tokens in a workspace, oldest first; expired ones are still listed. */
+  /**
+   * The caller's live (not revoked) tokens in a workspace, oldest first; expired ones are still
+   * listed. With listSpansWorkspaces, those of every workspace of the user.
+   */
   tokensOf(workspace: string, userId: string): SimToken[] {
-    return [...this.byId.values()].filter((t) => t.workspace === workspace && t.userId === userId && !t.revoked);
+    const spans = this.settings.listSpansWorkspaces;
+    return [...this.byId.values()].filter(
+      (t) => (spans || t.workspace === workspace) && t.userId === userId && !t.revoked,
+    );
   }
 
   /** Every token ever made, for orphan checks in tests. */
@@ -150,7 +192,8 @@ export class HubSimState {
   /** Revoke one of the caller's tokens; false when there is no such live token. */
   revoke(workspace: string, userId: string, id: string): boolean {
     const token = this.byId.get(id);
-    if (!token || token.revoked || token.workspace !== workspace || token.userId !== userId) return false;
+    const spans = this.settings.listSpansWorkspaces;
+    if (!token || token.revoked || (!spans && token.workspace !== workspace) || token.userId !== userId) return false;
     token.revoked = true;
     return true;
   }

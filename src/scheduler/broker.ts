@@ -5,13 +5,13 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
+import type { WorkspaceEvents } from '../core/events.js';
 import { backoffDelay, isDueForRenewal, isServable, renewalPoint } from '../core/policy.js';
 import type { AuthResult, CredentialSource } from '../core/source.js';
 import type { S3Credentials } from '../core/types.js';
 import { tokenDigestHex } from '../store/client-tokens.js';
 import type { StoredApiKey, WorkspaceRecord } from '../store/store.js';
 import { describeFailure, isKeyRejection, type SchedulerDeps } from './hub.js';
-import type { KeyRotator, RotationOutcome } from './rotation.js';
 
 /** At most this many hub calls from one sweep at a time (a cold start with many workspaces). */
 const SWEEP_CONCURRENCY = 8;
@@ -21,25 +21,19 @@ export interface BrokerOptions extends SchedulerDeps {
   readonly requestWaitMs: number;
   /** Learn the account id of fresh credentials (STS GetCallerIdentity); best effort. */
   readonly lookupAccountId?: ((c: S3Credentials, region: string) => Promise<string | undefined>) | undefined;
-  /** Called after every successful renewal (file sinks). */
-  readonly onRenewed?: ((w: WorkspaceRecord, c: S3Credentials) => void) | undefined;
-  /** Called when a workspace disappears from the database. */
-  readonly onRemoved?: ((w: WorkspaceRecord) => void) | undefined;
-  /** API-key rotation; absent in setups that only renew S3 credentials. */
-  readonly rotator?: KeyRotator | undefined;
+  /** Told of renewals, failures and removals (metrics, the credentials-file sink, the audit trail). */
+  readonly events?: Pick<WorkspaceEvents, 'renewed' | 'failed' | 'removed'> | undefined;
 }
 
-/** Per-workspace rotation bookkeeping (the durable part lives in the database). */
-export interface RotationSlot {
-  /** A crash left rotation work behind (pending/retiring keys, a minting mark). */
-  recovery: boolean;
-  retryAt: number;
-  failures: number;
-  lastError: string | null;
-  needsUser: boolean;
-  warnedAt: number;
-  inFlight: Promise<RotationOutcome> | null;
-}
+/** What one call of renew() came to. */
+export type RenewOutcome =
+  | { readonly kind: 'renewed'; readonly credentials: S3Credentials }
+  | { readonly kind: 'failed'; readonly code: string; readonly message: string }
+  | {
+      readonly kind: 'skipped';
+      readonly reason: 'unknown_workspace' | 'backing_off' | 'removed';
+      readonly retryAt?: number | undefined;
+    };
 
 export interface LastError {
   readonly code: string;
@@ -47,18 +41,15 @@ export interface LastError {
   readonly at: number;
 }
 
-export interface WorkspaceSnapshot {
-  readonly workspace: string;
-  readonly hubUrl: string;
-  readonly apiKeyTokenId: string | null;
-  readonly apiKeyExpiresAt: string | null;
-  readonly s3AccessKeyIdEnd: string | null;
-  readonly s3ExpiresAt: string | null;
-  readonly nextRenewalAt: string | null;
+/** The broker's live view of one workspace (the S3 side); no secret. */
+export interface RenewalView {
+  readonly record: WorkspaceRecord;
+  readonly apiKey: Pick<StoredApiKey, 'tokenId' | 'expiresAt' | 'name' | 'storedAt'> | undefined;
+  readonly current: Pick<S3Credentials, 'accessKeyId' | 'expiresAt' | 'issuedAt'> | undefined;
+  readonly nextRenewalAt: number;
   readonly failures: number;
-  readonly lastError: { code: string; message: string; at: string | null } | null;
+  readonly lastError: LastError | null;
   readonly keyRejected: boolean;
-  readonly rotation: { needsUser: boolean; recovering: boolean; lastError: string | null; retryAt: string | null };
 }
 
 export class WorkspaceSlot {
@@ -68,18 +59,11 @@ export class WorkspaceSlot {
   retryAt = 0;
   failures = 0;
   lastError: LastError | null = null;
-  inFlight: Promise<void> | null = null;
+  inFlight: Promise<RenewOutcome> | null = null;
+  /** The id of the API key the renewal in flight uses. */
+  inFlightKeyId: string | null = null;
   /** Set while the hub refuses the API key: renewal waits for backoff, status asks for the user. */
   keyRejected = false;
-  rotation: RotationSlot = {
-    recovery: false,
-    retryAt: 0,
-    failures: 0,
-    lastError: null,
-    needsUser: false,
-    warnedAt: 0,
-    inFlight: null,
-  };
 
   constructor(public record: WorkspaceRecord) {}
 }
@@ -105,7 +89,7 @@ export class Broker implements CredentialSource {
       present.add(record.name);
       let slot = this.slots.get(record.name);
       if (!slot || slot.record.id !== record.id) {
-        if (slot) this.options.onRemoved?.(slot.record);
+        if (slot) this.options.events?.removed?.(slot.record);
         slot = new WorkspaceSlot(record);
         this.slots.set(record.name, slot);
         this.log.info({ workspace: record.name }, 'workspace loaded');
@@ -121,7 +105,7 @@ export class Broker implements CredentialSource {
     for (const [name, slot] of this.slots) {
       if (!present.has(name)) {
         this.slots.delete(name);
-        this.options.onRemoved?.(slot.record);
+        this.options.events?.removed?.(slot.record);
         this.log.info({ workspace: name }, 'workspace removed');
       }
     }
@@ -136,10 +120,6 @@ export class Broker implements CredentialSource {
       const active = store.activeApiKey(slot.record.id);
       if (active && active.id !== slot.apiKey?.id) slot.keyRejected = false; // a new key deserves a try
       slot.apiKey = active;
-      if (this.options.rotator) {
-        slot.rotation.recovery = this.options.rotator.needsRecovery(slot);
-        slot.rotation.needsUser = store.status(slot.record.id).rotationState === 'needs_user';
-      }
       const stored = store.loadS3(slot.record.id);
       if (stored && (!slot.current || stored.expiresAt > slot.current.expiresAt)) {
         slot.current = stored;
@@ -193,38 +173,86 @@ export class Broker implements CredentialSource {
 
   // ---- renewal -----------------------------------------------------------------------------
 
-  slot(workspace: string): WorkspaceSlot | undefined {
+  /** One workspace's state, for reading (only the broker writes it). */
+  slot(workspace: string): Readonly<WorkspaceSlot> | undefined {
     return this.slots.get(workspace);
   }
 
-  workspaces(): WorkspaceSlot[] {
+  /** Every workspace's state, for reading: the credentials-file sink, the metrics gauges. */
+  workspaces(): ReadonlyArray<Readonly<WorkspaceSlot>> {
     return [...this.slots.values()];
+  }
+
+  records(): WorkspaceRecord[] {
+    return [...this.slots.values()].map((s) => s.record);
+  }
+
+  /** The live view of every workspace (for status and metrics); copies, so callers cannot change state. */
+  views(): RenewalView[] {
+    return [...this.slots.values()].map((s) => ({
+      record: s.record,
+      apiKey: s.apiKey && {
+        tokenId: s.apiKey.tokenId,
+        expiresAt: s.apiKey.expiresAt,
+        name: s.apiKey.name,
+        storedAt: s.apiKey.storedAt,
+      },
+      current: s.current && {
+        accessKeyId: s.current.accessKeyId,
+        expiresAt: s.current.expiresAt,
+        issuedAt: s.current.issuedAt,
+      },
+      nextRenewalAt: s.current ? Math.max(s.renewAt, s.retryAt) : s.retryAt || this.options.clock.now(),
+      failures: s.failures,
+      lastError: s.lastError,
+      keyRejected: s.keyRejected,
+    }));
+  }
+
+  /**
+   * Switch a workspace to the active key in the database (a rotation promoted a new one) and
+   * resolve once no renewal that started with the old key is in flight (#17: a key is never revoked
+   * while a renewal uses it).
+   */
+  async useActiveKey(workspace: string): Promise<void> {
+    const slot = this.slots.get(workspace);
+    if (!slot) return;
+    const active = this.options.store.activeApiKey(slot.record.id);
+    if (active && active.id !== slot.apiKey?.id) slot.keyRejected = false;
+    slot.apiKey = active;
+    // A renewal started with an older key may still be in flight; later ones use the new key.
+    while (slot.inFlight && slot.inFlightKeyId !== active?.id) await slot.inFlight.catch(() => undefined);
   }
 
   /**
    * Renew one workspace's S3 credentials. Concurrent callers share the call in flight (single
    * flight); while backing off after a failure nothing is sent unless `force` is set.
    */
-  renew(workspace: string, force = false): Promise<void> {
+  renew(workspace: string, force = false): Promise<RenewOutcome> {
     const slot = this.slots.get(workspace);
-    if (!slot) return Promise.resolve();
+    if (!slot) return Promise.resolve({ kind: 'skipped', reason: 'unknown_workspace' });
     if (slot.inFlight) return slot.inFlight;
     const now = this.options.clock.now();
     // A clock that jumped backwards must not strand us in a backoff longer than any we set.
     if (slot.retryAt - now > this.options.backoff.maxMs) slot.retryAt = now;
-    if (!force && now < slot.retryAt) return Promise.resolve();
+    if (!force && now < slot.retryAt) {
+      return Promise.resolve({ kind: 'skipped', reason: 'backing_off', retryAt: slot.retryAt });
+    }
     const apiKey = slot.apiKey;
     if (!apiKey) {
-      this.fail(slot, { code: 'no_api_key', message: 'the workspace has no active API key' });
-      return Promise.resolve();
+      const failure = { code: 'no_api_key', message: 'the workspace has no active API key' };
+      this.fail(slot, failure);
+      return Promise.resolve({ kind: 'failed', ...failure });
     }
+    slot.inFlightKeyId = apiKey.id;
     slot.inFlight = this.fetch(slot, apiKey).finally(() => {
       slot.inFlight = null;
+      slot.inFlightKeyId = null;
     });
     return slot.inFlight;
   }
 
-  private async fetch(slot: WorkspaceSlot, apiKey: StoredApiKey): Promise<void> {
+  private async fetch(slot: WorkspaceSlot, apiKey: StoredApiKey): Promise<RenewOutcome> {
     const { clock, store } = this.options;
     const name = slot.record.name;
     let fresh: S3Credentials;
@@ -233,10 +261,13 @@ export class Broker implements CredentialSource {
     } catch (err) {
       const failure = describeFailure(err);
       slot.keyRejected = isKeyRejection(err);
+      if (slot.keyRejected) {
+        failure.message = `the API key was revoked or expired on the hub (${failure.message}); create a key in the EODH web UI and run "eodh-credd workspace set-key ${name}"`;
+      }
       this.fail(slot, failure);
-      return;
+      return { kind: 'failed', ...failure };
     }
-    if (this.slots.get(name) !== slot) return; // removed while we waited
+    if (this.slots.get(name) !== slot) return { kind: 'skipped', reason: 'removed' }; // removed while we waited
     // The account does not change between renewals: keep serving the known id until STS confirms.
     const creds: S3Credentials = { ...fresh, accountId: slot.current?.accountId };
     slot.current = creds;
@@ -258,8 +289,9 @@ export class Broker implements CredentialSource {
       },
       'S3 credentials renewed',
     );
-    this.options.onRenewed?.(slot.record, creds);
+    this.options.events?.renewed?.(slot.record, creds);
     void this.learnAccountId(slot, creds);
+    return { kind: 'renewed', credentials: creds };
   }
 
   private async learnAccountId(slot: WorkspaceSlot, creds: S3Credentials): Promise<void> {
@@ -292,12 +324,13 @@ export class Broker implements CredentialSource {
       { workspace: slot.record.name, code: failure.code, failures: slot.failures, retryInMs: delay },
       `renewal failed: ${failure.message}`,
     );
+    this.options.events?.failed?.(slot.record, failure);
   }
 
   /** Renew every workspace that is due (or has nothing); called by the cron schedule. */
   async sweep(): Promise<void> {
     const now = this.options.clock.now();
-    const due = this.workspaces().filter((s) => !s.current || isDueForRenewal(s.current, s.renewAt, now));
+    const due = [...this.slots.values()].filter((s) => !s.current || isDueForRenewal(s.current, s.renewAt, now));
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < due.length) {
@@ -306,52 +339,11 @@ export class Broker implements CredentialSource {
       }
     };
     await Promise.all(Array.from({ length: Math.min(SWEEP_CONCURRENCY, due.length) }, worker));
-    const rotator = this.options.rotator;
-    if (!rotator) return;
-    for (const slot of this.workspaces()) {
-      rotator.warnNeedsUser(slot);
-      if (!slot.rotation.inFlight && rotator.isDue(slot, this.options.clock.now())) void this.rotate(slot.record.name);
-    }
-  }
-
-  /** Rotate a workspace's API key (finishing interrupted work first); one rotation at a time. */
-  rotate(workspace: string, force = false): Promise<RotationOutcome> {
-    const slot = this.slots.get(workspace);
-    const rotator = this.options.rotator;
-    if (!slot || !rotator) return Promise.resolve('failed');
-    if (slot.rotation.inFlight) return slot.rotation.inFlight;
-    slot.rotation.inFlight = rotator.run(slot, force).finally(() => {
-      slot.rotation.inFlight = null;
-    });
-    return slot.rotation.inFlight;
-  }
-
-  /** What `status` and the admin route show: no secret, only times, ids and errors. */
-  snapshot(): WorkspaceSnapshot[] {
-    const iso = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString() : null);
-    return this.workspaces().map((s) => ({
-      workspace: s.record.name,
-      hubUrl: s.record.hubUrl,
-      apiKeyTokenId: s.apiKey?.tokenId ?? null,
-      apiKeyExpiresAt: iso(s.apiKey?.expiresAt),
-      s3AccessKeyIdEnd: s.current ? s.current.accessKeyId.slice(-4) : null,
-      s3ExpiresAt: iso(s.current?.expiresAt),
-      nextRenewalAt: s.current ? iso(Math.max(s.renewAt, s.retryAt)) : iso(s.retryAt || this.options.clock.now()),
-      failures: s.failures,
-      lastError: s.lastError ? { ...s.lastError, at: iso(s.lastError.at) } : null,
-      keyRejected: s.keyRejected,
-      rotation: {
-        needsUser: s.rotation.needsUser,
-        recovering: s.rotation.recovery,
-        lastError: s.rotation.lastError,
-        retryAt: iso(s.rotation.retryAt),
-      },
-    }));
   }
 
   /** Wait for every renewal in flight (graceful stop). */
   async settle(): Promise<void> {
-    await Promise.all(this.workspaces().flatMap((s) => [s.inFlight, s.rotation.inFlight]));
+    await Promise.all([...this.slots.values()].map((s) => s.inFlight));
   }
 }
 

@@ -7,18 +7,21 @@ import type { Store } from '../store/store.js';
 export interface HubToken {
   readonly id: string;
   readonly name?: string | null | undefined;
+  /** The workspace the record belongs to: a list may span every workspace of the user (#11). */
+  readonly workspace?: string | null | undefined;
   readonly expiresAt?: number | null | undefined;
 }
 
 export interface Hub {
   s3Credentials(workspace: string, apiKey: string, now: number): Promise<S3Credentials>;
-  listTokens(workspace: string, apiKey: string): Promise<HubToken[]>;
+  listTokens(workspace: string, apiKey: string): Promise<{ tokens: HubToken[]; unreadable: number }>;
   createToken(
     workspace: string,
     apiKey: string,
     request: { name: string; expiresDays: number },
   ): Promise<HubToken & { token: string }>;
   deleteToken(workspace: string, apiKey: string, id: string): Promise<void>;
+  workspaceInfo(workspace: string, apiKey: string): Promise<{ bucket: string | null; prefix: string | null }>;
 }
 
 /** One hub client per hub URL; workspaces on the same hub share it. */
@@ -46,4 +49,19 @@ export function describeFailure(err: unknown): { code: string; message: string }
 export function isKeyRejection(err: unknown): boolean {
   const code = describeFailure(err).code;
   return code === 'unauthorized' || code === 'forbidden';
+}
+
+/** The HTTP status of a hub error, if it had one. */
+export function statusOf(err: unknown): number | undefined {
+  const status = err && typeof err === 'object' ? (err as { status?: unknown }).status : undefined;
+  return typeof status === 'number' ? status : undefined;
+}
+
+/**
+ * A final "no" from the hub (any status below 500 but 429): which status a hub answers when an API
+ * key may not list, mint or delete keys is not documented, so all are treated alike (#11).
+ */
+export function isRefusal(err: unknown): boolean {
+  const status = statusOf(err);
+  return status !== undefined && status < 500 && status !== 429;
 }

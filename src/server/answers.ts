@@ -1,7 +1,7 @@
 /**
  * The bodies of the credential routes, field by field: only what is listed here goes out, so a
- * field added to an internal object can never leak into a response by accident. Shared by the
- * fast path and the fastify routes, which must answer byte for byte alike.
+ * field added to an internal object can never leak into a response by accident (and the route's
+ * response schema checks it again).
  */
 
 import { rfc3339 } from '../core/time.js';
@@ -40,24 +40,4 @@ export function apiKeyAnswer(workspace: string, key: ApiKey): ApiKeyAnswer {
     token: key.key,
     expiry: key.expiresAt === null ? null : rfc3339(key.expiresAt),
   };
-}
-
-/**
- * Serialised bodies, one per credential object. A credential is immutable and served thousands
- * of times between renewals (every client polls it), so it is serialised once; the entry goes
- * with the credential when the broker drops it.
- */
-export class BodyCache<K extends object> {
-  private readonly bodies = new WeakMap<K, Buffer>();
-
-  constructor(private readonly serialise: (value: K) => unknown) {}
-
-  body(value: K): Buffer {
-    let body = this.bodies.get(value);
-    if (!body) {
-      body = Buffer.from(JSON.stringify(this.serialise(value)), 'utf8');
-      this.bodies.set(value, body);
-    }
-    return body;
-  }
 }

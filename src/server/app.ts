@@ -1,25 +1,27 @@
 /**
- * The HTTP app factory: builds the fastify instance and never listens. The daemon's listener
- * (listener.ts) hands it, through `app.routing`, every request its fast path leaves; tests use
- * inject(). The server reads a CredentialSource and nothing else.
+ * The daemon's one HTTP app: every route (credentials, API key, health, admin, metrics) on one
+ * fastify instance, built at start-up. The guard (guard.ts) is its one onRequest hook; the common
+ * headers are set by the http server it runs on (listener.ts); response schemas are the leak guard
+ * (only declared fields go out). The app never listens itself: server.ts binds its sockets; tests
+ * may use inject().
  */
 import type { IncomingMessage } from 'node:http';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import { errorBody } from '../core/errors.js';
 import type { AdminActions, CredentialSource } from '../core/source.js';
+import type { S3Credentials } from '../core/types.js';
 import { apiKeyAnswer, containerCredentials } from './answers.js';
 import { AuditTrail } from './audit.js';
-import { registerGuard, sendError } from './guard.js';
+import { type PeerOptions, registerGuard, sendError } from './guard.js';
 import type { HostPolicy } from './hosts.js';
+import { type ConnectionLimits, createHttpServer, DEFAULT_LIMITS, type HttpServerControl } from './listener.js';
 import { apiKeySchema, containerCredentialsSchema, errorSchema, okSchema, workspaceParams } from './schemas.js';
 
 export interface AppOptions {
   readonly source: CredentialSource;
   readonly hosts: HostPolicy;
   readonly logger: Logger;
-  /** Shared with the fast path, so a credential is logged once per client whichever way it went. */
-  readonly audit?: AuditTrail | undefined;
   /** Called for each credential handed out (GET answered 200). */
   readonly onServed?: ((workspace: string) => void) | undefined;
   readonly admin?:
@@ -34,6 +36,9 @@ export interface AppOptions {
     | undefined;
   readonly metrics?: (() => Promise<string>) | undefined;
   readonly failedAuth?: { readonly max: number; readonly timeWindowMs: number } | undefined;
+  /** Who may connect; by default the daemon's own uid, read from /proc/net. */
+  readonly peers?: PeerOptions | undefined;
+  readonly limits?: Partial<ConnectionLimits> | undefined;
 }
 
 const errorResponses = {
@@ -47,15 +52,24 @@ const errorResponses = {
   503: errorSchema,
 };
 
-export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+export interface App {
+  readonly fastify: FastifyInstance;
+  /** Flipped by the graceful stop (answers then close their connections). */
+  readonly control: HttpServerControl;
+}
+
+export async function buildApp(options: AppOptions): Promise<App> {
   const log = options.logger.child({ module: 'server' });
+  const control: HttpServerControl = { stopping: false };
+  const limits = { ...DEFAULT_LIMITS, ...options.limits };
   const app = Fastify({
+    serverFactory: (handler) => createHttpServer(handler, log, limits, control),
     loggerInstance: log as FastifyBaseLogger,
     // No line per request: the audit trail logs what matters, and the hot path stays free of I/O.
     logController: new LogController({ disableRequestLogging: true }),
     // And no child logger per request: fastify's default binds a reqId to a pino child for every
-    // request, and with our redact paths that costs ~15-20 µs of the ~70-90 µs a credential
-    // request takes (npm run bench). Nothing logs per request, so request.log is the server's.
+    // request, and with our redact paths that is a large share of a credential request (README,
+    // Benchmarks). Nothing logs per request, so request.log is the server's.
     childLoggerFactory: () => log as FastifyBaseLogger,
     bodyLimit: 1024,
     routerOptions: { maxParamLength: 100 },
@@ -63,13 +77,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // A path that does not decode (bad percent-encoding) or a parameter that is too long.
     frameworkErrors: (_err, _request, reply) => sendError(reply, 'bad_request'),
   });
-  const audit = options.audit ?? new AuditTrail(log);
-
-  app.addHook('onSend', async (_request, reply, payload) => {
-    reply.header('cache-control', 'no-store');
-    reply.header('x-content-type-options', 'nosniff');
-    return payload;
-  });
+  const audit = new AuditTrail(log);
 
   app.setErrorHandler((err: { statusCode?: number; validation?: unknown }, request, reply) => {
     const status = err.statusCode ?? 500;
@@ -92,9 +100,31 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     metricsTokenHash: options.admin?.metricsTokenHash,
     isLocal: options.admin?.isLocal,
     failedAuth: options.failedAuth ?? { max: 20, timeWindowMs: 60_000 },
+    peers: options.peers ?? { ownUid: process.getuid?.() ?? -1 },
   });
 
   app.get('/healthz', { config: { auth: 'none' } }, async () => ({ status: 'ok' }));
+
+  // A credential is immutable and served thousands of times between renewals (every client polls
+  // it), so its body is serialised once, by the route's response schema, and kept with it.
+  const bodies = new WeakMap<S3Credentials, string>();
+
+  /** A credential to the client: one audit line per credential and client, one count per GET. */
+  const handOut = (reply: FastifyReply, workspace: string, creds: S3Credentials) => {
+    const { request } = reply;
+    // HEAD sends no body, so nothing is handed out.
+    if (request.method === 'GET' && request.clientTokenId) {
+      audit.handedOut(workspace, request.clientTokenId, request.ip, creds);
+      options.onServed?.(workspace);
+    }
+    let body = bodies.get(creds);
+    if (body === undefined) {
+      // The route's compiled schema serialiser, which returns a string.
+      body = String(reply.serialize(containerCredentials(creds)));
+      bodies.set(creds, body);
+    }
+    return reply.type('application/json; charset=utf-8').send(body);
+  };
 
   app.get<{ Params: { workspace: string } }>(
     '/v1/workspaces/:workspace/credentials',
@@ -102,17 +132,15 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       config: { auth: 'workspace' },
       schema: { params: workspaceParams, response: { 200: containerCredentialsSchema, ...errorResponses } },
     },
-    async (request, reply) => {
+    (request, reply) => {
       const { workspace } = request.params;
-      const creds = await options.source.credentials(workspace);
-      if (!creds) return sendError(reply, 'no_credentials');
-      const auth = request.credd?.auth;
-      // HEAD sends no body, so nothing is handed out.
-      if (auth?.ok && request.method === 'GET') {
-        audit.handedOut(workspace, auth.clientTokenId, request.ip, creds);
-        options.onServed?.(workspace);
-      }
-      return containerCredentials(creds);
+      // The answer to almost every request: the held credential, from memory, synchronously.
+      const fresh = options.source.freshCredentials(workspace);
+      if (fresh) return handOut(reply, workspace, fresh);
+      // Due for renewal or missing: the source renews, waiting a bounded time.
+      return options.source
+        .credentials(workspace)
+        .then((creds) => (creds ? handOut(reply, workspace, creds) : sendError(reply, 'no_credentials')));
     },
   );
 
@@ -126,9 +154,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       const { workspace } = request.params;
       const key = options.source.apiKey(workspace);
       if (!key) return sendError(reply, 'no_credentials', 'The workspace has no usable API key.');
-      const auth = request.credd?.auth;
-      if (auth?.ok && request.method === 'GET')
-        audit.apiKeyHandedOut(workspace, auth.clientTokenId, request.ip, key.tokenId);
+      if (request.clientTokenId && request.method === 'GET')
+        audit.apiKeyHandedOut(workspace, request.clientTokenId, request.ip, key.tokenId);
       return apiKeyAnswer(workspace, key);
     },
   );
@@ -145,7 +172,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   if (options.admin) registerAdmin(app, options.admin.actions, options.metrics);
 
-  return app;
+  return { fastify: app, control };
 }
 
 function registerAdmin(app: FastifyInstance, actions: AdminActions, metrics: AppOptions['metrics']): void {

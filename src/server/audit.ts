@@ -6,12 +6,13 @@
  * adding nothing an auditor needs. Never a secret.
  */
 import type { Logger } from 'pino';
+import type { EventWorkspace, WorkspaceEvents } from '../core/events.js';
 import { rfc3339 } from '../core/time.js';
 import type { S3Credentials } from '../core/types.js';
 
 const MAX_REMEMBERED = 10_000;
 
-export class AuditTrail {
+export class AuditTrail implements WorkspaceEvents {
   private readonly seen = new Set<string>();
   private readonly log: Logger;
 
@@ -38,6 +39,25 @@ export class AuditTrail {
     const key = `${workspace}|${clientTokenId}|${remote}|api:${tokenId}`;
     if (!this.remember(key)) return;
     this.log.info({ workspace, clientTokenId, remote, tokenId }, 'API key handed out');
+  }
+
+  /** The API key changed hands: an auditor wants to know which key id serves the workspace now. */
+  rotated(
+    workspace: EventWorkspace,
+    key: { readonly tokenId: string | null; readonly expiresAt: number | null },
+  ): void {
+    this.log.info(
+      {
+        workspace: workspace.name,
+        tokenId: key.tokenId,
+        expiresAt: key.expiresAt === null ? null : rfc3339(key.expiresAt),
+      },
+      'API key rotated',
+    );
+  }
+
+  removed(workspace: EventWorkspace): void {
+    this.log.info({ workspace: workspace.name }, 'workspace removed; its credentials are no longer served');
   }
 
   private remember(key: string): boolean {

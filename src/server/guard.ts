@@ -1,26 +1,31 @@
 /**
- * The guard in front of every fastify route. Loopback is reachable by every local user, every
- * container with host networking and every web page the user opens, so, in this order:
+ * The guard: one onRequest hook in front of every route. Loopback is reachable by every local
+ * user, every container with host networking and every web page the user opens, so, in this order:
  * - the request as a whole must pass requestProblem() (plain path, single Host/Authorization/…,
  *   Host naming the address we serve, nothing a browser sends, no body);
  * - a workspace in the path must match the strict name pattern before anything looks it up;
- * - the client token is checked by the CredentialSource (digests compared in constant time);
- * - failed authentications are rate limited per source address; valid clients never are.
- * Authentication is decided in onRequest and enforced in preValidation, so the rate limiter (a
- * route-level onRequest hook, which runs in between) can count exactly the failures.
+ * - the process on the other end of the connection must belong to an allowed user (#12): the
+ *   daemon's own uid, or for a workspace route a uid the credential source allows for it;
+ * - the route's token (a workspace's client token, or the admin token) is checked, digests
+ *   compared in constant time.
+ * A request that passes costs no more than those checks: only refusals reach the rate limiter
+ * (counted per user on loopback, else per address) and the refusal log.
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { isIP } from 'node:net';
 import rateLimit from '@fastify/rate-limit';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { type ErrorCode, errorBody, errorTable } from '../core/errors.js';
 import type { AuthResult, CredentialSource } from '../core/source.js';
 import { isWorkspaceName } from '../core/workspace-name.js';
 import { tokenDigest } from '../store/client-tokens.js';
-import type { HostPolicy } from './hosts.js';
+import { type HostPolicy, isLoopbackHost } from './hosts.js';
+import { type ConnectionEnds, PeerUids, type TableReader } from './peer.js';
+import { RefusalLog } from './refusals.js';
 import { presentedToken, requestProblem } from './request-checks.js';
-import { isUnixSocketRequest } from './unix-socket.js';
+import { isUnixSocketConnection, isUnixSocketRequest } from './unix-socket.js';
 
 /**
  * Which credential a route wants: a workspace's client token, the admin token (and the Unix
@@ -33,8 +38,18 @@ declare module 'fastify' {
     auth?: RouteAuth;
   }
   interface FastifyRequest {
-    credd: { auth: AuthResult | null } | null;
+    /** The client token that authenticated the request (workspace routes), or null. */
+    clientTokenId: string | null;
   }
+}
+
+export interface PeerOptions {
+  /** The uid served on every route (the daemon's own). */
+  readonly ownUid: number;
+  /** The uid of the process on the other end (default: from /proc/net); inject() tests replace it. */
+  readonly uidOf?: ((socket: ConnectionEnds & object) => number | null) | undefined;
+  /** Reads /proc/net/tcp{,6} (default: the real tables, reads shared between connections). */
+  readonly readTable?: TableReader | undefined;
 }
 
 export interface GuardOptions {
@@ -48,16 +63,12 @@ export interface GuardOptions {
   /** Whether a request came the owner-only way (the Unix socket); admin routes answer nothing else (#12). */
   readonly isLocal?: ((request: IncomingMessage) => boolean) | undefined;
   readonly failedAuth: { readonly max: number; readonly timeWindowMs: number };
+  readonly peers: PeerOptions;
 }
 
-/** Every error goes out this way (some paths, like bad URLs, bypass the onSend hook: set the headers here too). */
+/** Every error goes out this way. */
 export function sendError(reply: FastifyReply, code: ErrorCode, message?: string): FastifyReply {
-  return reply
-    .code(errorTable[code].status)
-    .header('cache-control', 'no-store')
-    .header('x-content-type-options', 'nosniff')
-    .type('application/json')
-    .send(errorBody(code, message));
+  return reply.code(errorTable[code].status).type('application/json').send(errorBody(code, message));
 }
 
 /** The admin token check: hash first, then compare fixed-length digests in constant time. */
@@ -69,27 +80,97 @@ export function checkAdminToken(token: string, expected: Buffer | undefined): Au
     : { ok: false, code: 'unauthorized' };
 }
 
-export async function registerGuard(app: FastifyInstance, options: GuardOptions): Promise<void> {
-  const log = options.logger;
-  const isLocal = options.isLocal ?? isUnixSocketRequest;
-  app.decorateRequest('credd', null);
+function isLoopbackAddress(address: string): boolean {
+  const bare = address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
+  return isLoopbackHost(bare);
+}
 
-  app.addHook('onRequest', async (request, reply) => {
-    const problem = requestProblem(request.raw, options.hosts);
-    if (problem) return sendError(reply, problem.code, problem.message);
-    const workspace = (request.params as { workspace?: unknown } | undefined)?.workspace;
-    if (workspace !== undefined && (typeof workspace !== 'string' || !isWorkspaceName(workspace))) {
-      return sendError(reply, 'not_found');
-    }
+/**
+ * The source a refusal is counted against. On loopback every local user can use any of the 2^24
+ * addresses of 127.0.0.0/8 (#12 item 8), so there the user is the source; an address only for
+ * clients on other machines (server.allow_non_loopback).
+ */
+function sourceOf(remote: string, uid: number | null): string {
+  if (uid !== null) return `uid:${uid}`;
+  return isLoopbackAddress(remote) ? 'loopback' : remote;
+}
+
+export async function registerGuard(app: FastifyInstance, options: GuardOptions): Promise<void> {
+  const { source, hosts, peers } = options;
+  const uids = new PeerUids(peers.readTable);
+  const knownUid = peers.uidOf ?? ((socket: ConnectionEnds & object) => uids.known(socket));
+  // The lookup starts when the connection is accepted, while the client is still sending.
+  // Unix-socket connections have no row there: only the daemon's uid can reach that socket.
+  if (!peers.uidOf)
+    app.server.on('connection', (socket) => {
+      if (!isUnixSocketConnection(socket)) void uids.lookup(socket);
+    });
+  const isLocal = options.isLocal ?? isUnixSocketRequest;
+  const refusals = new RefusalLog(options.logger, options.failedAuth.timeWindowMs);
+  const audit = options.logger.child({ audit: true });
+  app.addHook('onClose', async () => refusals.flush());
+  app.decorateRequest('clientTokenId', null);
+
+  await app.register(rateLimit, { global: false });
+  const countFailure = app.createRateLimit({
+    max: options.failedAuth.max,
+    timeWindow: options.failedAuth.timeWindowMs,
+    keyGenerator: (request) =>
+      sourceOf(request.ip ?? '', isLocal(request.raw) ? peers.ownUid : (knownUid(request.raw.socket) ?? null)),
+  });
+
+  // Refusals of other users go to the audit trail: someone tried to read what is not theirs.
+  const peerRefusals = new RefusalLog(audit, options.failedAuth.timeWindowMs);
+  app.addHook('onClose', async () => peerRefusals.flush());
+
+  /** A refused request: counted for the rate limit, logged (summarised), answered. */
+  const refuse = (request: FastifyRequest, reply: FastifyReply, code: ErrorCode, uid: number | null) => {
+    const src = sourceOf(request.ip ?? '', uid);
+    const workspace = (request.params as { workspace?: string } | undefined)?.workspace ?? null;
+    const fields = { remote: request.ip, uid, workspace, route: request.routeOptions.url ?? null, code };
+    const log = code === 'forbidden_peer' ? peerRefusals : refusals;
+    countFailure(request).then(
+      (limit) => {
+        if (!limit.isAllowed && limit.isExceeded) {
+          log.record({ source: src, level: 'warn', message: 'too many refused requests: source throttled', fields });
+          reply.header('retry-after', String(limit.ttlInSeconds));
+          sendError(reply, 'too_many_requests', `Too many failed attempts; retry in ${limit.ttlInSeconds} s.`);
+          return;
+        }
+        if (code === 'forbidden_peer')
+          log.record({ source: src, level: 'warn', message: 'request refused: user not allowed here', fields });
+        else log.record({ source: src, level: 'info', message: 'request refused: token not valid here', fields });
+        sendError(reply, code);
+      },
+      (err: unknown) => reply.send(err),
+    );
+  };
+  const admit = (request: FastifyRequest, reply: FastifyReply, done: () => void, uid: number | null): void => {
+    const workspace = (request.params as { workspace?: string } | undefined)?.workspace;
     const needs = request.routeOptions.config?.auth ?? 'none';
-    if (needs === 'none') {
-      request.credd = { auth: null };
-      return;
-    }
+    const local = isLocal(request.raw);
     // The admin routes do not exist on TCP: the admin token never needs to travel there, and
     // whoever holds the port while the daemon is down learns nothing from the CLI (#12).
-    const local = isLocal(request.raw);
-    if (needs === 'admin' && !local) return sendError(reply, 'not_found');
+    if (needs === 'admin' && !local) {
+      sendError(reply, 'not_found');
+      return;
+    }
+    if (uid !== peers.ownUid) {
+      // Clients on other machines have no row in our socket tables; they are reachable only when
+      // server.allow_non_loopback says so, and then the token is all they have.
+      const remoteMachine = uid === null && !isLoopbackAddress(request.raw.socket.remoteAddress ?? '');
+      const allowed =
+        remoteMachine ||
+        (uid !== null && needs === 'workspace' && source.allowedUids?.(workspace as string)?.has(uid) === true);
+      if (!allowed) {
+        refuse(request, reply, 'forbidden_peer', uid);
+        return;
+      }
+    }
+    if (needs === 'none') {
+      done();
+      return;
+    }
     const token = presentedToken(request.headers.authorization);
     let auth: AuthResult;
     if (token === null) auth = { ok: false, code: 'unauthorized' };
@@ -97,44 +178,27 @@ export async function registerGuard(app: FastifyInstance, options: GuardOptions)
     else if (needs === 'metrics') {
       auth = checkAdminToken(token, options.metricsTokenHash);
       if (!auth.ok && local) auth = checkAdminToken(token, options.adminTokenHash);
-    } else auth = options.source.authenticate(workspace ?? '', token);
-    request.credd = { auth };
-  });
-
-  // One warning per source and window when the limit is hit, however many requests follow.
-  const warned = new Map<string, number>();
-  await app.register(rateLimit, {
-    global: true,
-    max: options.failedAuth.max,
-    timeWindow: options.failedAuth.timeWindowMs,
-    // Only failed authentications count: a request that passed the token check is never limited.
-    allowList: (request) => request.credd?.auth === null || request.credd?.auth?.ok === true,
-    keyGenerator: (request) => request.ip ?? 'unix-socket',
-    onExceeded: (request, key) => {
-      const now = Date.now();
-      if ((warned.get(key) ?? 0) > now) return;
-      if (warned.size > 1_000) warned.clear();
-      warned.set(key, now + options.failedAuth.timeWindowMs);
-      log.warn(
-        { remote: request.ip, max: options.failedAuth.max },
-        'too many failed authentications: source throttled',
-      );
-    },
-    errorResponseBuilder: (_request, context) => ({
-      statusCode: 429,
-      ...errorBody('too_many_requests', `Too many failed attempts; retry in ${Math.ceil(context.ttl / 1000)} s.`),
-    }),
-  });
-
-  app.addHook('preValidation', async (request, reply) => {
-    const auth = request.credd?.auth;
-    if (auth && !auth.ok) {
-      const workspace = (request.params as { workspace?: string } | undefined)?.workspace ?? null;
-      log.info(
-        { remote: request.ip, workspace, route: request.routeOptions.url, code: auth.code },
-        'request refused: client token not valid here',
-      );
-      return sendError(reply, auth.code);
+    } else auth = source.authenticate(workspace as string, token);
+    if (!auth.ok) {
+      refuse(request, reply, auth.code, uid);
+      return;
     }
+    request.clientTokenId = auth.clientTokenId;
+    done();
+  };
+
+  app.addHook('onRequest', (request, reply, done) => {
+    const problem = requestProblem(request.raw, hosts);
+    if (problem) return void sendError(reply, problem.code, problem.message);
+    const workspace = (request.params as { workspace?: unknown } | undefined)?.workspace;
+    if (workspace !== undefined && (typeof workspace !== 'string' || !isWorkspaceName(workspace)))
+      return void sendError(reply, 'not_found');
+    const socket = request.raw.socket;
+    // The socket is 0600 in the owner-only data directory: whoever is on it is the daemon's user.
+    if (isLocal(request.raw)) return admit(request, reply, done, peers.ownUid);
+    const uid = knownUid(socket);
+    if (uid !== undefined) return admit(request, reply, done, uid);
+    // The connection's first request, and the lookup still running.
+    Promise.resolve(uids.lookup(socket)).then((found) => admit(request, reply, done, found));
   });
 }

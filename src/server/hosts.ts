@@ -43,12 +43,16 @@ export class HostPolicy {
   private allowed = new Set<string>();
 
   constructor(
-    private readonly listenHost: string,
+    private listenHost: string,
     private readonly addresses: () => string[] = interfaceAddresses,
   ) {}
 
-  /** Called once the listener is bound and the port known; until then every Host is refused. */
-  setPort(port: number): void {
+  /**
+   * Called once the listener is bound and the port known; until then every Host is refused. The
+   * address may change then too (sockets passed by systemd are bound where the .socket unit says).
+   */
+  setPort(port: number, listenHost: string = this.listenHost): void {
+    this.listenHost = listenHost;
     const names = new Set<string>();
     if (isLoopbackHost(this.listenHost)) {
       for (const n of LOOPBACK_NAMES) names.add(n);

@@ -1,17 +1,15 @@
 /**
- * The daemon's HTTP listener: a node:http server with tight connection limits, the fast path in
- * front, and the fastify app (guard, refusals, rate limit, admin and metrics routes) behind it for
- * every request the fast path leaves.
- *
- * The fastify app is built when the first such request arrives, not at start-up: loading and
- * compiling it costs ~200 ms and ~20 MiB, and a daemon whose clients only ever fetch their
- * credentials never needs it. Requests that arrive while it is being built wait for it.
+ * The daemon's sockets: one node:http server with tight connection limits (handed to fastify as
+ * its server), listening on one or more endpoints. The first endpoint is the http server's own;
+ * each further one (the IPv6 loopback twin, a second socket systemd passed) is a plain TCP
+ * listener that hands its connections to the same http server, so every connection gets the same
+ * limits, the same routes and the same graceful stop.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { errorBody, errorTable } from '../core/errors.js';
-import type { RequestTaker } from './fast-path.js';
 
 export interface ConnectionLimits {
   /** Request line and headers together; a credential request needs well under 1 KiB. */
@@ -31,29 +29,15 @@ export const DEFAULT_LIMITS: ConnectionLimits = {
   idleTimeoutMs: 10_000,
 };
 
-/** How a request the fast path left is handled: fastify's `routing`, once the app is ready. */
-export type RequestHandler = (request: IncomingMessage, response: ServerResponse) => void;
+/** The headers every answer of the daemon carries, set here and nowhere else. */
+export const COMMON_HEADERS: Readonly<Record<string, string>> = {
+  'cache-control': 'no-store',
+  'x-content-type-options': 'nosniff',
+};
+const COMMON_HEADER_ENTRIES = Object.entries(COMMON_HEADERS);
 
-export interface ListenerOptions {
-  readonly host: string;
-  readonly port: number;
-  readonly logger: Logger;
-  readonly fastPath: RequestTaker;
-  /** Builds the app behind the fast path; called once, on the first request the fast path leaves. */
-  readonly buildControl: () => Promise<{ readonly handler: RequestHandler; close(): Promise<void> }>;
-  readonly limits?: Partial<ConnectionLimits> | undefined;
-}
-
-export interface Listener {
-  readonly server: Server;
-  readonly port: number;
-  /** The request handler, for a second way in (the Unix socket, unix-socket.ts). */
-  readonly handle: RequestHandler;
-  /** Whether the app behind the fast path has been built (tests and the benchmark read it). */
-  controlLoaded(): boolean;
-  /** Stop accepting, let requests in flight finish (their connections close after), close the app. */
-  close(): Promise<void>;
-}
+/** Where to listen: an address and port, or a listening socket inherited from systemd. */
+export type Endpoint = { readonly host: string; readonly port: number } | { readonly fd: number };
 
 /**
  * Errors the HTTP parser raises before any handler sees a request (malformed request line, header
@@ -74,67 +58,30 @@ export function clientErrorHandler(log: Logger) {
           : [400, 'Bad Request', errorTable.bad_request.message];
     log.debug({ code: err.code }, 'malformed request refused');
     const body = JSON.stringify(errorBody('bad_request', message));
+    const common = COMMON_HEADER_ENTRIES.map(([name, value]) => `${name}: ${value}\r\n`).join('');
     socket.write(
-      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n` +
-        `X-Content-Type-Options: nosniff\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\n${common}` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
     );
     // Not end(): a client that keeps sending would hold a half-closed socket open.
     socket.destroy();
   };
 }
 
-export async function listen(options: ListenerOptions): Promise<Listener> {
-  const log = options.logger;
-  const limits = { ...DEFAULT_LIMITS, ...options.limits };
-  let control: Promise<{ readonly handler: RequestHandler; close(): Promise<void> }> | undefined;
-  let loaded = false;
-  let stopping = false;
+export type RequestHandler = (request: IncomingMessage, response: ServerResponse) => void;
 
-  const loadControl = () => {
-    control ??= options.buildControl().then(
-      (built) => {
-        loaded = true;
-        return built;
-      },
-      (err: unknown) => {
-        control = undefined; // the next request tries again
-        throw err;
-      },
-    );
-    return control;
-  };
+/** The http server's state that the graceful stop changes. */
+export interface HttpServerControl {
+  stopping: boolean;
+}
 
-  const onRequest = (request: IncomingMessage, response: ServerResponse): void => {
-    // During a graceful stop every answer closes its connection: close() waits for requests in
-    // flight and must not then wait for the client's keep-alive to time out.
-    if (stopping) response.setHeader('connection', 'close');
-    let taken: boolean;
-    try {
-      taken = options.fastPath(request, response);
-    } catch (err) {
-      // A throw here would otherwise end the process: answer this request, keep serving the rest.
-      internalError(response, err, 'request failed');
-      return;
-    }
-    if (taken) return;
-    loadControl().then(
-      ({ handler }) => handler(request, response),
-      (err: unknown) => internalError(response, err, 'the HTTP app could not be built'),
-    );
-  };
-
-  /** Internals stay in the log (without the request's headers); the client learns nothing. */
-  const internalError = (response: ServerResponse, err: unknown, what: string): void => {
-    log.error({ err }, what);
-    if (response.headersSent) return void response.destroy();
-    response.writeHead(500, {
-      'content-type': 'application/json; charset=utf-8',
-      'cache-control': 'no-store',
-      'x-content-type-options': 'nosniff',
-    });
-    response.end(JSON.stringify(errorBody('internal')));
-  };
-
+/** A node:http server with our limits, for fastify's serverFactory. */
+export function createHttpServer(
+  handler: RequestHandler,
+  log: Logger,
+  limits: ConnectionLimits,
+  control: HttpServerControl,
+): Server {
   const server = createServer(
     {
       maxHeaderSize: limits.maxHeaderBytes,
@@ -143,43 +90,94 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
       // How often Node looks for connections past those timeouts (its default is 30 s).
       connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs),
     },
-    onRequest,
+    (request, response) => {
+      for (const [name, value] of COMMON_HEADER_ENTRIES) response.setHeader(name, value);
+      // During a graceful stop every answer closes its connection: close() waits for requests in
+      // flight and must not then wait for the client's keep-alive to time out.
+      if (control.stopping) response.setHeader('connection', 'close');
+      handler(request, response);
+    },
   );
   // Requests are answered from memory; a client that is this slow is not a client.
   server.setTimeout(limits.idleTimeoutMs);
   server.keepAliveTimeout = limits.idleTimeoutMs;
   server.on('clientError', clientErrorHandler(log));
+  return server;
+}
 
-  await new Promise<void>((resolve, reject) => {
+function listenOn(server: TcpServer, endpoint: Endpoint): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ host: options.host, port: options.port }, () => {
+    const done = () => {
       server.off('error', reject);
       resolve();
-    });
+    };
+    if ('fd' in endpoint) server.listen({ fd: endpoint.fd }, done);
+    else server.listen({ host: endpoint.host, port: endpoint.port, exclusive: true }, done);
   });
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : options.port;
+}
 
+export interface BoundAddress {
+  readonly address: string;
+  readonly port: number;
+}
+
+export interface Sockets {
+  readonly addresses: readonly BoundAddress[];
+  /** Stop accepting, let requests in flight finish (their connections close after). */
+  close(): Promise<void>;
+}
+
+function addressOf(server: TcpServer): BoundAddress {
+  const address = server.address();
+  if (!address || typeof address !== 'object') throw new Error('listening socket has no TCP address');
+  return { address: address.address, port: address.port };
+}
+
+/**
+ * Listens on every endpoint (in order; an endpoint with port 0 after the first takes the first
+ * one's port). Fails, closing what it opened, if any endpoint cannot be had.
+ */
+export async function listenAll(
+  server: Server,
+  endpoints: readonly Endpoint[],
+  control: HttpServerControl,
+): Promise<Sockets> {
+  const [first, ...rest] = endpoints;
+  if (!first) throw new Error('nothing to listen on');
+  const forwarders: TcpServer[] = [];
+  const closeAll = async () => {
+    await Promise.all(
+      [server as TcpServer, ...forwarders].map(
+        (s) => new Promise<void>((resolve) => (s.listening ? s.close(() => resolve()) : resolve())),
+      ),
+    );
+  };
+  await listenOn(server, first);
+  const firstPort = addressOf(server).port;
+  try {
+    for (const endpoint of rest) {
+      const forwarder = createTcpServer({ noDelay: true }, (socket) => server.emit('connection', socket));
+      const target = 'fd' in endpoint || endpoint.port !== 0 ? endpoint : { ...endpoint, port: firstPort };
+      await listenOn(forwarder, target);
+      forwarders.push(forwarder);
+    }
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
   return {
-    server,
-    port,
-    handle: onRequest,
-    controlLoaded: () => loaded,
+    addresses: [addressOf(server), ...forwarders.map(addressOf)],
     async close() {
-      if (stopping) return;
-      stopping = true;
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      if (control.stopping) return;
+      control.stopping = true;
+      const closed = closeAll();
       // A keep-alive connection whose answer was in flight goes idle once it is sent: close those
       // as they come, or close() would wait for the clients' keep-alive to end.
       const idleSweep = setInterval(() => server.closeIdleConnections(), 20);
       server.closeIdleConnections();
       await closed;
       clearInterval(idleSweep);
-      if (control)
-        await control.then(
-          (built) => built.close(),
-          () => undefined,
-        );
     },
   };
 }

@@ -9,8 +9,8 @@
  * own uid knows the listener was created by that uid (src/cli/daemon-client.ts checks this).
  */
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import type { Server as HttpServer, IncomingMessage } from 'node:http';
+import { createServer as createNetServer, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { socketAddress } from '../config/socket-path.js';
 import { EXIT, UserError } from '../core/errors.js';
@@ -25,15 +25,21 @@ export function isUnixSocketRequest(request: IncomingMessage): boolean {
 
 export interface UnixSocketServer {
   readonly path: string;
+  /** Stop accepting; resolves once every connection it accepted has closed. */
   close(): Promise<void>;
 }
 
 export interface UnixSocketOptions {
   readonly path: string;
-  readonly handler: (request: IncomingMessage, response: ServerResponse) => void;
+  /** The daemon's one HTTP server (fastify's): connections accepted here are handed to it, so the
+   * same limits, headers, guard and graceful stop apply. */
+  readonly server: HttpServer;
   readonly logger: Logger;
-  /** Idle and request timeouts, as on TCP. */
-  readonly idleTimeoutMs?: number;
+}
+
+/** Whether a connection was accepted on the Unix socket (the peer-uid lookup skips those). */
+export function isUnixSocketConnection(socket: object): boolean {
+  return localSockets.has(socket);
 }
 
 /**
@@ -43,12 +49,13 @@ export interface UnixSocketOptions {
 export async function serveUnixSocket(options: UnixSocketOptions): Promise<UnixSocketServer> {
   const { path, logger } = options;
   removeStaleSocket(path);
-  const server = createServer({ requestTimeout: 120_000 }, options.handler);
-  const idle = options.idleTimeoutMs ?? 10_000;
-  server.setTimeout(idle);
-  server.keepAliveTimeout = idle;
-  server.on('connection', (socket: Socket) => localSockets.add(socket));
-  server.on('clientError', (_err, socket) => socket.destroy());
+  const open = new Set<Socket>();
+  const server = createNetServer((socket) => {
+    localSockets.add(socket);
+    open.add(socket);
+    socket.once('close', () => open.delete(socket));
+    options.server.emit('connection', socket);
+  });
   // Held until the server is closed: Node unlinks the address it listened on when it closes.
   const address = socketAddress(path);
   try {
@@ -70,16 +77,18 @@ export async function serveUnixSocket(options: UnixSocketOptions): Promise<UnixS
   return {
     path,
     close() {
-      closing ??= new Promise<void>((resolve) => {
-        // Answers in flight finish; their keep-alive connections are closed as they go idle.
-        const idleSweep = setInterval(() => server.closeIdleConnections(), 20);
-        server.close(() => {
+      closing ??= new Promise<void>((resolve) => server.close(() => resolve()))
+        .then(async () => {
+          // Answers in flight finish (the HTTP server marks them "Connection: close" while it
+          // stops); idle keep-alive connections are closed as they go idle.
+          const idleSweep = setInterval(() => options.server.closeIdleConnections(), 20);
+          await Promise.all([...open].map((s) => new Promise<void>((done) => s.once('close', () => done()))));
           clearInterval(idleSweep);
+        })
+        .finally(() => {
           address.release();
-          resolve();
+          removeStaleSocket(path);
         });
-        server.closeIdleConnections();
-      }).then(() => removeStaleSocket(path));
       return closing;
     },
   };

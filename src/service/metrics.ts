@@ -9,9 +9,8 @@
  * several daemons in one process (tests) never mix their numbers.
  */
 import type { Registry } from 'prom-client';
+import type { EventWorkspace, WorkspaceEvents } from '../core/events.js';
 import type { Clock } from '../core/types.js';
-import type { Hub, HubFor } from '../scheduler/hub.js';
-import { describeFailure } from '../scheduler/hub.js';
 
 /** The little the gauges read from each workspace. */
 export interface MetricsWorkspace {
@@ -20,10 +19,12 @@ export interface MetricsWorkspace {
   readonly apiKey?: { readonly expiresAt: number | null } | undefined;
 }
 
-export interface DaemonMetrics {
+/** Counts what the broker and the rotator report (a WorkspaceEvents listener) and what is served. */
+export interface DaemonMetrics extends Required<Pick<WorkspaceEvents, 'renewed' | 'failed' | 'rotated'>> {
   served(workspace: string): void;
-  renewed(workspace: string): void;
-  failed(workspace: string, reason: string): void;
+  renewed(workspace: EventWorkspace): void;
+  failed(workspace: EventWorkspace, failure: { readonly code: string }): void;
+  rotated(workspace: EventWorkspace): void;
   render(): Promise<string>;
   readonly contentType: string;
 }
@@ -33,6 +34,8 @@ export interface MetricsOptions {
   readonly clock: Clock;
   /** Process metrics (memory, CPU, event loop); on by default. */
   readonly processMetrics?: boolean;
+  /** How many workspaces need the user, by the status rule (src/core/status-view.ts). */
+  readonly needingAttention?: (() => number) | undefined;
 }
 
 /** prom-client's Registry.PROMETHEUS_CONTENT_TYPE, known without loading prom-client. */
@@ -42,19 +45,21 @@ const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 interface Counts {
   readonly served: Map<string, number>;
   readonly renewals: Map<string, number>;
+  readonly rotations: Map<string, number>;
   /** Keyed by workspace and reason together. */
   readonly failures: Map<string, { readonly workspace: string; readonly reason: string; count: number }>;
 }
 
 export function createMetrics(options: MetricsOptions): DaemonMetrics {
-  const counts: Counts = { served: new Map(), renewals: new Map(), failures: new Map() };
+  const counts: Counts = { served: new Map(), renewals: new Map(), rotations: new Map(), failures: new Map() };
   const add = (map: Map<string, number>, workspace: string) => map.set(workspace, (map.get(workspace) ?? 0) + 1);
   let registry: Promise<Registry> | undefined;
 
   return {
     served: (workspace) => add(counts.served, workspace),
-    renewed: (workspace) => add(counts.renewals, workspace),
-    failed(workspace, reason) {
+    renewed: (workspace) => add(counts.renewals, workspace.name),
+    rotated: (workspace) => add(counts.rotations, workspace.name),
+    failed({ name: workspace }, { code: reason }) {
       const key = JSON.stringify([workspace, reason]);
       const entry = counts.failures.get(key);
       if (entry) entry.count++;
@@ -93,6 +98,11 @@ async function buildRegistry(counts: Counts, options: MetricsOptions): Promise<R
     });
   perWorkspace('credentials_served_total', 'S3 credentials handed to clients, per workspace.', counts.served);
   perWorkspace('renewals_total', 'Successful S3 credential renewals from the hub, per workspace.', counts.renewals);
+  perWorkspace(
+    'api_key_rotations_total',
+    'API keys replaced by one this installation minted, per workspace.',
+    counts.rotations,
+  );
   new prom.Counter({
     name: `${prefix}renewal_failures_total`,
     help: 'Failed S3 credential renewals, per workspace and reason (unauthorized, network, ...).',
@@ -128,6 +138,17 @@ async function buildRegistry(counts: Counts, options: MetricsOptions): Promise<R
       }
     },
   });
+  const needingAttention = options.needingAttention;
+  if (needingAttention) {
+    new prom.Gauge({
+      name: `${prefix}workspaces_needing_attention`,
+      help: 'Workspaces that need the user (the rule `eodh-credd status` exits 2 on).',
+      registers: [registry],
+      collect() {
+        this.set(needingAttention());
+      },
+    });
+  }
   new prom.Gauge({
     name: `${prefix}workspaces`,
     help: 'Workspaces the daemon serves.',
@@ -137,51 +158,4 @@ async function buildRegistry(counts: Counts, options: MetricsOptions): Promise<R
     },
   });
   return registry;
-}
-
-/**
- * `target` with some methods replaced; everything else (including members added to the interface
- * later) still reaches the target, bound to it.
- */
-function overriding<T extends object>(target: T, overrides: Partial<T>): T {
-  const bound = new Map<PropertyKey, unknown>();
-  return new Proxy(target, {
-    get(object, property) {
-      if (Object.hasOwn(overrides, property)) return overrides[property as keyof T];
-      const value: unknown = Reflect.get(object, property, object);
-      if (typeof value !== 'function') return value;
-      // Bound once, so the same method read twice is the same function.
-      let fn = bound.get(property);
-      if (!fn) {
-        fn = value.bind(object);
-        bound.set(property, fn);
-      }
-      return fn;
-    },
-  });
-}
-
-/** The same hubs, counting S3 credential renewals and their failures per workspace. */
-export function countRenewals(hubFor: HubFor, metrics: Pick<DaemonMetrics, 'renewed' | 'failed'>): HubFor {
-  const wrapped = new WeakMap<Hub, Hub>();
-  return (hubUrl) => {
-    const hub = hubFor(hubUrl);
-    let counting = wrapped.get(hub);
-    if (!counting) {
-      counting = overriding(hub, {
-        async s3Credentials(workspace, apiKey, now) {
-          try {
-            const creds = await hub.s3Credentials(workspace, apiKey, now);
-            metrics.renewed(workspace);
-            return creds;
-          } catch (err) {
-            metrics.failed(workspace, describeFailure(err).code);
-            throw err;
-          }
-        },
-      });
-      wrapped.set(hub, counting);
-    }
-    return counting;
-  };
 }

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Database } from 'better-sqlite3';
 import type { DataPaths } from '../config/paths.js';
+import { type Capabilities, type Capability, type CapabilityFact, parseCapabilities } from '../core/hub-facts.js';
 import type { ApiKey, Clock, S3Credentials } from '../core/types.js';
 import { backupDatabase, takeRotatingBackup } from './backup.js';
 import { guardStorage } from './errors.js';
@@ -23,14 +24,25 @@ export interface WorkspaceRecord {
   readonly clientTokenHash: Buffer;
   readonly fileSink: string | null;
   readonly createdAt: number;
+  /** The workspace's bucket and prefix as the hub describes them; null when not known. */
+  readonly s3Bucket: string | null;
+  readonly s3Prefix: string | null;
 }
 
 export interface StoredApiKey extends ApiKey {
   readonly id: string;
   readonly workspaceId: string;
   readonly state: ApiKeyState;
+  /** Set only on keys this installation minted (the name they carry on the hub). */
   readonly name: string | null;
   readonly storedAt: number;
+  /** A pasted key the user asked us to revoke once our own key replaces it. */
+  readonly revokeWhenReplaced: boolean;
+}
+
+/** Keys this installation minted are ours to revoke; a pasted key only when the user asked. */
+export function isOursToRevoke(key: Pick<StoredApiKey, 'name' | 'revokeWhenReplaced'>): boolean {
+  return key.name !== null || key.revokeWhenReplaced;
 }
 
 export interface WorkspaceStatus {
@@ -43,6 +55,10 @@ export interface WorkspaceStatus {
   readonly rotationNote: string | null;
   /** Set while a key may have been minted but not yet stored (see migrations/002_rotation.sql). */
   readonly mintingSince: number | null;
+  /** What the hub lets this workspace's key do (#11). */
+  readonly capabilities: Capabilities;
+  /** Start of the current run of failed renewals; null after a success. */
+  readonly failingSince: number | null;
 }
 
 export interface NewWorkspace {
@@ -52,8 +68,10 @@ export interface NewWorkspace {
   readonly clientTokenId: string;
   readonly clientTokenHash: Buffer;
   readonly fileSink?: string | null;
-  readonly apiKey: ApiKey & { readonly name?: string | null };
+  readonly apiKey: ApiKey & { readonly name?: string | null; readonly revokeWhenReplaced?: boolean };
   readonly s3?: S3Credentials | null;
+  /** Set the minting mark in the same transaction (the CLI is about to mint this installation's key). */
+  readonly mintingSince?: number | null;
 }
 
 interface WorkspaceRow {
@@ -65,6 +83,8 @@ interface WorkspaceRow {
   client_token_hash: Buffer;
   file_sink: string | null;
   created_at: number;
+  s3_bucket: string | null;
+  s3_prefix: string | null;
 }
 
 interface ApiKeyRow {
@@ -76,6 +96,7 @@ interface ApiKeyRow {
   sealed_key: string;
   expires_at: number | null;
   stored_at: number;
+  revoke_when_replaced: number;
 }
 
 interface S3Row {
@@ -97,6 +118,8 @@ const toWorkspace = (r: WorkspaceRow): WorkspaceRecord => ({
   clientTokenHash: r.client_token_hash,
   fileSink: r.file_sink,
   createdAt: r.created_at,
+  s3Bucket: r.s3_bucket,
+  s3Prefix: r.s3_prefix,
 });
 
 interface StatusRow {
@@ -108,6 +131,8 @@ interface StatusRow {
   rotation_state: RotationState;
   rotation_note: string | null;
   minting_since: number | null;
+  capabilities: string;
+  failing_since: number | null;
 }
 
 type Id = string;
@@ -123,7 +148,7 @@ function prepareStatements(db: Database) {
   return {
     listWorkspaces: q<[], WorkspaceRow>(`SELECT * FROM workspaces ORDER BY name`),
     workspaceByName: q<[name: string], WorkspaceRow>(`SELECT * FROM workspaces WHERE name = ?`),
-    insertWorkspace: q<[WorkspaceRow]>(
+    insertWorkspace: q<[Omit<WorkspaceRow, 's3_bucket' | 's3_prefix'>]>(
       `INSERT INTO workspaces (id, name, hub_url, region, client_token_id, client_token_hash, file_sink, created_at)
        VALUES (@id, @name, @hub_url, @region, @client_token_id, @client_token_hash, @file_sink, @created_at)`,
     ),
@@ -137,8 +162,8 @@ function prepareStatements(db: Database) {
     apiKeyStates: q<[workspaceId: Id], { state: ApiKeyState }>(`SELECT state FROM api_keys WHERE workspace_id = ?`),
     allApiKeys: q<[], ApiKeyRow>(`SELECT * FROM api_keys ORDER BY stored_at`),
     insertApiKey: q<[ApiKeyRow]>(
-      `INSERT INTO api_keys (id, workspace_id, state, token_id, name, sealed_key, expires_at, stored_at)
-       VALUES (@id, @workspace_id, @state, @token_id, @name, @sealed_key, @expires_at, @stored_at)`,
+      `INSERT INTO api_keys (id, workspace_id, state, token_id, name, sealed_key, expires_at, stored_at, revoke_when_replaced)
+       VALUES (@id, @workspace_id, @state, @token_id, @name, @sealed_key, @expires_at, @stored_at, @revoke_when_replaced)`,
     ),
     activatePending: q<[keyId: Id, workspaceId: Id]>(
       `UPDATE api_keys SET state = 'active' WHERE id = ? AND workspace_id = ? AND state = 'pending'`,
@@ -151,8 +176,9 @@ function prepareStatements(db: Database) {
     ),
     deleteApiKey: q<[keyId: Id]>(`DELETE FROM api_keys WHERE id = ?`),
     deletePending: q<[workspaceId: Id]>(`DELETE FROM api_keys WHERE workspace_id = ? AND state = 'pending'`),
-    deleteUserActive: q<[workspaceId: Id]>(
-      `DELETE FROM api_keys WHERE workspace_id = ? AND state = 'active' AND name IS NULL`,
+    // A pasted key is forgotten, never revoked, unless the user asked (#11).
+    forgetPastedActive: q<[workspaceId: Id]>(
+      `DELETE FROM api_keys WHERE workspace_id = ? AND state = 'active' AND name IS NULL AND revoke_when_replaced = 0`,
     ),
     saveS3: q<[S3Row]>(
       `INSERT INTO s3_credentials (workspace_id, access_key_id, sealed_secret, sealed_session_token, account_id, issued_at, expires_at)
@@ -168,11 +194,20 @@ function prepareStatements(db: Database) {
     status: q<[workspaceId: Id], StatusRow>(`SELECT * FROM workspace_status WHERE workspace_id = ?`),
     recordRenewal: q<[at: number, workspaceId: Id]>(
       `UPDATE workspace_status SET last_renewal_at = ?, last_error_code = NULL, last_error_message = NULL,
-         last_error_at = NULL, failures = 0 WHERE workspace_id = ?`,
+         last_error_at = NULL, failures = 0, failing_since = NULL WHERE workspace_id = ?`,
     ),
-    recordFailure: q<[code: string, message: string, at: number, workspaceId: Id]>(
-      `UPDATE workspace_status SET last_error_code = ?, last_error_message = ?, last_error_at = ?,
-         failures = failures + 1 WHERE workspace_id = ?`,
+    recordFailure: q<[{ code: string; message: string; at: number; id: Id }]>(
+      `UPDATE workspace_status SET last_error_code = @code, last_error_message = @message, last_error_at = @at,
+         failures = failures + 1, failing_since = COALESCE(failing_since, @at) WHERE workspace_id = @id`,
+    ),
+    capabilities: q<[workspaceId: Id], { capabilities: string }>(
+      `SELECT capabilities FROM workspace_status WHERE workspace_id = ?`,
+    ),
+    setCapabilities: q<[capabilities: string, workspaceId: Id]>(
+      `UPDATE workspace_status SET capabilities = ? WHERE workspace_id = ?`,
+    ),
+    setStorage: q<[bucket: string | null, prefix: string | null, workspaceId: Id]>(
+      `UPDATE workspaces SET s3_bucket = ?, s3_prefix = ? WHERE id = ?`,
     ),
     setRotation: q<[state: RotationState, note: string | null, workspaceId: Id]>(
       `UPDATE workspace_status SET rotation_state = ?, rotation_note = ? WHERE workspace_id = ?`,
@@ -180,6 +215,10 @@ function prepareStatements(db: Database) {
     markMinting: q<[since: number | null, workspaceId: Id]>(
       `UPDATE workspace_status SET minting_since = ? WHERE workspace_id = ?`,
     ),
+    clearMinting: q<[workspaceId: Id, since: number]>(
+      `UPDATE workspace_status SET minting_since = NULL WHERE workspace_id = ? AND minting_since = ?`,
+    ),
+    heldTokenIds: q<[], { token_id: string }>(`SELECT token_id FROM api_keys WHERE token_id IS NOT NULL`),
     installId: q<[], { value: string }>(`SELECT value FROM meta WHERE key = 'install_id'`),
   };
 }
@@ -236,8 +275,9 @@ export class Store {
         created_at: now,
       });
       this.sql.insertStatus.run(id);
-      this.insertApiKey(id, 'active', input.apiKey, input.apiKey.name ?? null);
+      this.insertApiKey(id, 'active', input.apiKey, input.apiKey.name ?? null, input.apiKey.revokeWhenReplaced);
       if (input.s3) this.saveS3(id, input.s3);
+      if (input.mintingSince != null) this.sql.markMinting.run(input.mintingSince, id);
     });
     const added = this.getWorkspace(input.name);
     if (!added) throw new Error(`workspace ${input.name} vanished inside its own transaction`);
@@ -283,7 +323,13 @@ export class Store {
     return this.apiKeys(workspaceId).find((k) => k.state === 'active');
   }
 
-  insertApiKey(workspaceId: string, state: ApiKeyState, key: ApiKey, name: string | null): StoredApiKey {
+  insertApiKey(
+    workspaceId: string,
+    state: ApiKeyState,
+    key: ApiKey,
+    name: string | null,
+    revokeWhenReplaced = false,
+  ): StoredApiKey {
     const id = randomUUID();
     const row: ApiKeyRow = {
       id,
@@ -294,6 +340,7 @@ export class Store {
       sealed_key: seal(this.key, key.key, cellAad('api_keys', 'sealed_key', id)),
       expires_at: key.expiresAt,
       stored_at: this.clock.now(),
+      revoke_when_replaced: revokeWhenReplaced ? 1 : 0,
     };
     this.sql.insertApiKey.run(row);
     return this.openApiKey(row);
@@ -304,12 +351,14 @@ export class Store {
   }
 
   /**
-   * Make the pending key active and the active one retiring, in one transaction. Throws (changing
-   * nothing) unless pendingId is this workspace's pending key, so a stale id from an interrupted
-   * rotation can neither leave the workspace without an active key nor revive a retiring one.
+   * Make the pending key active and the active one retiring (to be revoked), in one transaction; an
+   * active key the user pasted is forgotten instead, unless they asked for it to be revoked. Throws
+   * (changing nothing) unless pendingId is this workspace's pending key, so a stale id from an
+   * interrupted rotation can neither leave the workspace without an active key nor revive a retiring one.
    */
   promotePendingKey(workspaceId: string, pendingId: string): void {
     this.transaction(() => {
+      this.sql.forgetPastedActive.run(workspaceId);
       this.sql.retireActive.run(workspaceId);
       if (this.sql.activatePending.run(pendingId, workspaceId).changes !== 1) {
         throw new Error(`API key ${pendingId} is not the pending key of workspace ${workspaceId}`);
@@ -321,15 +370,21 @@ export class Store {
    * Replace the active key with one the user supplied (after rotation needed them). A pending key
    * from an interrupted rotation is dropped, so recovery can never promote it over the user's key.
    * The old key is kept as retiring (to be revoked) only if we minted it; a key the user created
-   * stays theirs to revoke, since it may be in use elsewhere.
+   * stays theirs to revoke, since it may be in use elsewhere. With `mintingSince` the minting mark
+   * is set in the same transaction (the CLI is about to mint this installation's own key).
    */
-  replaceActiveKey(workspaceId: string, key: ApiKey): StoredApiKey {
+  replaceActiveKey(
+    workspaceId: string,
+    key: ApiKey,
+    options: { revokeWhenReplaced?: boolean; mintingSince?: number | null } = {},
+  ): StoredApiKey {
     return this.transaction(() => {
       this.sql.deletePending.run(workspaceId);
-      this.sql.deleteUserActive.run(workspaceId);
+      this.sql.forgetPastedActive.run(workspaceId);
       this.sql.retireActive.run(workspaceId);
       this.sql.setRotation.run('ok', null, workspaceId);
-      return this.insertApiKey(workspaceId, 'active', key, null);
+      if (options.mintingSince != null) this.sql.markMinting.run(options.mintingSince, workspaceId);
+      return this.insertApiKey(workspaceId, 'active', key, null, options.revokeWhenReplaced);
     });
   }
 
@@ -347,6 +402,7 @@ export class Store {
       key: open(this.key, r.sealed_key, cellAad('api_keys', 'sealed_key', r.id)),
       expiresAt: r.expires_at,
       storedAt: r.stored_at,
+      revokeWhenReplaced: r.revoke_when_replaced === 1,
     };
   }
 
@@ -403,6 +459,8 @@ export class Store {
       rotationState: r?.rotation_state ?? 'ok',
       rotationNote: r?.rotation_note ?? null,
       mintingSince: r?.minting_since ?? null,
+      capabilities: parseCapabilities(r?.capabilities ?? '{}'),
+      failingSince: r?.failing_since ?? null,
     };
   }
 
@@ -412,7 +470,21 @@ export class Store {
   }
 
   recordFailure(workspaceId: string, code: string, message: string, at: number): void {
-    this.sql.recordFailure.run(code, message, at, workspaceId);
+    this.sql.recordFailure.run({ code, message, at, id: workspaceId });
+  }
+
+  /** Record what the hub answered about one ability of this workspace's key. */
+  setCapability(workspaceId: string, name: Capability, fact: CapabilityFact): void {
+    this.transaction(() => {
+      const row = this.sql.capabilities.get(workspaceId);
+      if (!row) return;
+      const caps = { ...parseCapabilities(row.capabilities), [name]: fact };
+      this.sql.setCapabilities.run(JSON.stringify(caps), workspaceId);
+    });
+  }
+
+  setStorageFacts(workspaceId: string, bucket: string | null, prefix: string | null): void {
+    this.sql.setStorage.run(bucket, prefix, workspaceId);
   }
 
   setRotationState(workspaceId: string, state: RotationState, note: string | null): void {
@@ -421,6 +493,16 @@ export class Store {
 
   markMinting(workspaceId: string, since: number | null): void {
     this.sql.markMinting.run(since, workspaceId);
+  }
+
+  /** Clear the minting mark, but only if it is still the one a token list was taken for. */
+  clearMinting(workspaceId: string, since: number): void {
+    this.sql.clearMinting.run(workspaceId, since);
+  }
+
+  /** The hub token ids of every key held, in any workspace and state, without opening a secret. */
+  heldTokenIds(): Set<string> {
+    return new Set(this.sql.heldTokenIds.all().map((r) => r.token_id));
   }
 
   /** Store a freshly minted key as pending and clear the minting mark, in one transaction. */

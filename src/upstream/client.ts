@@ -14,7 +14,8 @@ import {
   parseCreatedToken,
   parseS3Credentials,
   parseTokenList,
-  type TokenRecord,
+  parseWorkspaceInfo,
+  type TokenList,
 } from './responses.js';
 import { assertHubUrlAllowed } from './url.js';
 
@@ -79,10 +80,17 @@ export class HubClient {
     return this.parse('POST', path, answer, (body) => parseS3Credentials(body, now));
   }
 
-  async listTokens(workspace: string, apiKey: string): Promise<TokenRecord[]> {
+  async listTokens(workspace: string, apiKey: string): Promise<TokenList> {
     const path = `${this.workspacePath(workspace)}/me/tokens`;
     const answer = await this.request('GET', path, apiKey);
     return this.parse('GET', path, answer, parseTokenList);
+  }
+
+  /** The workspace's object store (bucket, prefix) from GET /api/workspaces/{ws}. */
+  async workspaceInfo(workspace: string, apiKey: string): Promise<{ bucket: string | null; prefix: string | null }> {
+    const path = this.workspacePath(workspace);
+    const answer = await this.request('GET', path, apiKey);
+    return this.parse('GET', path, answer, parseWorkspaceInfo);
   }
 
   async createToken(workspace: string, apiKey: string, request: CreateTokenRequest): Promise<CreatedToken> {

@@ -5,7 +5,7 @@
  */
 import * as v from 'valibot';
 import type { S3Credentials } from '../core/types.js';
-import { parseTimestamp } from './time.js';
+import { parseHubTime } from './time.js';
 
 // Every check carries its own message: valibot's default messages quote the value, which may be a secret.
 const text = (max: number) =>
@@ -91,9 +91,11 @@ function check<S extends v.GenericSchema>(schema: S, body: unknown, what: string
 
 export function parseS3Credentials(body: unknown, now: number): S3Credentials {
   const answer = check(S3Answer, body, 'the S3 credentials answer');
-  const expiresAt = parseTimestamp(answer.expiration, true);
+  const expiresAt = parseHubTime(answer.expiration, true);
   if (expiresAt === null) {
-    throw new InvalidAnswer('the S3 credentials answer has an expiration that is not an RFC 3339 time with a zone');
+    throw new InvalidAnswer(
+      "the S3 credentials answer has an expiration that is neither an RFC 3339 time with a zone nor Go's time format",
+    );
   }
   if (expiresAt <= now) {
     throw new InvalidAnswer("the S3 credentials answer has already expired (check this machine's clock)");
@@ -109,7 +111,7 @@ export function parseS3Credentials(body: unknown, now: number): S3Credentials {
 
 function optionalTime(value: string | null | undefined, field: string): number | null {
   if (value === undefined || value === null) return null;
-  const parsed = parseTimestamp(value, false);
+  const parsed = parseHubTime(value, false);
   if (parsed === null) throw new InvalidAnswer(`a token record has a "${field}" that is not an ISO-8601 time`);
   return parsed;
 }
@@ -130,9 +132,78 @@ export function parseTokenRecord(body: unknown): TokenRecord {
   return toRecord(check(TokenAnswer, body, 'a token record'));
 }
 
-export function parseTokenList(body: unknown): TokenRecord[] {
+/** A token list; records that could not be read at all are counted, not fatal (#11). */
+export interface TokenList {
+  readonly tokens: TokenRecord[];
+  /** Records without a usable id: nothing can be done with them, so they are skipped. */
+  readonly unreadable: number;
+}
+
+/**
+ * The token list, read record by record: one record the daemon cannot read does not make the
+ * whole list unusable. A record whose id is readable but whose other fields are not keeps its id
+ * and name (what orphan clean-up needs); the unreadable fields become null.
+ */
+export function parseTokenList(body: unknown): TokenList {
   if (!Array.isArray(body)) throw new InvalidAnswer('the token list is not a JSON array');
-  return body.map((item: unknown, i) => toRecord(check(TokenAnswer, item, `token record ${i}`)));
+  const tokens: TokenRecord[] = [];
+  let unreadable = 0;
+  for (const item of body as unknown[]) {
+    const record = readLeniently(item);
+    if (record) tokens.push(record);
+    else unreadable += 1;
+  }
+  return { tokens, unreadable };
+}
+
+const Id = v.object({ id: TokenAnswer.entries.id });
+
+function readLeniently(item: unknown): TokenRecord | null {
+  try {
+    return toRecord(check(TokenAnswer, item, 'a token record'));
+  } catch {
+    const id = v.safeParse(Id, item);
+    if (!id.success) return null;
+    const raw = item as Record<string, unknown>;
+    const str = (value: unknown) => (typeof value === 'string' ? value : null);
+    const time = (value: unknown) => (typeof value === 'string' ? parseHubTime(value, false) : null);
+    return {
+      id: String(id.output.id),
+      name: str(raw.name),
+      scope: str(raw.scope),
+      workspace: str(raw.workspace),
+      userId: typeof raw.user_id === 'string' || typeof raw.user_id === 'number' ? String(raw.user_id) : null,
+      createdAt: time(raw.created),
+      expiresAt: time(raw.expiry),
+    };
+  }
+}
+
+const WorkspaceAnswer = v.object({
+  stores: v.nullish(
+    v.object({
+      object: v.nullish(
+        v.array(
+          v.object({
+            bucket: v.nullish(v.string('expected a string')),
+            prefix: v.nullish(v.string('expected a string')),
+          }),
+          'expected an array',
+        ),
+      ),
+    }),
+  ),
+});
+
+/** The first object store of GET /api/workspaces/{ws}: bucket and prefix, either possibly null. */
+export function parseWorkspaceInfo(body: unknown): { bucket: string | null; prefix: string | null } {
+  const answer = check(WorkspaceAnswer, body, 'the workspace answer');
+  const store = answer.stores?.object?.find((s) => s.bucket);
+  const clean = (value: string | null | undefined) =>
+    typeof value === 'string' && value.length > 0 && value.length <= 1024 && /^[\x20-\x7e]+$/.test(value)
+      ? value
+      : null;
+  return { bucket: clean(store?.bucket), prefix: clean(store?.prefix) };
 }
 
 export function parseCreatedToken(body: unknown): CreatedToken {

@@ -41,3 +41,21 @@ export function parseTimestamp(value: string, requireZone: boolean): number | nu
   const millis = frac === undefined ? 0 : Math.floor(Number(`0.${frac}`) * 1000);
   return Date.UTC(year, month - 1, day, hour, minute, second, millis) - offsetMinutes * 60_000;
 }
+
+/**
+ * Go's time.Time.String() form, which hubs before February 2025 wrote for `expiration` and the
+ * public user docs still show: "2025-02-18 16:17:54 +0000 UTC" (optional fraction, numeric
+ * offset, zone abbreviation, and the " m=+0.001" monotonic reading Go appends in some builds).
+ */
+const GO_TIMESTAMP =
+  /^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?) ([+-])(\d{2})(\d{2})(?: [A-Za-z]{1,6})?(?: m=[+-]\d+(?:\.\d+)?)?$/;
+
+/** RFC 3339 (see parseTimestamp) or Go's time format; null when it is neither. */
+export function parseHubTime(value: string, requireZone: boolean): number | null {
+  const go = GO_TIMESTAMP.exec(value);
+  if (go) {
+    const [, date, time, sign, oh, om] = go;
+    return parseTimestamp(`${date}T${time}${sign}${oh}:${om}`, true);
+  }
+  return parseTimestamp(value, requireZone);
+}

@@ -94,6 +94,7 @@ t.test('npm run bench, in miniature', async (t) => {
     ],
     'a sweep with everything due renews each workspace once',
   );
+  t.equal(r.peer?.found, r.peer?.connections, 'the peer check found this process as the client of every connection');
 
   t.ok(r.targets && r.targets.length > 0, 'targets are checked');
   const saved = JSON.parse(readFileSync(r.file!, 'utf8')) as BenchResults;

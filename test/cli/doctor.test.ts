@@ -53,6 +53,7 @@ t.test('a healthy installation: every check OK, exit 0', async (t) => {
       'permissions',
       'master key',
       'database',
+      'workspace ws: hub abilities',
       'daemon',
       `hub ${sim.url}`,
       `clock vs ${sim.url}`,
@@ -62,6 +63,11 @@ t.test('a healthy installation: every check OK, exit 0', async (t) => {
     'one line per check',
   );
   t.match(byName(checks, 'hub')[0]?.detail, /^reachable in \d+ ms \(HTTP 404\)$/, 'latency shown');
+  t.match(
+    byName(checks, 'workspace ws')[0]?.detail,
+    /^the hub lets its API key list: allowed, mint: allowed, delete: not yet known$/,
+    'what the hub allows the key, learned at workspace add (#11)',
+  );
   t.match(byName(checks, 'daemon')[0]?.detail, `running (pid ${daemon.child.pid})`);
   t.match(byName(checks, 'port')[0]?.detail, `${daemon.port} is ours`);
 

@@ -11,6 +11,14 @@ const at = (ms: number) => new Date(NOW + ms).toISOString();
 const row = (over: Partial<StatusRow> = {}): StatusRow => ({
   workspace: 'ws',
   hub: 'https://hub.example',
+  apiKeyTokenId: 'tok',
+  apiKeyOrigin: 'minted',
+  s3AccessKeyIdEnd: 'WXYZ',
+  failingSince: null,
+  keyRejected: false,
+  capabilities: { list: 'allowed', mint: 'allowed', delete: 'not yet known' },
+  bucket: null,
+  prefix: null,
   apiKeyExpiresAt: at(20 * 86_400_000),
   apiKeyDaysLeft: 20,
   s3ExpiresAt: at(50 * 60_000),
@@ -37,7 +45,8 @@ t.test('table: next renewal and rotation columns; colour only when asked', async
   );
   t.match(plain[1], /^ws\s+https:\/\/hub\.example\s+20 days\s+in 13d\s+in 50m\s+10m ago\s+in 24m\s+-$/);
   t.match(plain[2], /needs you/);
-  t.equal(plain[3], '! other: add a new key');
+  t.match(plain[3], /^ {2}ws: hub lets its key list: allowed, mint: allowed, delete: not yet known; key minted here$/);
+  t.equal(plain.at(-1), '! other: add a new key');
   t.notMatch(plain.join('\n'), /\u001b/, 'no escape codes');
   const coloured = renderTable(
     [row(), row({ workspace: 'other', rotationText: 'needs you', attention: ['add a new key'] })],
@@ -46,7 +55,7 @@ t.test('table: next renewal and rotation columns; colour only when asked', async
   );
   t.match(coloured[1], /^\u001b\[32mws\u001b\[0m/, 'a healthy workspace in green');
   t.match(coloured[2], /\u001b\[31mneeds you\u001b\[0m/, 'rotation that needs the user in red');
-  t.equal(coloured[3], '\u001b[31m! other: add a new key\u001b[0m');
+  t.equal(coloured.at(-1), '\u001b[31m! other: add a new key\u001b[0m');
   // Columns line up the same with and without colour.
   const strip = (s: string) => s.replace(/\u001b\[\d+m/g, '');
   t.same(coloured.map(strip), plain);

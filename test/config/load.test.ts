@@ -37,7 +37,25 @@ const bad: Array<[string, RegExp]> = [
   ['[rotation]\nkey_lifetime_days = 31', /key "rotation\.key_lifetime_days"/],
   ['server = 3', /key "server": expected a table, got 3/],
   ['[server\nport = 1', /^\/x\/config\.toml:1:\d+: invalid TOML/],
+  // #12: credentials never travel in clear beyond this machine.
+  ['[sts]\nendpoint = "http://sts.example.com"', /key "sts\.endpoint": expected an https:\/\/ URL/],
+  ['[sts]\nendpoint = "http://10.0.0.1:5000"', /key "sts\.endpoint": expected an https:\/\/ URL/],
+  ['[sts]\nendpoint = "http://127.0.0.1.evil.example"', /key "sts\.endpoint"/],
+  ['[sts]\nendpoint = "ftp://127.0.0.1"', /key "sts\.endpoint"/],
+  ['[sts]\nendpoint = "not a url"', /key "sts\.endpoint"/],
 ];
+
+t.test('sts.endpoint: https anywhere, plain http to loopback only', async (t) => {
+  for (const endpoint of [
+    'https://sts.eu-west-2.amazonaws.com',
+    'http://127.0.0.1:5000',
+    'http://[::1]:5000',
+    'http://localhost:5000',
+    '',
+  ]) {
+    t.equal(parseConfig(`[sts]\nendpoint = "${endpoint}"`, '/x/c.toml', env).sts.endpoint, endpoint, endpoint);
+  }
+});
 for (const [text, message] of bad) {
   t.test(`rejects ${JSON.stringify(text)}`, async (t) => {
     t.throws(() => parseConfig(text, '/x/config.toml', env), { message, exitCode: 78 });

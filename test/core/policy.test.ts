@@ -115,3 +115,16 @@ t.test('rotation due date', async (t) => {
   t.equal(rotationDueAt({ expiresAt: 30 * DAY, storedAt: 0 }, 7 * DAY), 23 * DAY);
   t.equal(rotationDueAt({ expiresAt: null, storedAt: 5 }, 7 * DAY), 5 + DAY, 'unknown expiry: within a day');
 });
+
+t.test('an implausible lifetime (over 12 h) is renewed as if it had one hour (#12)', async (t) => {
+  const dayCred = { issuedAt: 0, expiresAt: 24 * HOUR };
+  t.equal(lifetimeOf(dayCred), HOUR);
+  t.equal(lifetimeOf({ issuedAt: 0, expiresAt: 12 * HOUR }), 12 * HOUR, '12 h itself is taken as it is');
+  t.equal(
+    renewalPoint(dayCred, () => 0.5),
+    HOUR / 2,
+    'renewed after half an hour, not half a day',
+  );
+  t.notOk(isDueForRenewal(dayCred, HOUR / 2, HOUR / 2 - 1), 'not before that point');
+  t.ok(isDueForRenewal(dayCred, HOUR / 2, HOUR / 2), 'due at it');
+});

@@ -12,7 +12,8 @@ import { type StartedHubSimulator, startHubSimulator } from '../../src/hub-sim/a
 import { HubSimulatorClient } from '../../src/hub-sim/client.js';
 import { createLogger } from '../../src/log.js';
 import { Broker } from '../../src/scheduler/broker.js';
-import { KeyRotator, type RotationStep } from '../../src/scheduler/rotation.js';
+import type { Hub } from '../../src/scheduler/hub.js';
+import { KeyRotator, type RotationOutcome, type RotationStep } from '../../src/scheduler/rotation.js';
 import { newClientToken } from '../../src/store/client-tokens.js';
 import { openDatabase } from '../../src/store/database.js';
 import { sealingKey } from '../../src/store/seal.js';
@@ -41,8 +42,14 @@ export interface FixtureOptions {
   readonly rotateBeforeDays?: number;
   readonly requestWaitMs?: number;
   readonly hubTimeoutMs?: number;
-  readonly onStep?: (step: RotationStep, workspace: string) => void;
+  /** How long after a mint the hub may still create the key (default 1 min). */
+  readonly lateMintMs?: number;
+  readonly onStep?: (step: RotationStep, workspace: string) => void | Promise<void>;
   readonly workspaces?: string[];
+  /** Store the first key as this installation's own (named) instead of pasted. */
+  readonly firstKeyMinted?: boolean;
+  /** Wrap the hub clients (to watch or hold calls). */
+  readonly wrapHub?: (hub: Hub) => Hub;
 }
 
 export interface Fixture {
@@ -57,6 +64,11 @@ export interface Fixture {
   readonly dbFile: string;
   /** A new broker + rotator over the same database, as after a restart. */
   restart(onStep?: FixtureOptions['onStep']): Fixture;
+  /** The daemon's sweep: renewals, then rotations; waits for both to settle. */
+  sweep(): Promise<void>;
+  settle(): Promise<void>;
+  /** Rotate one workspace now (forced or only when due), as the admin route and the sweep do. */
+  rotate(workspace?: string, force?: boolean): Promise<RotationOutcome>;
 }
 
 export const START = Date.parse('2026-11-01T00:00:00Z');
@@ -83,8 +95,14 @@ export async function brokerFixture(t: Test, options: FixtureOptions = {}): Prom
     }),
   });
   const clientTokens = new Map<string, string>();
+  // A first key of our own was minted 30 days before it expires, `keyDays` from now.
+  const mintedAgo = options.firstKeyMinted ? (30 - (options.keyDays ?? 30)) * durations.DAY : 0;
+  clock.advance(-mintedAgo);
   for (const name of options.workspaces ?? ['ws']) {
-    const userKey = await simClient.createKey(name, { expiresDays: options.keyDays ?? 30, name: 'made in the web UI' });
+    const userKey = await simClient.createKey(name, {
+      expiresDays: options.firstKeyMinted ? 30 : (options.keyDays ?? 30),
+      name: options.firstKeyMinted ? `minted here for ${name}` : 'made in the web UI',
+    });
     const client = newClientToken();
     clientTokens.set(name, client.token);
     store.addWorkspace({
@@ -97,19 +115,22 @@ export async function brokerFixture(t: Test, options: FixtureOptions = {}): Prom
         tokenId: options.tokenIdKnown === false ? null : userKey.id,
         key: userKey.token,
         expiresAt: options.tokenIdKnown === false ? null : Date.parse(userKey.expiry),
+        name: options.firstKeyMinted ? `minted here for ${name}` : null,
       },
     });
   }
-  const hubs = new Map<string, HubClient>();
+  clock.advance(mintedAgo);
+  const hubs = new Map<string, Hub>();
   const hubFor = (url: string) => {
     let hub = hubs.get(url);
     if (!hub) {
-      hub = new HubClient(url, {
+      const client = new HubClient(url, {
         timeoutMs: options.hubTimeoutMs ?? 2_000,
         retries: 0,
         backoff: { initialMs: 10, maxMs: 20 },
         sleep: async () => {},
       });
+      hub = options.wrapHub ? options.wrapHub(client) : client;
       hubs.set(url, hub);
     }
     return hub;
@@ -117,14 +138,46 @@ export async function brokerFixture(t: Test, options: FixtureOptions = {}): Prom
   const build = (onStep: FixtureOptions['onStep']): Fixture => {
     // What the broker and the rotator share (SchedulerDeps).
     const deps = { store, hubFor, clock, random: Math.random, logger, backoff: { initialMs: 5_000, maxMs: 300_000 } };
+    const broker = new Broker({ ...deps, requestWaitMs: options.requestWaitMs ?? 700 });
     const rotator = new KeyRotator({
       ...deps,
-      settings: { enabled: true, rotateBeforeMs: (options.rotateBeforeDays ?? 7) * durations.DAY, keyLifetimeDays: 30 },
+      settings: {
+        enabled: true,
+        rotateBeforeMs: (options.rotateBeforeDays ?? 7) * durations.DAY,
+        keyLifetimeDays: 30,
+        lateMintMs: options.lateMintMs ?? durations.MINUTE,
+      },
+      keys: broker,
       onStep,
     });
-    const broker = new Broker({ ...deps, requestWaitMs: options.requestWaitMs ?? 700, rotator });
     broker.sync();
-    return { clock, sim, simClient, store, broker, rotator, logs, clientTokens, dbFile, restart: build };
+    rotator.sync(broker.records());
+    const settle = async () => {
+      await Promise.all([broker.settle(), rotator.settle()]);
+    };
+    return {
+      clock,
+      sim,
+      simClient,
+      store,
+      broker,
+      rotator,
+      logs,
+      clientTokens,
+      dbFile,
+      restart: build,
+      async sweep() {
+        await broker.sweep();
+        rotator.sweep(broker.records());
+        await settle();
+      },
+      settle,
+      async rotate(workspace = 'ws', force = false) {
+        const record = store.getWorkspace(workspace);
+        if (!record) return 'failed';
+        return (await rotator.rotate(record, force)).outcome;
+      },
+    };
   };
   return build(options.onStep);
 }

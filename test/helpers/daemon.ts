@@ -87,6 +87,8 @@ export interface ServeOptions {
   readonly readyTimeoutMs?: number;
   /** A command prefix that runs the daemon as another user (test/helpers/users.ts: `user.runAs`). */
   readonly runAs?: readonly string[];
+  /** A program that execs the daemon (same pid), e.g. systemd-socket-activate and its options. */
+  readonly via?: readonly string[];
 }
 
 export interface Exit {
@@ -236,11 +238,15 @@ export function spawnServe(home: Home, options: ServeOptions = {}): ServeProcess
   assertBuilt();
   installExitHook();
   // With runAs, the prefix (setpriv) execs node in turn: the pid is still the daemon's.
-  const child = spawn('/bin/sh', ['-c', WATCHDOG, ...(options.runAs ?? []), process.execPath, CLI, 'serve'], {
-    env: preludeEnv({ ...home.env, ...options.env }),
-    stdio: ['pipe', 'pipe', 'pipe'],
-    detached: true, // its own process group: the daemon and its watchdog
-  });
+  const child = spawn(
+    '/bin/sh',
+    ['-c', WATCHDOG, ...(options.runAs ?? []), ...(options.via ?? []), process.execPath, CLI, 'serve'],
+    {
+      env: preludeEnv({ ...home.env, ...options.env }),
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true, // its own process group: the daemon and its watchdog
+    },
+  );
   if (child.pid === undefined) throw new Error('could not start eodh-credd serve');
   const pid = child.pid;
   running.add(child);

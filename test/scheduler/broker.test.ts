@@ -30,12 +30,12 @@ t.test('answers from memory until the renewal point, then renews once', async (t
 
 t.test('the sweep renews what is due and nothing else', async (t) => {
   const f = await brokerFixture(t, { workspaces: ['a', 'b'] });
-  await f.broker.sweep();
+  await f.sweep();
   t.equal((await f.simClient.stats()).total.s3Tokens, 2, 'both empty: both filled');
-  await f.broker.sweep();
+  await f.sweep();
   t.equal((await f.simClient.stats()).total.s3Tokens, 2, 'nothing due');
   f.clock.advance(34 * MINUTE);
-  await f.broker.sweep();
+  await f.sweep();
   t.equal((await f.simClient.stats()).total.s3Tokens, 4, 'both due again');
 });
 
@@ -45,7 +45,7 @@ t.test('hub down: keep serving the cached credential until the safety margin, th
   await f.simClient.setFault('down');
   for (let minute = 1; minute <= 70; minute++) {
     f.clock.advance(MINUTE);
-    await f.broker.sweep();
+    await f.sweep();
     const c = await f.broker.credentials('ws');
     if (c) {
       t.equal(c.accessKeyId, held!.accessKeyId);
@@ -104,7 +104,7 @@ t.test('a slow hub: the request waits at most requestWaitMs, then answers with w
   t.equal(served?.accessKeyId, good?.accessKeyId, 'the cached credential');
   // The hub cannot answer before 1.5 s; the renewal is still waiting on it, so the answer did not.
   t.not(f.broker.slot('ws')?.inFlight, null, 'answered while the renewal was still waiting on the hub');
-  await f.broker.settle();
+  await f.settle();
 });
 
 t.test('a rejected key (403 on s3-tokens) is reported and not retried in a tight loop', async (t) => {

@@ -63,8 +63,8 @@ t.test(`soak: ${DAYS} simulated days`, async (t) => {
       faultOn = false;
       lastFaultEnd = now;
     }
-    await f.broker.sweep();
-    await f.broker.settle();
+    await f.sweep();
+    await f.settle();
 
     // botocore: refresh when the held credential has under 15 minutes left.
     if (!held || held.expiresAt - now < 15 * MINUTE) {
@@ -109,8 +109,8 @@ t.test(`soak: ${DAYS} simulated days`, async (t) => {
   }
   await f.simClient.setFault('none');
   f.clock.advance(10 * MINUTE);
-  await f.broker.sweep();
-  await f.broker.settle();
+  await f.sweep();
+  await f.settle();
 
   const stats = (await f.simClient.stats()).total;
   t.comment(

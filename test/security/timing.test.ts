@@ -58,6 +58,8 @@ function record(name: string, token: string): WorkspaceRecord {
     clientTokenId: `ct-${name}`,
     clientTokenHash: digest(token),
     fileSink: null,
+    s3Bucket: null,
+    s3Prefix: null,
     createdAt: 0,
   };
 }

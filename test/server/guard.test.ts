@@ -419,8 +419,8 @@ t.test('failed authentications are rate limited per source; valid clients never 
   );
   t.equal(
     (await app.request('/v1/admin/status', { headers: { authorization: 'nope' }, local: true })).status,
-    401,
-    'a wrong admin token on the socket counts apart (the socket is one source)',
+    429,
+    'a wrong admin token on the socket counts for the same user (refusals are counted per user)',
   );
   t.equal((await app.credentials('alpha', app.tokens.alpha)).status, 200, 'the valid client is still served');
   t.equal((await app.credentials('beta')).status, 200, 'every valid client is');
@@ -429,7 +429,7 @@ t.test('failed authentications are rate limited per source; valid clients never 
   const warnings = app
     .logs()
     .split('\n')
-    .filter((l) => l.includes('too many failed authentications'));
+    .filter((l) => l.includes('too many refused requests'));
   t.equal(warnings.length, 1, 'one warning for the throttled source, not one per request');
 });
 
@@ -476,4 +476,31 @@ t.test('slow clients are cut off; the others are served meanwhile', async (t) =>
   const closed = await Promise.all(closedByServer);
   clearInterval(drip);
   t.same(closed, Array(20).fill(true), 'every dripping client was disconnected by the server');
+});
+
+t.test('2000 loopback source addresses buy neither 2000 tries nor 2000 log lines (#12)', async (t) => {
+  const app = await startLiveApp(t); // the defaults: 20 failures a minute
+  const statuses = new Map<number, number>();
+  const addresses = Array.from({ length: 2000 }, (_, i) => `127.1.${i >> 8}.${i & 255}`);
+  for (let i = 0; i < addresses.length; i += 50) {
+    const batch = addresses.slice(i, i + 50);
+    const replies = await Promise.all(
+      batch.map((localAddress) =>
+        app.request('/v1/workspaces/alpha/credentials', { headers: { authorization: 'wrong' }, localAddress }),
+      ),
+    );
+    for (const r of replies) statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+  }
+  // At most the 20 a minute of one source (fewer when concurrent failures race in the limiter's count).
+  const tried = statuses.get(401) ?? 0;
+  t.ok(tried >= 1 && tried <= 20, `${tried} failures answered 401, whatever the source address`);
+  t.equal(statuses.get(429), 2000 - tried, 'the rest throttled');
+  t.equal((await app.credentials('alpha')).status, 200, 'a valid client of the same user is still served');
+  await app.listener.close(); // ends the window: the summary is written
+  const lines = app.logs().split('\n').filter(Boolean);
+  const refusals = lines.filter((l) => /refused|throttled/.test(l));
+  t.ok(refusals.length <= 3, `${refusals.length} log lines for 2000 refused requests`);
+  const summary = refusals.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => 'refused' in l);
+  t.match(summary, { refused: Number, top: [{ source: /^uid:\d+$/ }] }, 'a summary with the count and the source');
+  t.equal(Number(summary?.refused) + refusals.length - 1, 2000, 'every refusal accounted for');
 });

@@ -24,13 +24,15 @@ function get(options: { socketPath: string } | { port: number }): Promise<string
 
 const handler = (req: Parameters<typeof isUnixSocketRequest>[0], res: import('node:http').ServerResponse) =>
   res.end(isUnixSocketRequest(req) ? 'unix' : 'tcp');
+/** The HTTP server the Unix socket hands its connections to (the daemon's fastify server). */
+const server = createServer(handler);
 
 t.test('0600, answers, tells its requests from TCP ones, removes itself on close', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'credd-sock-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const path = join(dir, 'daemon.sock');
   writeFileSync(path, ''); // not a socket: refused, left alone
-  await t.rejects(serveUnixSocket({ path, handler, logger }), {
+  await t.rejects(serveUnixSocket({ path, server, logger }), {
     message: `${path}: exists and is not a socket; remove it, then start eodh-credd again.`,
     exitCode: 73,
   });
@@ -39,11 +41,11 @@ t.test('0600, answers, tells its requests from TCP ones, removes itself on close
   // A socket file left behind by a process that is gone (bound, never closed): replaced.
   execFileSync('python3', ['-c', 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', path]);
   t.ok(lstatSync(path).isSocket(), 'a stale socket is there');
-  const closing = await serveUnixSocket({ path: join(dir, 'other.sock'), handler, logger });
+  const closing = await serveUnixSocket({ path: join(dir, 'other.sock'), server, logger });
   await closing.close();
   t.throws(() => lstatSync(join(dir, 'other.sock')), { code: 'ENOENT' }, 'close removes the socket');
 
-  const local = await serveUnixSocket({ path, handler, logger });
+  const local = await serveUnixSocket({ path, server, logger });
   t.teardown(() => local.close());
   const stat = lstatSync(path);
   t.ok(stat.isSocket());
@@ -63,7 +65,7 @@ t.test('a path longer than a socket address holds', async (t) => {
   mkdirSync(dir, { recursive: true });
   const path = join(dir, 'daemon.sock');
   t.ok(Buffer.byteLength(path) > 107);
-  const local = await serveUnixSocket({ path, handler, logger });
+  const local = await serveUnixSocket({ path, server, logger });
   t.ok(lstatSync(path).isSocket(), 'the socket is where it was asked to be');
   const { socketAddress } = await import('../../src/config/socket-path.js');
   const address = socketAddress(path);

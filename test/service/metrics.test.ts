@@ -10,6 +10,8 @@ import { Registry } from 'prom-client';
 import t from 'tap';
 import { createMetrics, type MetricsWorkspace } from '../../src/service/metrics.js';
 
+const w = (name: string) => ({ id: `id-${name}`, name, fileSink: null });
+
 const NOW = 1_700_000_000_000;
 const clock = { now: () => NOW };
 
@@ -23,11 +25,12 @@ t.test('counts and gauges, with their names, help texts and labels', async (t) =
   metrics.served('a');
   metrics.served('a');
   metrics.served('c');
-  metrics.renewed('a');
-  metrics.failed('a', 'network');
-  metrics.failed('c', 'network');
-  metrics.failed('a', 'forbidden');
-  metrics.failed('a', 'network');
+  metrics.renewed(w('a'));
+  metrics.rotated(w('c'));
+  metrics.failed(w('a'), { code: 'network' });
+  metrics.failed(w('c'), { code: 'network' });
+  metrics.failed(w('a'), { code: 'forbidden' });
+  metrics.failed(w('a'), { code: 'network' });
   t.equal(
     await metrics.render(),
     [
@@ -39,6 +42,10 @@ t.test('counts and gauges, with their names, help texts and labels', async (t) =
       '# HELP eodh_credd_renewals_total Successful S3 credential renewals from the hub, per workspace.',
       '# TYPE eodh_credd_renewals_total counter',
       'eodh_credd_renewals_total{workspace="a"} 1',
+      '',
+      '# HELP eodh_credd_api_key_rotations_total API keys replaced by one this installation minted, per workspace.',
+      '# TYPE eodh_credd_api_key_rotations_total counter',
+      'eodh_credd_api_key_rotations_total{workspace="c"} 1',
       '',
       '# HELP eodh_credd_renewal_failures_total Failed S3 credential renewals, per workspace and reason (unauthorized, network, ...).',
       '# TYPE eodh_credd_renewal_failures_total counter',
@@ -73,7 +80,7 @@ t.test('later counts and workspace changes show in later scrapes', async (t) => 
   t.match(first, /^eodh_credd_workspaces 1$/m);
 
   metrics.served('a');
-  metrics.renewed('b');
+  metrics.renewed(w('b'));
   workspaces.push({ record: { name: 'b' }, current: { expiresAt: NOW + 60_000 } });
   const second = await metrics.render();
   t.match(second, /^eodh_credd_credentials_served_total\{workspace="a"\} 1$/m);
@@ -95,7 +102,7 @@ t.test('two instances keep their own numbers', async (t) => {
   await one.render();
   two.served('a');
   two.served('a');
-  two.failed('a', 'network');
+  two.failed(w('a'), { code: 'network' });
   const [a, b] = [await one.render(), await two.render()];
   t.match(a, /^eodh_credd_credentials_served_total\{workspace="a"\} 1$/m);
   t.notMatch(a, /^eodh_credd_renewal_failures_total\{/m);
@@ -122,8 +129,10 @@ t.test('prom-client is loaded by the first scrape, not by import or counting', a
     const { createMetrics } = await import(${JSON.stringify(built)});
     const metrics = createMetrics({ workspaces: () => [], clock: { now: () => 0 } });
     metrics.served('a');
-    metrics.renewed('a');
-    metrics.failed('a', 'network');
+    const w = { id: 'id-a', name: 'a', fileSink: null };
+    metrics.renewed(w);
+    metrics.rotated(w);
+    metrics.failed(w, { code: 'network' });
     const before = loaded();
     const text = await metrics.render();
     console.log(JSON.stringify({ before, after: loaded(), contentType: metrics.contentType, served: text.includes('{workspace="a"} 1') }));

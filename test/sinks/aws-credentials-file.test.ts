@@ -140,6 +140,8 @@ const record = (fileSink: string | null): WorkspaceRecord => ({
   clientTokenId: 'ct',
   clientTokenHash: Buffer.alloc(32),
   fileSink,
+  s3Bucket: null,
+  s3Prefix: null,
   createdAt: 0,
 });
 

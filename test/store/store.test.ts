@@ -87,6 +87,8 @@ const NEW_STATUS = {
   rotationState: 'ok',
   rotationNote: null,
   mintingSince: null,
+  capabilities: {},
+  failingSince: null,
 };
 
 t.test('workspaces: add, get, list', async (t) => {
@@ -570,9 +572,8 @@ t.test('replaceActiveKey drops a pending key, forgets a user key, retires a mint
     [
       ['active', 'user-third'],
       ['retiring', 'minted'],
-      ['retiring', 'user-fresh'],
     ].sort(),
-    'a key we minted is retired, to be revoked (user-fresh was retired by the promotion, as rotation does)',
+    'a key we minted is retired, to be revoked (user-fresh was forgotten by the promotion: a pasted key is never revoked)',
   );
 });
 
@@ -584,4 +585,50 @@ t.test('install id and the minting mark', async (t) => {
   t.equal(store.status(w.id).mintingSince, 1234);
   store.insertPendingKey(w.id, { tokenId: 'p', key: 'k', expiresAt: 1 }, 'n');
   t.equal(store.status(w.id).mintingSince, null, 'storing the minted key clears the mark in the same transaction');
+});
+
+t.test('hub facts (#11): capabilities, storage, failing since, pasted keys never queued for revocation', async (t) => {
+  const { store } = openStore(t);
+  const w = store.addWorkspace({
+    ...workspace('w'),
+    apiKey: { tokenId: 'u1', key: 'pasted', expiresAt: null, revokeWhenReplaced: true },
+    mintingSince: 42,
+  });
+  t.equal(store.status(w.id).mintingSince, 42, 'the minting mark goes in with the workspace');
+  store.clearMinting(w.id, 41);
+  t.equal(store.status(w.id).mintingSince, 42, 'a list taken for another mark does not clear it');
+  store.clearMinting(w.id, 42);
+  t.equal(store.status(w.id).mintingSince, null);
+
+  store.setCapability(w.id, 'list', { state: 'refused', status: 405, at: 1 });
+  store.setCapability(w.id, 'mint', { state: 'allowed', at: 2 });
+  store.setCapability(w.id, 'list', { state: 'refused', status: 403, at: 3 });
+  t.same(store.status(w.id).capabilities, {
+    list: { state: 'refused', status: 403, at: 3 },
+    mint: { state: 'allowed', at: 2 },
+  });
+  store.setStorageFacts(w.id, 'workspaces-eodhp', 'w/');
+  t.match(store.getWorkspace('w'), { s3Bucket: 'workspaces-eodhp', s3Prefix: 'w/' });
+
+  store.recordFailure(w.id, 'hub_down', '500', 100);
+  store.recordFailure(w.id, 'hub_down', '500', 200);
+  t.equal(store.status(w.id).failingSince, 100, 'the first failure of the run');
+  store.recordRenewal(w.id, 300);
+  t.equal(store.status(w.id).failingSince, null, 'cleared by a renewal');
+
+  // The user asked for the pasted key to be revoked: it becomes retiring when our key replaces it.
+  t.equal(store.activeApiKey(w.id)?.revokeWhenReplaced, true);
+  const pending = store.insertPendingKey(w.id, { tokenId: 'm1', key: 'ours', expiresAt: 5 }, 'eodh-credd h 1 w x');
+  store.promotePendingKey(w.id, pending.id);
+  t.same(
+    store
+      .apiKeys(w.id)
+      .map((k) => [k.state, k.key])
+      .sort(),
+    [
+      ['active', 'ours'],
+      ['retiring', 'pasted'],
+    ],
+  );
+  t.same([...store.heldTokenIds()].sort(), ['m1', 'u1']);
 });

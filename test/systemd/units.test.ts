@@ -50,8 +50,15 @@ t.test('units written by install-systemd', async (t) => {
     t.match(unit, /^Type=notify$/m, `${scope}: readiness by notification`);
     t.match(unit, /^NotifyAccess=all$/m, `${scope}: systemd-notify children may report`);
     t.notMatch(unit, /^MemoryDenyWriteExecute=yes/m, `${scope}: V8 needs writable executable memory`);
+    t.match(unit, /^LimitCORE=0$/m, `${scope}: no core dumps (#12)`);
+    t.match(unit, /^Requires=eodh-credd\.socket$/m, `${scope}: the socket unit holds the port`);
+    t.notMatch(unit, /^PrivateUsers=yes/m, `${scope}: other users' uids must stay visible in /proc/net/tcp`);
+    const socketFile = join(dir, 'eodh-credd.socket');
+    const socket = readFileSync(socketFile, 'utf8');
+    t.match(socket, /^ListenStream=127\.0\.0\.1:\d+$/m, `${scope}: socket on 127.0.0.1`);
+    t.match(socket, /^ListenStream=\[::1\]:\d+$/m, `${scope}: and its twin [::1]`);
 
-    const verify = await tool(analyze, ['verify', ...(scope === 'user' ? ['--user'] : []), file], env);
+    const verify = await tool(analyze, ['verify', ...(scope === 'user' ? ['--user'] : []), file, socketFile], env);
     t.equal(verify?.code, 0, `${scope}: systemd-analyze verify exits 0`);
     const complaints = `${verify?.stdout ?? ''}${verify?.stderr ?? ''}`
       .split('\n')

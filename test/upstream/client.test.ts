@@ -60,7 +60,8 @@ t.test('s3Credentials: happy path', async (t) => {
 
 t.test('tokens: list, create, delete (404 = already gone)', async (t) => {
   const { hub, key, keyId, control } = await setup(t);
-  const list = await hub.listTokens('alpha', key);
+  const { tokens: list, unreadable } = await hub.listTokens('alpha', key);
+  t.equal(unreadable, 0);
   t.equal(list.length, 1);
   t.match(list[0], { id: keyId, workspace: 'alpha', userId: 'sim-user', name: 'sim-key-1' });
   t.type(list[0]?.expiresAt, 'number');
@@ -269,7 +270,7 @@ t.test('error messages never carry the key or the response body', async (t) => {
 t.test('workspace names and token ids are encoded path segments', async (t) => {
   const { hub, control } = await setup(t);
   const key = await control.createKey('odd ws/../x?');
-  const list = await hub.listTokens('odd ws/../x?', key.token);
+  const { tokens: list } = await hub.listTokens('odd ws/../x?', key.token);
   t.equal(list[0]?.workspace, 'odd ws/../x?');
   const err = await hubError(t, hub.listTokens('alpha', key.token));
   t.equal(err.kind, 'forbidden');

@@ -140,15 +140,24 @@ t.test('token records', async (t) => {
     t.throws(() => parseTokenRecord(body), InvalidAnswer, JSON.stringify(body));
   }
   t.same(
-    parseTokenList([{ id: 'a' }, { id: 2 }]).map((x) => x.id),
+    parseTokenList([{ id: 'a' }, { id: 2 }]).tokens.map((x) => x.id),
     ['a', '2'],
   );
-  t.same(parseTokenList([]), []);
+  t.same(parseTokenList([]), { tokens: [], unreadable: 0 });
   t.throws(() => parseTokenList({ tokens: [] }), InvalidAnswer);
-  t.throws(
-    () => parseTokenList([{ id: 'a' }, { name: 'no id' }]),
-    /^token record 1 is not as documented \(\/id is missing\)$/,
-  );
+  // One unreadable record does not spoil the list (#11): without an id it is skipped and counted;
+  // with an id, its unreadable fields become null and the id and name survive.
+  const mixed = parseTokenList([
+    { id: 'a', name: 'eodh-credd h 1 ws x', expiry: 'tomorrow', workspace: 7 },
+    { name: 'no id' },
+    'not a record',
+    { id: 'b', expiry: '2025-02-18 16:17:54 +0000 UTC' },
+  ]);
+  t.equal(mixed.unreadable, 2);
+  t.match(mixed.tokens, [
+    { id: 'a', name: 'eodh-credd h 1 ws x', expiresAt: null, workspace: null },
+    { id: 'b', expiresAt: Date.parse('2025-02-18T16:17:54Z') },
+  ]);
   t.throws(() => parseTokenRecord({ id: -1 }), /\(\/id expected a non-negative whole number\)$/);
   t.throws(() => parseTokenRecord({ id: 'a', name: 3 }), /\(\/name expected a string or null\)$/);
   t.same(parseCreatedToken({ id: 'a', token: 'k3y' }).token, 'k3y');
