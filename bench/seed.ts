@@ -47,7 +47,7 @@ export function fakeS3(now: number, options: { ageMs?: number; lifetimeMs?: numb
 export function seedWorkspaces(store: Store, options: SeedOptions): SeededWorkspace[] {
   const prefix = options.prefix ?? 'bench';
   const seeded: SeededWorkspace[] = [];
-  store.db.transaction(() => {
+  store.transaction(() => {
     for (let i = 0; i < options.count; i++) {
       const name = workspaceName(prefix, i);
       const client = newClientToken();
@@ -67,6 +67,6 @@ export function seedWorkspaces(store: Store, options: SeedOptions): SeededWorksp
       if (options.paths) writeClientTokenFile(options.paths, name, client.token);
       seeded.push({ name, token: client.token });
     }
-  })();
+  });
   return seeded;
 }

@@ -10,6 +10,7 @@ import type { BurstResult } from './load.js';
 import { type Machine, machine, ms, num, table } from './report.js';
 import { type ColdBurstResult, coldBurst } from './sections/burst.js';
 import { CLI_TARGET_RATIO, type CliResult, cliLatency } from './sections/cli.js';
+import { type IdleResult, idle } from './sections/idle.js';
 import { type MemoryResult, memory } from './sections/memory.js';
 import { type PeerResult, peerLookup } from './sections/peer.js';
 import { type StartupResult, startup } from './sections/startup.js';
@@ -17,7 +18,7 @@ import { type SweepRow, sweepCost } from './sections/sweep.js';
 import { type ThroughputResult, throughput } from './sections/throughput.js';
 import { ROOT, unitNodeFlags } from './support.js';
 
-export const SECTIONS = ['throughput', 'burst', 'startup', 'memory', 'sweep', 'cli', 'peer'] as const;
+export const SECTIONS = ['throughput', 'burst', 'startup', 'memory', 'sweep', 'idle', 'cli', 'peer'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export interface BenchSettings {
@@ -35,6 +36,7 @@ export interface BenchSettings {
   readonly memoryRequests: number;
   /** How long the daemon rests before each memory reading, ms. */
   readonly memorySettleMs: number;
+  readonly idleSeconds: number;
   /** Node flags for one more memory row, with the middle number of workspaces ([]: Node's defaults). */
   readonly memoryVariantFlags: readonly string[];
   /** Node flags of every daemon child: by default the NODE_OPTIONS of the systemd unit. */
@@ -86,6 +88,7 @@ export function settingsFromEnv(env: Env): BenchSettings {
     memoryWorkspaces: list(env, 'BENCH_MEMORY_WORKSPACES', [1, 100, 1000]),
     memoryRequests: positive(env, 'BENCH_MEMORY_REQUESTS', 100_000),
     memorySettleMs: positive(env, 'BENCH_SETTLE_MS', 1_000),
+    idleSeconds: positive(env, 'BENCH_IDLE_SECONDS', 60),
     memoryVariantFlags: (env.BENCH_MEMORY_NODE_FLAGS ?? '').split(' ').filter(Boolean),
     daemonNodeFlags:
       env.BENCH_NODE_FLAGS === undefined ? unitNodeFlags() : env.BENCH_NODE_FLAGS.split(' ').filter(Boolean),
@@ -119,6 +122,7 @@ export interface BenchResults {
   memory?: MemoryResult;
   sweep?: SweepRow[];
   cli?: CliResult | null;
+  idle?: IdleResult;
   peer?: PeerResult;
   targets?: Target[];
   loadAverageAtEnd?: number;
@@ -161,6 +165,9 @@ export async function runSection(section: Section, settings: BenchSettings, resu
         nodeFlags: settings.daemonNodeFlags,
         variantFlags: settings.memoryVariantFlags,
       });
+      return;
+    case 'idle':
+      results.idle = await idle({ workspaces: 10, seconds: settings.idleSeconds });
       return;
     case 'sweep':
       results.sweep = await sweepCost({
@@ -252,7 +259,7 @@ export function render(section: Section, results: BenchResults): string {
     case 'peer': {
       const r = results.peer!;
       return [
-        `6. Peer check: the uid of a new loopback connection's client from /proc/net/tcp (${r.connections} connections, ${r.tableRows} rows in the table)`,
+        `8. Peer check: the uid of a new loopback connection's client from /proc/net/tcp (${r.connections} connections, ${r.tableRows} rows in the table)`,
         table(
           ['lookup', 'median ms', 'p90 ms', 'found'],
           [
@@ -314,6 +321,20 @@ export function render(section: Section, results: BenchResults): string {
     }
     case 'cli':
       return renderCli(results.cli, settings.cliRuns);
+    case 'idle': {
+      const r = results.idle;
+      if (!r) return '';
+      return [
+        `6. Idle CPU with ${r.workspaces} workspaces (fresh credentials, no requests), over ${r.seconds} s`,
+        table(
+          ['process', 'CPU ms per minute'],
+          [
+            ['eodh-credd serve', num(r.daemonMsPerMinute, 1)],
+            ['bare node (setInterval idle)', num(r.nodeMsPerMinute, 1)],
+          ],
+        ),
+      ].join('\n');
+    }
     case 'sweep': {
       const rows = results.sweep!;
       const us = (totalMs: number, n: number) => num((totalMs * 1000) / n, 1);
@@ -351,9 +372,9 @@ export function render(section: Section, results: BenchResults): string {
 }
 
 function renderCli(r: CliResult | null | undefined, runs: number): string {
-  if (!r) return '6. Command latency: skipped (hyperfine is not installed)';
+  if (!r) return '7. Command latency: skipped (hyperfine is not installed)';
   return [
-    `6. Command latency against a running daemon, ${r.hyperfine}, ${runs} runs each after 3 warm-up runs`,
+    `7. Command latency against a running daemon, ${r.hyperfine}, ${runs} runs each after 3 warm-up runs`,
     table(
       ['command', 'mean ms', 'median ms', 'σ ms', 'vs node -e 0'],
       r.rows.map((row) => [

@@ -1,17 +1,24 @@
 /**
  * Wiring: the one place (besides the CLI) that puts concrete parts together. Starts the daemon
  * in-process and returns a handle to stop it; `eodh-credd serve` adds signals and readiness.
+ * startDaemon reads as its parts: open the store, build the broker, build the server, watch for
+ * changes, arm the timers.
  */
 import { unlinkSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
+import { hubClientOptions } from './config/hub-client.js';
 import type { Config } from './config/load.js';
 import { type RuntimeInfo, runtimeFile } from './config/runtime.js';
 import { EXIT, UserError } from './core/errors.js';
 import { fanOut } from './core/events.js';
 import { durations } from './core/policy.js';
+import type { CredentialSource } from './core/source.js';
 import { KEY_WARNING_MS, type WorkspaceSnapshot, workspaceSnapshot } from './core/status-view.js';
 import { type Clock, type Random, systemClock } from './core/types.js';
+import { type ChangeWatch, watchForChanges } from './daemon/changes.js';
+import { reloadPlan } from './daemon/reload-plan.js';
 import { Broker } from './scheduler/broker.js';
 import type { Hub, HubFor } from './scheduler/hub.js';
 import { KeyRotator, type RotationStep } from './scheduler/rotation.js';
@@ -27,15 +34,19 @@ import { CredentialsFileSink } from './sinks/aws-credentials-file.js';
 import { assertTokenFilesPrivate, ensureAdminToken, ensureMetricsToken } from './store/client-tokens.js';
 import { openDatabase } from './store/database.js';
 import { ensurePrivateDir, replaceSecretFile } from './store/files.js';
-import { acquireProcessLock, type ProcessLock } from './store/lock.js';
+import { acquireProcessLock } from './store/lock.js';
 import { readMasterKey } from './store/master-key.js';
 import { sealingKey } from './store/seal.js';
 import { Store } from './store/store.js';
 import { accountIdLookup } from './upstream/account-id.js';
 import { HubClient } from './upstream/client.js';
 
-/** How often the daemon looks for changes the CLI made (workspace add/remove, key changes). */
-const CHANGE_POLL_MS = 1_000;
+const delay = (ms: number) => sleep(ms, undefined, { ref: false });
+
+/** On stop, hub calls in flight get this long to finish before they are aborted (#13). */
+const STOP_GRACE_MS = 2_500;
+/** After the abort, how long the abandoned calls get to unwind (serve.ts gives a stop 5 s in all). */
+const UNWIND_MS = 1_000;
 
 export interface DaemonOptions {
   readonly config: Config;
@@ -75,180 +86,60 @@ export interface Daemon {
 
 export { type RuntimeInfo, runtimeFile } from './config/runtime.js';
 
-export function hubClients(config: Config, random: Random): HubFor {
+export function hubClients(config: Config, random: Random, signal?: AbortSignal): HubFor {
   const clients = new Map<string, Hub>();
   return (hubUrl) => {
     let client = clients.get(hubUrl);
     if (!client) {
-      client = new HubClient(hubUrl, {
-        timeoutMs: config.hub.timeout_ms,
-        retries: config.hub.retries,
-        backoff: { initialMs: 500, maxMs: 5_000 },
-        random,
-      });
+      client = new HubClient(hubUrl, hubClientOptions(config, { random, ...(signal ? { signal } : {}) }));
       clients.set(hubUrl, client);
     }
     return client;
   };
 }
 
+/** Undo steps, run last-first: what a failed start or a stop releases. */
+class Cleanups {
+  private readonly steps: Array<() => void> = [];
+  add(step: () => void): void {
+    this.steps.push(step);
+  }
+  run(): void {
+    for (const step of this.steps.splice(0).reverse()) step();
+  }
+}
+
 export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const { config, env, logger } = options;
   const clock = options.clock ?? systemClock;
   const random = options.random ?? Math.random;
-  const { paths } = config;
-  const host = config.server.host;
-  if (!isLoopbackHost(host) && !config.server.allow_non_loopback) {
-    throw new UserError(
-      `${config.file}: key "server.host": ${host} is not a loopback address; set server.allow_non_loopback = true to serve other machines.`,
-      EXIT.CONFIG,
-    );
-  }
+  checkListenAddress(config, logger);
   const inherited = inheritedSockets(env, process.pid);
   if (inherited.ignored) logger.warn(`listening sockets passed by systemd ignored: ${inherited.ignored}`);
   forgetInheritedSockets(process.env);
-  if (!isLoopbackHost(host))
-    logger.warn(
-      { host },
-      'serving on a non-loopback address: anyone who can reach it and holds a client token gets credentials',
-    );
-
-  ensurePrivateDir(paths.dataDir);
-  const cleanups: Array<() => void> = [];
-  const undo = () => {
-    for (const fn of cleanups.reverse()) fn();
-  };
+  ensurePrivateDir(config.paths.dataDir);
+  const cleanups = new Cleanups();
   try {
-    const lock: ProcessLock = acquireProcessLock(paths.lock);
-    cleanups.push(() => lock.release());
-    const key = sealingKey(readMasterKey(paths.masterKey, env).key);
-    const store = new Store(openDatabase({ file: paths.database, key }), key, clock);
-    cleanups.push(() => store.close());
-    const adminTokenHash = ensureAdminToken(paths);
-    const metricsTokenHash = ensureMetricsToken(paths);
-    assertTokenFilesPrivate(paths);
-
-    // What reload() may change. Broker and rotator read their options at each use, so the
-    // getters below hand them the values of the configuration in force.
-    let current = config;
-    let hubs = hubClients(config, random);
-    let lookupAccountId = accountIdOf(config);
-    const tunables = {
-      get backoff() {
-        return { initialMs: current.renewal.backoff_initial_ms, maxMs: current.renewal.backoff_max_ms };
-      },
-    };
-    // Scraped only once the daemon runs, long after `broker` below exists.
-    const metrics = createMetrics({
-      workspaces: () => broker.workspaces(),
-      clock,
-      needingAttention: () => snapshots().filter((s) => s.attention.length > 0).length,
-    });
-    const hubFor = (hubUrl: string) => hubs(hubUrl);
-    // Profiles in AWS credentials files for the tools that cannot use the endpoint (opt-in).
-    const sink = new CredentialsFileSink({ logger, clock });
-    const events = fanOut([metrics, sink, new AuditTrail(logger)], (event, err) =>
-      logger.error({ err, event }, 'a workspace event listener failed'),
-    );
-    const rotator: KeyRotator = new KeyRotator({
+    const { store, adminTokenHash, metricsTokenHash } = openStore(config, env, clock, cleanups);
+    const live = new LiveSettings(config, random);
+    const backups = new AutomaticBackups(store, config, logger);
+    const { broker, rotator, metrics, sink, snapshots } = buildBroker({
       store,
-      hubFor,
+      live,
       clock,
       random,
       logger,
-      get backoff() {
-        return tunables.backoff;
-      },
-      get settings() {
-        return {
-          enabled: current.rotation.enabled,
-          rotateBeforeMs: current.rotation.rotate_before_days * durations.DAY,
-          keyLifetimeDays: current.rotation.key_lifetime_days,
-          lateMintMs: lateMintMs(current),
-        };
-      },
-      keys: { useActiveKey: (workspace) => broker.useActiveKey(workspace) },
-      events,
-      onStep: failpoint(env.EODH_CREDD_FAILPOINT),
+      env,
+      backups,
     });
-    const broker = new Broker({
-      store,
-      hubFor,
-      clock,
-      random,
-      logger,
-      events,
-      get backoff() {
-        return tunables.backoff;
-      },
-      get requestWaitMs() {
-        return current.renewal.request_wait_ms;
-      },
-      get lookupAccountId() {
-        return lookupAccountId;
-      },
-    });
-    const snapshots = (): WorkspaceSnapshot[] => {
-      const now = clock.now();
-      const policy = { rotationEnabled: current.rotation.enabled, keyWarningMs: KEY_WARNING_MS };
-      const factsPolicy = {
-        rotationEnabled: current.rotation.enabled,
-        rotateBeforeDays: current.rotation.rotate_before_days,
-      };
+    // A CLI change found at a sweep is applied before it (the safety net for a missed notification).
+    const sweep = (): Promise<void> => {
+      try {
+        changes.check();
+      } catch (err) {
+        logger.error({ err }, 'checking for changes from the CLI failed');
+      }
       return broker
-        .views()
-        .map((renewal) =>
-          workspaceSnapshot(
-            workspaceFacts(store, renewal.record, { renewal, rotation: rotator.view(renewal.record) }, factsPolicy),
-            now,
-            policy,
-          ),
-        );
-    };
-    const load = () => {
-      broker.sync();
-      rotator.sync(broker.records());
-      sink.reconcile(broker.workspaces());
-    };
-    load();
-
-    const hosts = new HostPolicy(host);
-    let stopped = false;
-    const listener = await startServer({
-      host,
-      port: config.server.port,
-      inheritedFds: inherited.fds,
-      hosts,
-      source: broker,
-      logger,
-      onServed: (workspace) => metrics.served(workspace),
-      admin: { tokenHash: adminTokenHash, metricsTokenHash, actions: adminActions(broker, rotator, snapshots) },
-      metrics: () => metrics.render(),
-    }).catch((err: unknown) => {
-      throw portInUse(err, host, config.server.port, config.file);
-    });
-    cleanups.push(() => void listener.close());
-    const local = await serveUnixSocket({ path: paths.socket, server: listener.server, logger });
-    cleanups.push(() => void local.close());
-    const port = listener.port;
-    // With sockets from systemd, what they are bound to is what we serve, whatever the config says.
-    const servedHost = inherited.fds.length > 0 ? (listener.addresses[0]?.address ?? host) : host;
-    if (!listener.addresses.every((a) => isLoopbackHost(a.address)) && !config.server.allow_non_loopback) {
-      await listener.close();
-      throw new UserError(
-        `the sockets passed by systemd include a non-loopback address (${listener.addresses.map((a) => a.address).join(', ')}); set server.allow_non_loopback = true in ${config.file} to serve other machines.`,
-        EXIT.CONFIG,
-      );
-    }
-    hosts.setPort(port, servedHost);
-    const urlHost = servedHost.includes(':') ? `[${servedHost}]` : servedHost;
-    const url = `http://${urlHost === '0.0.0.0' || urlHost === '[::]' ? '127.0.0.1' : urlHost}:${port}`;
-    const info: RuntimeInfo = { pid: process.pid, url, port };
-    replaceSecretFile(runtimeFile(config), JSON.stringify(info));
-    cleanups.push(() => unlinkSafe(runtimeFile(config)));
-
-    const sweep = (): Promise<void> =>
-      broker
         .sweep()
         .then(() => rotator.sweep(broker.records()))
         .catch((err: unknown) => logger.error({ err }, 'sweep failed'))
@@ -259,91 +150,374 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
             logger.error({ err }, 'after-sweep hook failed');
           }
         });
-    const schedule = (expression: string): ScheduledTask =>
-      cron.schedule(expression, sweep, { noOverlap: true, name: 'sweep' });
-    // The schedule takes over once the first sweep (started below) is done: node-cron's first use
-    // loads time-zone data (README, Benchmarks), which need not delay the first answers.
-    let task: ScheduledTask | undefined;
-    const armSchedule = () => {
-      if (!stopped && !task) task = schedule(current.renewal.sweep_schedule);
     };
-    cleanups.push(() => void task?.destroy());
-    let seenVersion = store.dataVersion();
-    const poll = setInterval(() => {
-      const version = store.dataVersion();
-      if (version === seenVersion) return;
-      seenVersion = version;
-      load();
+    const applyChanges = () => {
+      load({ broker, rotator, sink });
+      backups.request();
       void sweep();
-    }, CHANGE_POLL_MS);
-    poll.unref();
-    cleanups.push(() => clearInterval(poll));
-    void sweep().then(armSchedule);
-    logger.info({ url, workspaces: broker.workspaces().length }, 'eodh-credd serving');
+    };
+    const changes = watchForChanges({
+      paths: config.paths,
+      dataVersion: () => store.dataVersion(),
+      apply: applyChanges,
+      logger,
+    });
+    cleanups.add(() => changes.close());
+    const server = await buildServer({
+      config,
+      broker,
+      rotator,
+      snapshots,
+      metrics,
+      adminTokenHash,
+      metricsTokenHash,
+      inheritedFds: inherited.fds,
+      logger,
+      changes,
+      cleanups,
+    });
+    const timers = armTimers(live, sweep);
+    cleanups.add(() => timers.stop());
+    logger.info({ url: server.url, workspaces: broker.workspaces().length }, 'eodh-credd serving');
 
+    let stopped = false;
     return {
-      url,
-      port,
+      url: server.url,
+      port: server.port,
       broker,
       rotator,
       store,
       snapshots,
-      listener,
+      listener: server.listener,
       metrics,
       get config() {
-        return current;
+        return live.current;
       },
       reload(next) {
-        const prev = current;
-        const restart: string[] = [];
-        if (next.server.host !== prev.server.host || next.server.port !== prev.server.port) {
-          restart.push(
-            `server.host/server.port (${next.server.host}:${next.server.port}): restart eodh-credd to listen there`,
-          );
-        }
-        if (next.server.allow_non_loopback !== prev.server.allow_non_loopback)
-          restart.push('server.allow_non_loopback: restart eodh-credd to apply it');
-        if (next.paths.dataDir !== prev.paths.dataDir)
-          restart.push(`storage.data_dir (${next.paths.dataDir}): restart eodh-credd to use it`);
-        if (next.log.format !== prev.log.format) restart.push('log.format: restart eodh-credd to apply it');
-        // What cannot change live stays as it was, so `current` always says what is in force.
-        current = {
-          ...next,
-          server: prev.server,
-          storage: prev.storage,
-          paths: prev.paths,
-          log: { ...next.log, format: prev.log.format },
-        };
+        const plan = reloadPlan(live.current, next);
+        live.apply(plan);
         logger.level = next.log.level;
-        if (next.renewal.sweep_schedule !== prev.renewal.sweep_schedule && !stopped && task) {
-          void task.destroy();
-          task = schedule(next.renewal.sweep_schedule);
-        }
-        if (JSON.stringify(next.hub) !== JSON.stringify(prev.hub)) hubs = hubClients(current, random);
-        if (JSON.stringify(next.sts) !== JSON.stringify(prev.sts)) lookupAccountId = accountIdOf(current);
+        if (plan.sweepScheduleChanged && !stopped) timers.reschedule();
         logger.info(
           { file: next.file, logLevel: next.log.level, schedule: next.renewal.sweep_schedule },
           'configuration reloaded',
         );
-        for (const note of restart) logger.warn(`configuration change not applied: ${note}`);
-        return restart;
+        for (const note of plan.restart) logger.warn(`configuration change not applied: ${note}`);
+        return [...plan.restart];
       },
       async stop() {
         if (stopped) return;
         stopped = true;
-        await task?.destroy();
-        clearInterval(poll);
-        await Promise.all([listener.close(), local.close()]);
-        await Promise.race([
-          Promise.all([broker.settle(), rotator.settle()]),
-          new Promise((r) => setTimeout(r, 2_000).unref()),
-        ]);
-        undo();
+        timers.stop();
+        changes.close();
+        // Requests and hub calls in flight may finish; a hub call still running after the grace is
+        // abandoned (its request gets its error), so a stop never waits on a slow hub.
+        const closing = Promise.all([server.listener.close(), server.local.close()]);
+        const finished = Promise.all([closing, broker.settle(), rotator.settle()]);
+        await Promise.race([finished, delay(STOP_GRACE_MS)]);
+        live.abortHubCalls();
+        await Promise.race([finished, delay(UNWIND_MS)]);
+        await backups.settle();
+        cleanups.run();
       },
     };
   } catch (err) {
-    undo();
+    cleanups.run();
     throw err;
+  }
+}
+
+function checkListenAddress(config: Config, logger: Logger): void {
+  const host = config.server.host;
+  if (!isLoopbackHost(host) && !config.server.allow_non_loopback) {
+    throw new UserError(
+      `${config.file}: key "server.host": ${host} is not a loopback address; set server.allow_non_loopback = true to serve other machines.`,
+      EXIT.CONFIG,
+    );
+  }
+  if (!isLoopbackHost(host))
+    logger.warn(
+      { host },
+      'serving on a non-loopback address: anyone who can reach it and holds a client token gets credentials',
+    );
+}
+
+/** The data directory's lock, the master key, the database, the admin token. */
+function openStore(config: Config, env: DaemonOptions['env'], clock: Clock, cleanups: Cleanups) {
+  const { paths } = config;
+  const lock = acquireProcessLock(paths.lock);
+  cleanups.add(() => lock.release());
+  const key = sealingKey(readMasterKey(paths.masterKey, env).key);
+  const store = new Store(openDatabase({ file: paths.database, key }), key, clock);
+  cleanups.add(() => store.close());
+  const adminTokenHash = ensureAdminToken(paths);
+  const metricsTokenHash = ensureMetricsToken(paths);
+  assertTokenFilesPrivate(paths);
+  return { store, adminTokenHash, metricsTokenHash };
+}
+
+/**
+ * What reload() may change. Broker and rotator read their options at each use, so the getters in
+ * buildBroker hand them the values of the configuration in force.
+ */
+class LiveSettings {
+  current: Config;
+  hubs: HubFor;
+  lookupAccountId: ReturnType<typeof accountIdOf>;
+  private readonly stopping = new AbortController();
+
+  constructor(
+    config: Config,
+    private readonly random: Random,
+  ) {
+    this.current = config;
+    this.hubs = hubClients(config, random, this.stopping.signal);
+    this.lookupAccountId = accountIdOf(config);
+  }
+
+  get backoff() {
+    return { initialMs: this.current.renewal.backoff_initial_ms, maxMs: this.current.renewal.backoff_max_ms };
+  }
+
+  apply(plan: ReturnType<typeof reloadPlan>): void {
+    this.current = plan.config;
+    if (plan.hubChanged) this.hubs = hubClients(this.current, this.random, this.stopping.signal);
+    if (plan.stsChanged) this.lookupAccountId = accountIdOf(this.current);
+  }
+
+  abortHubCalls(): void {
+    this.stopping.abort();
+  }
+}
+
+/** Broker, rotator and their listeners: metrics, the credentials-file sink, the audit trail, backups. */
+function buildBroker(parts: {
+  store: Store;
+  live: LiveSettings;
+  clock: Clock;
+  random: Random;
+  logger: Logger;
+  env: DaemonOptions['env'];
+  backups: AutomaticBackups;
+}) {
+  const { store, live, clock, random, logger, backups } = parts;
+  // Scraped only once the daemon runs, long after `broker` below exists.
+  const metrics = createMetrics({
+    workspaces: () => broker.workspaces(),
+    clock,
+    needingAttention: () => snapshots().filter((s) => s.attention.length > 0).length,
+  });
+  const hubFor: HubFor = (hubUrl) => live.hubs(hubUrl);
+  // Profiles in AWS credentials files for the tools that cannot use the endpoint (opt-in).
+  const sink = new CredentialsFileSink({ logger, clock });
+  // After each key this installation minted replaces the old one, a backup (#13).
+  const backupOnRotation = { rotated: () => backups.request() };
+  const events = fanOut([metrics, sink, new AuditTrail(logger), backupOnRotation], (event, err) =>
+    logger.error({ err, event }, 'a workspace event listener failed'),
+  );
+  const rotator: KeyRotator = new KeyRotator({
+    store,
+    hubFor,
+    clock,
+    random,
+    logger,
+    get backoff() {
+      return live.backoff;
+    },
+    get settings() {
+      return {
+        enabled: live.current.rotation.enabled,
+        rotateBeforeMs: live.current.rotation.rotate_before_days * durations.DAY,
+        keyLifetimeDays: live.current.rotation.key_lifetime_days,
+        lateMintMs: lateMintMs(live.current),
+      };
+    },
+    keys: { useActiveKey: (workspace) => broker.useActiveKey(workspace) },
+    events,
+    onStep: failpoint(parts.env.EODH_CREDD_FAILPOINT),
+  });
+  const broker: Broker = new Broker({
+    store,
+    hubFor,
+    clock,
+    random,
+    logger,
+    events,
+    get backoff() {
+      return live.backoff;
+    },
+    get requestWaitMs() {
+      return live.current.renewal.request_wait_ms;
+    },
+    get lookupAccountId() {
+      return live.lookupAccountId;
+    },
+  });
+  const snapshots = (): WorkspaceSnapshot[] => {
+    const now = clock.now();
+    const current = live.current;
+    const policy = { rotationEnabled: current.rotation.enabled, keyWarningMs: KEY_WARNING_MS };
+    const factsPolicy = {
+      rotationEnabled: current.rotation.enabled,
+      rotateBeforeDays: current.rotation.rotate_before_days,
+    };
+    return broker
+      .views()
+      .map((renewal) =>
+        workspaceSnapshot(
+          workspaceFacts(store, renewal.record, { renewal, rotation: rotator.view(renewal.record) }, factsPolicy),
+          now,
+          policy,
+        ),
+      );
+  };
+  load({ broker, rotator, sink });
+  return { broker, rotator, metrics, sink, snapshots };
+}
+
+/** Bring broker, rotator and sink in line with the database. */
+function load(parts: { broker: Broker; rotator: KeyRotator; sink: CredentialsFileSink }): void {
+  parts.broker.sync();
+  parts.rotator.sync(parts.broker.records());
+  parts.sink.reconcile(parts.broker.workspaces());
+}
+
+/**
+ * The broker as the server sees it, except that a request naming a workspace or token the
+ * daemon does not know first checks whether the CLI changed the database (a missed change
+ * notification costs one refused-then-retried lookup, never a wrong answer).
+ */
+function sourceFor(broker: Broker, changes: ChangeWatch): CredentialSource {
+  return {
+    authenticate(workspace, token) {
+      const result = broker.authenticate(workspace, token);
+      if (result.ok || !changes.check()) return result;
+      return broker.authenticate(workspace, token);
+    },
+    freshCredentials: (workspace) => broker.freshCredentials(workspace),
+    credentials: (workspace) => broker.credentials(workspace),
+    apiKey: (workspace) => broker.apiKey(workspace),
+  };
+}
+
+async function buildServer(parts: {
+  config: Config;
+  broker: Broker;
+  rotator: KeyRotator;
+  snapshots: () => WorkspaceSnapshot[];
+  metrics: DaemonMetrics;
+  adminTokenHash: Buffer;
+  metricsTokenHash: Buffer;
+  inheritedFds: readonly number[];
+  logger: Logger;
+  changes: ChangeWatch;
+  cleanups: Cleanups;
+}) {
+  const { config, broker, metrics, logger, cleanups } = parts;
+  const host = config.server.host;
+  const hosts = new HostPolicy(host);
+  const listener = await startServer({
+    host,
+    port: config.server.port,
+    inheritedFds: parts.inheritedFds,
+    hosts,
+    source: sourceFor(broker, parts.changes),
+    logger,
+    onServed: (workspace) => metrics.served(workspace),
+    admin: {
+      tokenHash: parts.adminTokenHash,
+      metricsTokenHash: parts.metricsTokenHash,
+      actions: adminActions(broker, parts.rotator, parts.snapshots),
+    },
+    metrics: () => metrics.render(),
+  }).catch((err: unknown) => {
+    throw portInUse(err, host, config.server.port, config.file);
+  });
+  cleanups.add(() => void listener.close());
+  const local = await serveUnixSocket({ path: config.paths.socket, server: listener.server, logger });
+  cleanups.add(() => void local.close());
+  const port = listener.port;
+  // With sockets from systemd, what they are bound to is what we serve, whatever the config says.
+  const servedHost = parts.inheritedFds.length > 0 ? (listener.addresses[0]?.address ?? host) : host;
+  if (!listener.addresses.every((a) => isLoopbackHost(a.address)) && !config.server.allow_non_loopback) {
+    throw new UserError(
+      `the sockets passed by systemd include a non-loopback address (${listener.addresses.map((a) => a.address).join(', ')}); set server.allow_non_loopback = true in ${config.file} to serve other machines.`,
+      EXIT.CONFIG,
+    );
+  }
+  hosts.setPort(port, servedHost);
+  const urlHost = servedHost.includes(':') ? `[${servedHost}]` : servedHost;
+  const url = `http://${urlHost === '0.0.0.0' || urlHost === '[::]' ? '127.0.0.1' : urlHost}:${port}`;
+  const info: RuntimeInfo = { pid: process.pid, url, port };
+  replaceSecretFile(runtimeFile(config), JSON.stringify(info));
+  cleanups.add(() => unlinkSafe(runtimeFile(config)));
+  return { listener, local, url, port };
+}
+
+/**
+ * The sweep schedule. It takes over once the first sweep (started here) is done: node-cron's
+ * first use loads time-zone data (README, Benchmarks), which need not delay the first answers.
+ */
+function armTimers(live: LiveSettings, sweep: () => Promise<void>) {
+  let task: ScheduledTask | undefined;
+  let stopped = false;
+  const schedule = () => {
+    task = cron.schedule(live.current.renewal.sweep_schedule, sweep, { noOverlap: true, name: 'sweep' });
+  };
+  void sweep().then(() => {
+    if (!stopped && !task) schedule();
+  });
+  return {
+    reschedule() {
+      if (!task) return;
+      void task.destroy();
+      schedule();
+    },
+    stop() {
+      stopped = true;
+      void task?.destroy();
+      task = undefined;
+    },
+  };
+}
+
+/**
+ * After each key change, a backup into the data directory's backups/ (the newest three kept, #13).
+ * Requests during a backup coalesce into one more afterwards; a failed backup is logged, never fatal.
+ */
+class AutomaticBackups {
+  private running: Promise<void> | null = null;
+  private again = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly config: Config,
+    private readonly logger: Logger,
+  ) {}
+
+  request(): void {
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.store
+      .takeAutomaticBackup(this.config.paths)
+      .then(
+        (file) => this.logger.info({ file }, 'automatic backup written'),
+        (err: unknown) => this.logger.error({ err }, 'automatic backup failed'),
+      )
+      .finally(() => {
+        this.running = null;
+        if (this.again) {
+          this.again = false;
+          this.request();
+        }
+      });
+  }
+
+  async settle(): Promise<void> {
+    this.again = false;
+    await this.running;
   }
 }
 

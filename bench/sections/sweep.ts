@@ -106,9 +106,9 @@ export async function sweepCost(options: SweepOptions): Promise<SweepRow[]> {
         if (withDue && sim) {
           // Past the renewal point (half of the hour) and inside the fresh margin: all due.
           const records = store.listWorkspaces();
-          store.db.transaction(() => {
+          store.transaction(() => {
             for (const w of records) store.saveS3(w.id, fakeS3(Date.now(), { ageMs: 50 * MINUTE }));
-          })();
+          });
           const stale = broker(store, home);
           stale.sync();
           const before = (await sim.client.stats()).total.s3Tokens;

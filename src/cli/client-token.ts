@@ -46,12 +46,10 @@ export function rotateClientToken(
     const record = requireWorkspace(store, workspace);
     const next = newClientToken();
     const previousUntil = graceMs > 0 ? now + graceMs : null;
-    const file = store.db
-      .transaction(() => {
-        store.setClientToken(record.id, next.id, next.hash, previousUntil);
-        return writeClientTokenFile(config.paths, workspace, next.token);
-      })
-      .immediate();
+    const file = store.transaction(() => {
+      store.setClientToken(record.id, next.id, next.hash, previousUntil);
+      return writeClientTokenFile(config.paths, workspace, next.token);
+    });
     return { file, previousId: record.clientTokenId, id: next.id, previousUntil };
   } finally {
     store.close();

@@ -10,6 +10,7 @@ import { CommanderError, Option, Command as Program } from 'commander';
 import { EXIT, UserError } from '../core/errors.js';
 import type { CliContext, OptionValue } from './context.js';
 import { COMMANDS, type CommandSpec, GLOBAL_OPTIONS } from './definitions.js';
+import { storageFailure } from './exit-code.js';
 
 export type CliIo = Pick<CliContext, 'env' | 'stdin' | 'stdout' | 'stderr'>;
 
@@ -126,6 +127,11 @@ export function buildProgram(io: Pick<CliIo, 'stdout' | 'stderr'>, runner: Runne
 }
 
 function reportError(io: CliIo, err: unknown): number {
+  const stored = storageFailure(err);
+  if (stored) {
+    io.stderr.write(`eodh-credd: ${stored.message}\n`);
+    return stored.exitCode;
+  }
   if (err instanceof UserError) {
     io.stderr.write(`eodh-credd: ${err.message}\n`);
     return err.exitCode;

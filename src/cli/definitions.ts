@@ -260,6 +260,24 @@ export const COMMANDS: readonly CommandSpec[] = [
     load: async () => (await import('./rekey.js')).run,
   },
   {
+    name: 'backup',
+    summary: 'write a consistent copy of the database, secrets still sealed (the daemon may run)',
+    details:
+      'The copy opens only with the master key, and the key is useless without it: keep a copy of the key stored apart from the backup. The daemon also keeps the last 3 automatic backups in the data directory, one after each key change.',
+    arguments: [{ name: '<file>', description: 'where to write it (mode 0600)', value: 'file' }],
+    examples: ['eodh-credd backup ~/credd-backup.db'],
+    load: async () => (await import('./backup.js')).runBackup,
+  },
+  {
+    name: 'restore',
+    summary: 'replace the database with a backup (stop the daemon first; the one replaced is kept)',
+    arguments: [{ name: '<file>', description: 'a file written by backup', value: 'file' }],
+    examples: [
+      'systemctl --user stop eodh-credd && eodh-credd restore ~/credd-backup.db && systemctl --user start eodh-credd',
+    ],
+    load: async () => (await import('./backup.js')).runRestore,
+  },
+  {
     name: 'doctor',
     summary: 'check the installation, one line per check with its fix (exit 1 when one fails)',
     options: [{ flags: '--json', description: 'as JSON' }],

@@ -19,9 +19,10 @@ import { describeCapabilities } from '../core/hub-facts.js';
 import { type Clock, systemClock } from '../core/types.js';
 import { describeHolder, findPortHolder } from '../server/port-holder.js';
 import { openDatabase } from '../store/database.js';
+import { StoreError } from '../store/errors.js';
 import { assertPrivate } from '../store/files.js';
 import { integrityProblems } from '../store/integrity.js';
-import { masterKeyLocation, readMasterKey } from '../store/master-key.js';
+import { type MasterKeySource, masterKeyLocation, readMasterKey } from '../store/master-key.js';
 import { sealingKey } from '../store/seal.js';
 import { Store, type WorkspaceStatus } from '../store/store.js';
 import { type CliContext, colourFor, print } from './context.js';
@@ -85,7 +86,12 @@ export async function runDoctor(options: DoctorOptions): Promise<Check[]> {
   // The key against the database, read-only: doctor never migrates or writes.
   let hubUrls: string[] = [];
   try {
-    const source = readMasterKey(paths.masterKey, env);
+    let source: MasterKeySource;
+    try {
+      source = readMasterKey(paths.masterKey, env);
+    } catch (err) {
+      throw new KeyProblem(err);
+    }
     const key = sealingKey(source.key);
     const db = openDatabase({ file: paths.database, key, readonly: true });
     const store = new Store(db, key, clock);
@@ -107,13 +113,9 @@ export async function runDoctor(options: DoctorOptions): Promise<Check[]> {
       store.close();
     }
   } catch (err) {
-    const text = messageOf(err);
-    const fix = /run "eodh-credd init"/.test(text)
-      ? 'eodh-credd init'
-      : /does not match/.test(text)
-        ? 'use the key this database was made with (the key file, or $CREDENTIALS_DIRECTORY/master-key under systemd)'
-        : undefined;
-    checks.push(fail('master key', text, fix));
+    checks.push(
+      err instanceof KeyProblem ? fail('master key', messageOf(err.cause), keyFix(err.cause)) : storeCheck(err),
+    );
   }
 
   const info = runtimeInfo(config);
@@ -124,6 +126,43 @@ export async function runDoctor(options: DoctorOptions): Promise<Check[]> {
   checks.push(...unitChecks(env, options.systemUnitDir ?? '/etc/systemd/system'));
   checks.push(...shadowChecks);
   return checks;
+}
+
+/** Reading the master key failed (as opposed to opening the database with it). */
+class KeyProblem extends Error {
+  constructor(override readonly cause: unknown) {
+    super(messageOf(cause));
+  }
+}
+
+function keyFix(err: unknown): string | undefined {
+  return err instanceof StoreError && err.kind === 'missing' ? 'eodh-credd init' : undefined;
+}
+
+/** A failure to open the database, blamed on what failed: the key, or the database itself. */
+function storeCheck(err: unknown): Check {
+  const text = messageOf(err);
+  if (err instanceof StoreError) {
+    switch (err.kind) {
+      case 'wrong_key':
+        return fail(
+          'master key',
+          text,
+          'use the key this database was made with (the key file, or $CREDENTIALS_DIRECTORY/master-key under systemd)',
+        );
+      case 'missing':
+        return fail('database', text, 'eodh-credd init');
+      case 'empty':
+      case 'foreign':
+      case 'malformed':
+        return fail('database', text, 'stop eodh-credd, then "eodh-credd restore FILE" with a backup (see README)');
+      case 'disk_full':
+        return fail('database', text, "free some space on the data directory's file system");
+      default:
+        return fail('database', text);
+    }
+  }
+  return fail('database', text);
 }
 
 /** What the hub lets the workspace's key do (#11), as learned from its answers. */
@@ -165,7 +204,7 @@ function permissions(config: Config, env: CliContext['env']): Check {
     try {
       assertPrivate(path, what, mode);
     } catch (err) {
-      if (!(err instanceof UserError)) throw err;
+      if (!(err instanceof StoreError)) throw err;
       problems.push({ path, mode, message: err.message.split(';')[0]! });
     }
   }

@@ -12,6 +12,7 @@ import { dirname } from 'node:path';
 import type { Config } from '../config/load.js';
 import { EXIT, UserError } from '../core/errors.js';
 import { openDatabase } from '../store/database.js';
+import { StoreError } from '../store/errors.js';
 import { createSecretFile, syncDirectory } from '../store/files.js';
 import { acquireProcessLock, type ProcessLock } from '../store/lock.js';
 import {
@@ -39,7 +40,7 @@ function lockForRekey(lockFile: string): ProcessLock {
   try {
     return acquireProcessLock(lockFile);
   } catch (err) {
-    if (err instanceof UserError && err.exitCode === EXIT.TEMPFAIL) {
+    if (err instanceof StoreError && err.kind === 'locked') {
       throw new UserError(
         `eodh-credd is running from ${dirname(lockFile)} (it holds ${lockFile}); stop it first (systemctl --user stop eodh-credd), run "eodh-credd rekey", then start it again. Nothing was changed.`,
         EXIT.TEMPFAIL,

@@ -11,7 +11,7 @@ import { KEY_WARNING_MS, relativeText, type WorkspaceSnapshot, workspaceSnapshot
 import { workspaceFacts } from '../scheduler/status.js';
 import { type CliContext, colourFor, configOf, print } from './context.js';
 import { adminToken, callDaemon, daemonRunning, runtimeInfo } from './daemon-client.js';
-import { openStore } from './open-store.js';
+import { openStoreForReading } from './open-store.js';
 
 /** One row of `status`: the view of src/core/status-view.ts, computed by the daemon when it runs. */
 export type StatusRow = WorkspaceSnapshot;
@@ -44,7 +44,7 @@ export async function collectStatus(
   view?: DaemonView,
 ): Promise<StatusRow[]> {
   const { live } = view ?? (await daemonView(config));
-  const store = openStore(config, env);
+  const store = openStoreForReading(config, env);
   try {
     const policy = { rotationEnabled: config.rotation.enabled, keyWarningMs: KEY_WARNING_MS };
     const factsPolicy = {

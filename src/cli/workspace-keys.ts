@@ -15,6 +15,7 @@
  * lost, the daemon later finds the key the hub minted and revokes it.
  */
 
+import { hubClientOptions } from '../config/hub-client.js';
 import type { Config } from '../config/load.js';
 import { EXIT, UserError } from '../core/errors.js';
 import type { CapabilityFact } from '../core/hub-facts.js';
@@ -25,11 +26,7 @@ import { isOursToRevoke, type Store, type WorkspaceRecord } from '../store/store
 import { HubClient } from '../upstream/client.js';
 
 export function cliHub(config: Config, hubUrl: string): HubClient {
-  return new HubClient(hubUrl, {
-    timeoutMs: config.hub.timeout_ms,
-    retries: config.hub.retries,
-    backoff: { initialMs: 500, maxMs: 5_000 },
-  });
+  return new HubClient(hubUrl, hubClientOptions(config));
 }
 
 export interface ProvedKey {
@@ -151,12 +148,10 @@ export async function mintOwnKey(
     store.deleteApiKey(pending.id);
     return { kind: 'unsettled', message: `the hub refused the key it had just minted (${(err as Error).message})` };
   }
-  store.db
-    .transaction(() => {
-      store.promotePendingKey(record.id, pending.id);
-      store.saveS3(record.id, s3);
-    })
-    .immediate();
+  store.transaction(() => {
+    store.promotePendingKey(record.id, pending.id);
+    store.saveS3(record.id, s3);
+  });
   let pastedRevoked = false;
   const retiring = store.apiKeys(record.id).filter((k) => k.state === 'retiring');
   if (options.revokePastedNow) {

@@ -6,6 +6,7 @@
 
 import { existsSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { hubClientOptions } from '../config/hub-client.js';
 import type { Config } from '../config/load.js';
 import { clientTokenFile } from '../config/paths.js';
 import { EXIT, UserError } from '../core/errors.js';
@@ -291,16 +292,14 @@ export async function setKey(ctx: CliContext): Promise<number> {
     const apiKey = await readSecret(ctx, `New API key for workspace ${name}: `);
     const proof = await proveWithProgress(config, { name, hubUrl: record.hubUrl, tokenId, apiKey }, ctx);
     const mark = config.rotation.enabled ? Date.now() : null;
-    store.db
-      .transaction(() => {
-        store.replaceActiveKey(
-          record.id,
-          { tokenId, key: apiKey, expiresAt: proof.keyExpiresAt },
-          { revokeWhenReplaced: revokePasted, mintingSince: mark },
-        );
-        store.saveS3(record.id, proof.s3);
-      })
-      .immediate();
+    store.transaction(() => {
+      store.replaceActiveKey(
+        record.id,
+        { tokenId, key: apiKey, expiresAt: proof.keyExpiresAt },
+        { revokeWhenReplaced: revokePasted, mintingSince: mark },
+      );
+      store.saveS3(record.id, proof.s3);
+    });
     recordProof(store, record, proof);
     print(ctx.stdout, `Workspace "${name}" now uses the new API key.`);
     const ownKey =

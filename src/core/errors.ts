@@ -55,6 +55,8 @@ export const EXIT = {
   CANTCREAT: 73,
   IOERR: 74,
   TEMPFAIL: 75,
+  /** The database is empty where state is expected, not ours, or damaged (not in sysexits.h: 76 is otherwise unused). */
+  BAD_DATABASE: 76,
   NOPERM: 77,
   CONFIG: 78,
 } as const;

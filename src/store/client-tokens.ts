@@ -8,7 +8,7 @@ import { hash, randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { clientTokenFile, type DataPaths } from '../config/paths.js';
-import { EXIT, UserError } from '../core/errors.js';
+import { StoreError, storageKind } from './errors.js';
 import { assertPrivate, createSecretFile, ensurePrivateDir, replaceSecretFile } from './files.js';
 
 export interface NewClientToken {
@@ -48,10 +48,11 @@ export function readSecretFile(file: string, what: string): string {
     assertPrivate(file, 'file', 600);
     return readFileSync(file, 'utf8').trim();
   } catch (err) {
-    if (err instanceof UserError) throw err;
-    throw new UserError(
+    if (err instanceof StoreError) throw err;
+    throw new StoreError(
+      storageKind(err) ?? 'io',
       `Cannot read the ${what} at ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'}).`,
-      EXIT.NOPERM,
+      { cause: err },
     );
   }
 }

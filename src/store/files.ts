@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { EXIT, UserError } from '../core/errors.js';
+import { StoreError } from './errors.js';
 
 function modeText(mode: number): string {
   return (mode & 0o777).toString(8).padStart(4, '0');
@@ -23,13 +23,13 @@ export function ensurePrivateDir(path: string): void {
 export function assertPrivate(path: string, what: 'file' | 'directory', fix: 600 | 700): void {
   const stat = statSync(path);
   if ((stat.mode & 0o077) !== 0) {
-    throw new UserError(
+    throw new StoreError(
+      'not_private',
       `${path}: this ${what} is accessible by other users (mode ${modeText(stat.mode)}); run "chmod ${fix} ${path}" if nobody else has read it, otherwise start over with new keys.`,
-      EXIT.NOPERM,
     );
   }
   if (typeof process.getuid === 'function' && stat.uid !== process.getuid()) {
-    throw new UserError(`${path}: this ${what} belongs to another user (uid ${stat.uid}).`, EXIT.NOPERM);
+    throw new StoreError('not_private', `${path}: this ${what} belongs to another user (uid ${stat.uid}).`);
   }
 }
 

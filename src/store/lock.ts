@@ -4,7 +4,7 @@
  * leaves a stale lock behind (unlike a pid file).
  */
 import Sqlite from 'better-sqlite3';
-import { EXIT, UserError } from '../core/errors.js';
+import { StoreError } from './errors.js';
 
 export interface ProcessLock {
   release(): void;
@@ -24,9 +24,9 @@ export function acquireProcessLock(file: string): ProcessLock {
   } catch (err) {
     db.close();
     if ((err as { code?: string }).code === 'SQLITE_BUSY') {
-      throw new UserError(
+      throw new StoreError(
+        'locked',
         `Another eodh-credd is already serving from ${file.replace(/\/[^/]+$/, '')}; stop it first (systemctl --user stop eodh-credd).`,
-        EXIT.TEMPFAIL,
       );
     }
     throw err;

@@ -9,8 +9,9 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { dataPaths } from '../config/paths.js';
-import { EXIT, UserError } from '../core/errors.js';
+
 import { databaseKeyMatches } from './database.js';
+import { StoreError } from './errors.js';
 import { assertPrivate, createSecretFile, syncDirectory } from './files.js';
 import { MASTER_KEY_BYTES, sealingKey } from './seal.js';
 
@@ -40,7 +41,7 @@ export function readMasterKey(
   const origin = masterKeyLocation(keyFile, env);
   if (origin === keyFile) finishInterruptedRekey(keyFile, databaseFile);
   if (!existsSync(origin)) {
-    throw new UserError(`No master key at ${origin}: run "eodh-credd init" first.`, EXIT.CONFIG);
+    throw new StoreError('missing', `No master key at ${origin}: run "eodh-credd init" first.`);
   }
   // systemd already protects $CREDENTIALS_DIRECTORY (root-owned, ramfs, 0400); check our own file.
   if (origin === keyFile) assertPrivate(origin, 'file', 600);
@@ -50,7 +51,7 @@ export function readMasterKey(
 export function decodeMasterKey(text: string, origin: string): Buffer {
   const key = Buffer.from(text.trim(), 'base64');
   if (key.length !== MASTER_KEY_BYTES || key.toString('base64') !== text.trim()) {
-    throw new UserError(`${origin}: not a master key (expected ${MASTER_KEY_BYTES} bytes in base64).`, EXIT.CONFIG);
+    throw new StoreError('bad_key_file', `${origin}: not a master key (expected ${MASTER_KEY_BYTES} bytes in base64).`);
   }
   return key;
 }

@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Database } from 'better-sqlite3';
-import { EXIT, UserError } from '../core/errors.js';
+import { StoreError } from './errors.js';
 
 export interface Migration {
   readonly version: number;
@@ -44,9 +44,9 @@ export function assertNotNewer(db: Database, file: string, migrations: readonly 
   const current = schemaVersion(db);
   const latest = migrations.length;
   if (current > latest) {
-    throw new UserError(
+    throw new StoreError(
+      'newer_schema',
       `${file}: the database is at schema version ${current} but this eodh-credd knows only up to ${latest}; upgrade eodh-credd.`,
-      EXIT.CONFIG,
     );
   }
 }

@@ -3,9 +3,13 @@
  * never see an envelope. Statements are prepared once.
  */
 import { randomUUID } from 'node:crypto';
-import type { Database, Statement } from 'better-sqlite3';
+import type { Database } from 'better-sqlite3';
+import type { DataPaths } from '../config/paths.js';
 import { type Capabilities, type Capability, type CapabilityFact, parseCapabilities } from '../core/hub-facts.js';
 import type { ApiKey, Clock, S3Credentials } from '../core/types.js';
+import { backupDatabase, takeRotatingBackup } from './backup.js';
+import { guardStorage } from './errors.js';
+import { Query } from './query.js';
 import { cellAad, open, type SealingKey, seal } from './seal.js';
 
 export type ApiKeyState = 'active' | 'pending' | 'retiring';
@@ -134,82 +138,144 @@ const toWorkspace = (r: WorkspaceRow): WorkspaceRecord => ({
       : null,
 });
 
+interface StatusRow {
+  last_renewal_at: number | null;
+  last_error_code: string | null;
+  last_error_message: string | null;
+  last_error_at: number | null;
+  failures: number;
+  rotation_state: RotationState;
+  rotation_note: string | null;
+  minting_since: number | null;
+  capabilities: string;
+  failing_since: number | null;
+}
+
+type Id = string;
+
+export interface StoreOptions {
+  /** Called by close() when this connection changed rows (the CLI tells the daemon; see daemon/changes.ts). */
+  readonly onClosedAfterChanges?: () => void;
+}
+
+/** Every statement the store runs, typed by its parameters and rows; prepared once per connection. */
+function prepareStatements(db: Database) {
+  const q = <Params extends unknown[], Row = never>(sql: string) => new Query<Params, Row>(db, sql);
+  return {
+    listWorkspaces: q<[], WorkspaceRow>(`SELECT * FROM workspaces ORDER BY name`),
+    workspaceByName: q<[name: string], WorkspaceRow>(`SELECT * FROM workspaces WHERE name = ?`),
+    insertWorkspace: q<[Omit<WorkspaceRow, 's3_bucket' | 's3_prefix' | `previous_client_token_${string}`>]>(
+      `INSERT INTO workspaces (id, name, hub_url, region, client_token_id, client_token_hash, file_sink, created_at)
+       VALUES (@id, @name, @hub_url, @region, @client_token_id, @client_token_hash, @file_sink, @created_at)`,
+    ),
+    insertStatus: q<[workspaceId: Id]>(`INSERT INTO workspace_status (workspace_id) VALUES (?)`),
+    deleteWorkspace: q<[name: string]>(`DELETE FROM workspaces WHERE name = ?`),
+    // The token being replaced stays valid until @until, or stops at once when that is null.
+    setClientToken: q<[{ id: Id; token_id: string; token_hash: Buffer; until: number | null }]>(
+      `UPDATE workspaces SET previous_client_token_id = CASE WHEN @until IS NULL THEN NULL ELSE client_token_id END,
+         previous_client_token_hash = CASE WHEN @until IS NULL THEN NULL ELSE client_token_hash END,
+         previous_client_token_until = @until, client_token_id = @token_id, client_token_hash = @token_hash
+       WHERE id = @id`,
+    ),
+    setFileSink: q<[file: string | null, workspaceId: Id]>(`UPDATE workspaces SET file_sink = ? WHERE id = ?`),
+    apiKeys: q<[workspaceId: Id], ApiKeyRow>(`SELECT * FROM api_keys WHERE workspace_id = ? ORDER BY stored_at`),
+    apiKeyStates: q<[workspaceId: Id], { state: ApiKeyState }>(`SELECT state FROM api_keys WHERE workspace_id = ?`),
+    allApiKeys: q<[], ApiKeyRow>(`SELECT * FROM api_keys ORDER BY stored_at`),
+    insertApiKey: q<[ApiKeyRow]>(
+      `INSERT INTO api_keys (id, workspace_id, state, token_id, name, sealed_key, expires_at, stored_at, revoke_when_replaced)
+       VALUES (@id, @workspace_id, @state, @token_id, @name, @sealed_key, @expires_at, @stored_at, @revoke_when_replaced)`,
+    ),
+    activatePending: q<[keyId: Id, workspaceId: Id]>(
+      `UPDATE api_keys SET state = 'active' WHERE id = ? AND workspace_id = ? AND state = 'pending'`,
+    ),
+    setKeyDetails: q<[tokenId: string | null, expiresAt: number | null, keyId: Id]>(
+      `UPDATE api_keys SET token_id = ?, expires_at = ? WHERE id = ?`,
+    ),
+    retireActive: q<[workspaceId: Id]>(
+      `UPDATE api_keys SET state = 'retiring' WHERE workspace_id = ? AND state = 'active'`,
+    ),
+    deleteApiKey: q<[keyId: Id]>(`DELETE FROM api_keys WHERE id = ?`),
+    deletePending: q<[workspaceId: Id]>(`DELETE FROM api_keys WHERE workspace_id = ? AND state = 'pending'`),
+    // A pasted key is forgotten, never revoked, unless the user asked (#11).
+    forgetPastedActive: q<[workspaceId: Id]>(
+      `DELETE FROM api_keys WHERE workspace_id = ? AND state = 'active' AND name IS NULL AND revoke_when_replaced = 0`,
+    ),
+    saveS3: q<[S3Row]>(
+      `INSERT INTO s3_credentials (workspace_id, access_key_id, sealed_secret, sealed_session_token, account_id, issued_at, expires_at)
+       VALUES (@workspace_id, @access_key_id, @sealed_secret, @sealed_session_token, @account_id, @issued_at, @expires_at)
+       ON CONFLICT (workspace_id) DO UPDATE SET access_key_id = excluded.access_key_id,
+         sealed_secret = excluded.sealed_secret, sealed_session_token = excluded.sealed_session_token,
+         account_id = excluded.account_id, issued_at = excluded.issued_at, expires_at = excluded.expires_at`,
+    ),
+    loadS3: q<[workspaceId: Id], S3Row>(`SELECT * FROM s3_credentials WHERE workspace_id = ?`),
+    setAccountId: q<[accountId: string, workspaceId: Id, accessKeyId: string]>(
+      `UPDATE s3_credentials SET account_id = ? WHERE workspace_id = ? AND access_key_id = ?`,
+    ),
+    status: q<[workspaceId: Id], StatusRow>(`SELECT * FROM workspace_status WHERE workspace_id = ?`),
+    recordRenewal: q<[at: number, workspaceId: Id]>(
+      `UPDATE workspace_status SET last_renewal_at = ?, last_error_code = NULL, last_error_message = NULL,
+         last_error_at = NULL, failures = 0, failing_since = NULL WHERE workspace_id = ?`,
+    ),
+    recordFailure: q<[{ code: string; message: string; at: number; id: Id }]>(
+      `UPDATE workspace_status SET last_error_code = @code, last_error_message = @message, last_error_at = @at,
+         failures = failures + 1, failing_since = COALESCE(failing_since, @at) WHERE workspace_id = @id`,
+    ),
+    capabilities: q<[workspaceId: Id], { capabilities: string }>(
+      `SELECT capabilities FROM workspace_status WHERE workspace_id = ?`,
+    ),
+    setCapabilities: q<[capabilities: string, workspaceId: Id]>(
+      `UPDATE workspace_status SET capabilities = ? WHERE workspace_id = ?`,
+    ),
+    setStorage: q<[bucket: string | null, prefix: string | null, workspaceId: Id]>(
+      `UPDATE workspaces SET s3_bucket = ?, s3_prefix = ? WHERE id = ?`,
+    ),
+    setRotation: q<[state: RotationState, note: string | null, workspaceId: Id]>(
+      `UPDATE workspace_status SET rotation_state = ?, rotation_note = ? WHERE workspace_id = ?`,
+    ),
+    markMinting: q<[since: number | null, workspaceId: Id]>(
+      `UPDATE workspace_status SET minting_since = ? WHERE workspace_id = ?`,
+    ),
+    clearMinting: q<[workspaceId: Id, since: number]>(
+      `UPDATE workspace_status SET minting_since = NULL WHERE workspace_id = ? AND minting_since = ?`,
+    ),
+    heldTokenIds: q<[], { token_id: string }>(`SELECT token_id FROM api_keys WHERE token_id IS NOT NULL`),
+    installId: q<[], { value: string }>(`SELECT value FROM meta WHERE key = 'install_id'`),
+  };
+}
+
 export class Store {
-  private readonly sql: Record<string, Statement>;
+  private readonly sql: ReturnType<typeof prepareStatements>;
 
   constructor(
-    readonly db: Database,
+    private readonly db: Database,
     private readonly key: SealingKey,
     private readonly clock: Clock,
+    private readonly options: StoreOptions = {},
   ) {
-    const p = (s: string) => db.prepare(s);
-    this.sql = {
-      listWorkspaces: p(`SELECT * FROM workspaces ORDER BY name`),
-      workspaceByName: p(`SELECT * FROM workspaces WHERE name = ?`),
-      insertWorkspace:
-        p(`INSERT INTO workspaces (id, name, hub_url, region, client_token_id, client_token_hash, file_sink, created_at)
-                          VALUES (@id, @name, @hub_url, @region, @client_token_id, @client_token_hash, @file_sink, @created_at)`),
-      insertStatus: p(`INSERT INTO workspace_status (workspace_id) VALUES (?)`),
-      deleteWorkspace: p(`DELETE FROM workspaces WHERE name = ?`),
-      setClientToken: p(
-        `UPDATE workspaces SET previous_client_token_id = CASE WHEN @until IS NULL THEN NULL ELSE client_token_id END,
-                               previous_client_token_hash = CASE WHEN @until IS NULL THEN NULL ELSE client_token_hash END,
-                               previous_client_token_until = @until,
-                               client_token_id = @token_id, client_token_hash = @token_hash
-          WHERE id = @id`,
-      ),
-      setFileSink: p(`UPDATE workspaces SET file_sink = ? WHERE id = ?`),
-      apiKeys: p(`SELECT * FROM api_keys WHERE workspace_id = ? ORDER BY stored_at`),
-      apiKeyStates: p(`SELECT state FROM api_keys WHERE workspace_id = ?`),
-      allApiKeys: p(`SELECT * FROM api_keys ORDER BY stored_at`),
-      insertApiKey:
-        p(`INSERT INTO api_keys (id, workspace_id, state, token_id, name, sealed_key, expires_at, stored_at, revoke_when_replaced)
-                       VALUES (@id, @workspace_id, @state, @token_id, @name, @sealed_key, @expires_at, @stored_at, @revoke_when_replaced)`),
-      activatePending: p(
-        `UPDATE api_keys SET state = 'active' WHERE id = ? AND workspace_id = ? AND state = 'pending'`,
-      ),
-      setKeyDetails: p(`UPDATE api_keys SET token_id = ?, expires_at = ? WHERE id = ?`),
-      retireActive: p(`UPDATE api_keys SET state = 'retiring' WHERE workspace_id = ? AND state = 'active'`),
-      // A pasted key is forgotten, never revoked, unless the user asked (#11).
-      forgetPastedActive: p(
-        `DELETE FROM api_keys WHERE workspace_id = ? AND state = 'active' AND name IS NULL AND revoke_when_replaced = 0`,
-      ),
-      deleteApiKey: p(`DELETE FROM api_keys WHERE id = ?`),
-      deletePending: p(`DELETE FROM api_keys WHERE workspace_id = ? AND state = 'pending'`),
-      saveS3:
-        p(`INSERT INTO s3_credentials (workspace_id, access_key_id, sealed_secret, sealed_session_token, account_id, issued_at, expires_at)
-                 VALUES (@workspace_id, @access_key_id, @sealed_secret, @sealed_session_token, @account_id, @issued_at, @expires_at)
-                 ON CONFLICT (workspace_id) DO UPDATE SET access_key_id = excluded.access_key_id,
-                   sealed_secret = excluded.sealed_secret, sealed_session_token = excluded.sealed_session_token,
-                   account_id = excluded.account_id, issued_at = excluded.issued_at, expires_at = excluded.expires_at`),
-      loadS3: p(`SELECT * FROM s3_credentials WHERE workspace_id = ?`),
-      setAccountId: p(`UPDATE s3_credentials SET account_id = ? WHERE workspace_id = ? AND access_key_id = ?`),
-      status: p(`SELECT * FROM workspace_status WHERE workspace_id = ?`),
-      recordRenewal:
-        p(`UPDATE workspace_status SET last_renewal_at = ?, last_error_code = NULL, last_error_message = NULL,
-                          last_error_at = NULL, failures = 0, failing_since = NULL WHERE workspace_id = ?`),
-      recordFailure:
-        p(`UPDATE workspace_status SET last_error_code = @code, last_error_message = @message, last_error_at = @at,
-                          failures = failures + 1, failing_since = COALESCE(failing_since, @at) WHERE workspace_id = @id`),
-      capabilities: p(`SELECT capabilities FROM workspace_status WHERE workspace_id = ?`),
-      setCapabilities: p(`UPDATE workspace_status SET capabilities = ? WHERE workspace_id = ?`),
-      setStorage: p(`UPDATE workspaces SET s3_bucket = ?, s3_prefix = ? WHERE id = ?`),
-      setRotation: p(`UPDATE workspace_status SET rotation_state = ?, rotation_note = ? WHERE workspace_id = ?`),
-      markMinting: p(`UPDATE workspace_status SET minting_since = ? WHERE workspace_id = ?`),
-      clearMinting: p(`UPDATE workspace_status SET minting_since = NULL WHERE workspace_id = ? AND minting_since = ?`),
-      heldTokenIds: p(`SELECT token_id FROM api_keys WHERE token_id IS NOT NULL`),
-      installId: p(`SELECT value FROM meta WHERE key = 'install_id'`),
-    };
+    this.sql = prepareStatements(db);
+  }
+
+  /** The database file (for messages). */
+  get file(): string {
+    return this.db.name;
+  }
+
+  /**
+   * Run `fn` in one IMMEDIATE transaction (the write lock taken up front, so two writers never
+   * deadlock on an upgrade): everything it writes commits together, or nothing does when it throws.
+   */
+  transaction<T>(fn: () => T): T {
+    return guardStorage(this.db.name, () => this.db.transaction(fn).immediate());
   }
 
   // ---- workspaces -------------------------------------------------------------------------
 
   listWorkspaces(): WorkspaceRecord[] {
-    return (this.sql.listWorkspaces!.all() as WorkspaceRow[]).map(toWorkspace);
+    return this.sql.listWorkspaces.all().map(toWorkspace);
   }
 
   getWorkspace(name: string): WorkspaceRecord | undefined {
-    const row = this.sql.workspaceByName!.get(name) as WorkspaceRow | undefined;
+    const row = this.sql.workspaceByName.get(name);
     return row && toWorkspace(row);
   }
 
@@ -217,29 +283,29 @@ export class Store {
   addWorkspace(input: NewWorkspace): WorkspaceRecord {
     const id = randomUUID();
     const now = this.clock.now();
-    this.db
-      .transaction(() => {
-        this.sql.insertWorkspace!.run({
-          id,
-          name: input.name,
-          hub_url: input.hubUrl,
-          region: input.region,
-          client_token_id: input.clientTokenId,
-          client_token_hash: input.clientTokenHash,
-          file_sink: input.fileSink ?? null,
-          created_at: now,
-        });
-        this.sql.insertStatus!.run(id);
-        this.insertApiKey(id, 'active', input.apiKey, input.apiKey.name ?? null, input.apiKey.revokeWhenReplaced);
-        if (input.s3) this.saveS3(id, input.s3);
-        if (input.mintingSince != null) this.sql.markMinting!.run(input.mintingSince, id);
-      })
-      .immediate();
-    return this.getWorkspace(input.name)!;
+    this.transaction(() => {
+      this.sql.insertWorkspace.run({
+        id,
+        name: input.name,
+        hub_url: input.hubUrl,
+        region: input.region,
+        client_token_id: input.clientTokenId,
+        client_token_hash: input.clientTokenHash,
+        file_sink: input.fileSink ?? null,
+        created_at: now,
+      });
+      this.sql.insertStatus.run(id);
+      this.insertApiKey(id, 'active', input.apiKey, input.apiKey.name ?? null, input.apiKey.revokeWhenReplaced);
+      if (input.s3) this.saveS3(id, input.s3);
+      if (input.mintingSince != null) this.sql.markMinting.run(input.mintingSince, id);
+    });
+    const added = this.getWorkspace(input.name);
+    if (!added) throw new Error(`workspace ${input.name} vanished inside its own transaction`);
+    return added;
   }
 
   removeWorkspace(name: string): boolean {
-    return this.sql.deleteWorkspace!.run(name).changes > 0;
+    return this.sql.deleteWorkspace.run(name).changes > 0;
   }
 
   /**
@@ -247,36 +313,34 @@ export class Store {
    * replaced stays valid until then; without it, it stops at once.
    */
   setClientToken(workspaceId: string, tokenId: string, tokenHash: Buffer, previousUntil: number | null = null): void {
-    this.sql.setClientToken!.run({ id: workspaceId, token_id: tokenId, token_hash: tokenHash, until: previousUntil });
+    this.sql.setClientToken.run({ id: workspaceId, token_id: tokenId, token_hash: tokenHash, until: previousUntil });
   }
 
   setFileSink(workspaceId: string, file: string | null): void {
-    this.sql.setFileSink!.run(file, workspaceId);
+    this.sql.setFileSink.run(file, workspaceId);
   }
 
   // ---- API keys ---------------------------------------------------------------------------
 
   apiKeys(workspaceId: string): StoredApiKey[] {
-    return (this.sql.apiKeys!.all(workspaceId) as ApiKeyRow[]).map((r) => this.openApiKey(r));
+    return this.sql.apiKeys.all(workspaceId).map((r) => this.openApiKey(r));
   }
 
   allApiKeys(): StoredApiKey[] {
-    return (this.sql.allApiKeys!.all() as ApiKeyRow[]).map((r) => this.openApiKey(r));
+    return this.sql.allApiKeys.all().map((r) => this.openApiKey(r));
   }
 
   /** The states of a workspace's keys, without opening any sealed value. */
   apiKeyStates(workspaceId: string): ApiKeyState[] {
-    return (this.sql.apiKeyStates!.all(workspaceId) as Array<{ state: ApiKeyState }>).map((r) => r.state);
+    return this.sql.apiKeyStates.all(workspaceId).map((r) => r.state);
   }
 
   /** Store a renewed credential and record the renewal: one transaction, one fsync. */
   saveRenewal(workspaceId: string, c: S3Credentials, at: number): void {
-    this.db
-      .transaction(() => {
-        this.saveS3(workspaceId, c);
-        this.recordRenewal(workspaceId, at);
-      })
-      .immediate();
+    this.transaction(() => {
+      this.saveS3(workspaceId, c);
+      this.recordRenewal(workspaceId, at);
+    });
   }
 
   activeApiKey(workspaceId: string): StoredApiKey | undefined {
@@ -302,12 +366,12 @@ export class Store {
       stored_at: this.clock.now(),
       revoke_when_replaced: revokeWhenReplaced ? 1 : 0,
     };
-    this.sql.insertApiKey!.run(row);
+    this.sql.insertApiKey.run(row);
     return this.openApiKey(row);
   }
 
   setApiKeyDetails(keyId: string, tokenId: string | null, expiresAt: number | null): void {
-    this.sql.setKeyDetails!.run(tokenId, expiresAt, keyId);
+    this.sql.setKeyDetails.run(tokenId, expiresAt, keyId);
   }
 
   /**
@@ -317,15 +381,13 @@ export class Store {
    * interrupted rotation can neither leave the workspace without an active key nor revive a retiring one.
    */
   promotePendingKey(workspaceId: string, pendingId: string): void {
-    this.db
-      .transaction(() => {
-        this.sql.forgetPastedActive!.run(workspaceId);
-        this.sql.retireActive!.run(workspaceId);
-        if (this.sql.activatePending!.run(pendingId, workspaceId).changes !== 1) {
-          throw new Error(`API key ${pendingId} is not the pending key of workspace ${workspaceId}`);
-        }
-      })
-      .immediate();
+    this.transaction(() => {
+      this.sql.forgetPastedActive.run(workspaceId);
+      this.sql.retireActive.run(workspaceId);
+      if (this.sql.activatePending.run(pendingId, workspaceId).changes !== 1) {
+        throw new Error(`API key ${pendingId} is not the pending key of workspace ${workspaceId}`);
+      }
+    });
   }
 
   /**
@@ -340,20 +402,18 @@ export class Store {
     key: ApiKey,
     options: { revokeWhenReplaced?: boolean; mintingSince?: number | null } = {},
   ): StoredApiKey {
-    return this.db
-      .transaction(() => {
-        this.sql.deletePending!.run(workspaceId);
-        this.sql.forgetPastedActive!.run(workspaceId);
-        this.sql.retireActive!.run(workspaceId);
-        this.sql.setRotation!.run('ok', null, workspaceId);
-        if (options.mintingSince != null) this.sql.markMinting!.run(options.mintingSince, workspaceId);
-        return this.insertApiKey(workspaceId, 'active', key, null, options.revokeWhenReplaced);
-      })
-      .immediate();
+    return this.transaction(() => {
+      this.sql.deletePending.run(workspaceId);
+      this.sql.forgetPastedActive.run(workspaceId);
+      this.sql.retireActive.run(workspaceId);
+      this.sql.setRotation.run('ok', null, workspaceId);
+      if (options.mintingSince != null) this.sql.markMinting.run(options.mintingSince, workspaceId);
+      return this.insertApiKey(workspaceId, 'active', key, null, options.revokeWhenReplaced);
+    });
   }
 
   deleteApiKey(keyId: string): void {
-    this.sql.deleteApiKey!.run(keyId);
+    this.sql.deleteApiKey.run(keyId);
   }
 
   private openApiKey(r: ApiKeyRow): StoredApiKey {
@@ -373,7 +433,7 @@ export class Store {
   // ---- S3 credentials ---------------------------------------------------------------------
 
   saveS3(workspaceId: string, c: S3Credentials): void {
-    this.sql.saveS3!.run({
+    this.sql.saveS3.run({
       workspace_id: workspaceId,
       access_key_id: c.accessKeyId,
       sealed_secret: seal(this.key, c.secretAccessKey, cellAad('s3_credentials', 'sealed_secret', workspaceId)),
@@ -389,7 +449,7 @@ export class Store {
   }
 
   loadS3(workspaceId: string): S3Credentials | undefined {
-    const r = this.sql.loadS3!.get(workspaceId) as S3Row | undefined;
+    const r = this.sql.loadS3.get(workspaceId);
     if (!r) return undefined;
     return {
       accessKeyId: r.access_key_id,
@@ -407,26 +467,13 @@ export class Store {
 
   /** Fill in the account id, but only if the credential is still the one it was learned from. */
   setAccountId(workspaceId: string, accessKeyId: string, accountId: string): void {
-    this.sql.setAccountId!.run(accountId, workspaceId, accessKeyId);
+    this.sql.setAccountId.run(accountId, workspaceId, accessKeyId);
   }
 
   // ---- status -----------------------------------------------------------------------------
 
   status(workspaceId: string): WorkspaceStatus {
-    const r = this.sql.status!.get(workspaceId) as
-      | {
-          last_renewal_at: number | null;
-          last_error_code: string | null;
-          last_error_message: string | null;
-          last_error_at: number | null;
-          failures: number;
-          rotation_state: RotationState;
-          rotation_note: string | null;
-          minting_since: number | null;
-          capabilities: string;
-          failing_since: number | null;
-        }
-      | undefined;
+    const r = this.sql.status.get(workspaceId);
     return {
       lastRenewalAt: r?.last_renewal_at ?? null,
       lastErrorCode: r?.last_error_code ?? null,
@@ -443,69 +490,78 @@ export class Store {
 
   /** One statement, so the renewal time and the cleared error are recorded together or not at all. */
   recordRenewal(workspaceId: string, at: number): void {
-    this.sql.recordRenewal!.run(at, workspaceId);
+    this.sql.recordRenewal.run(at, workspaceId);
   }
 
   recordFailure(workspaceId: string, code: string, message: string, at: number): void {
-    this.sql.recordFailure!.run({ code, message, at, id: workspaceId });
+    this.sql.recordFailure.run({ code, message, at, id: workspaceId });
   }
 
   /** Record what the hub answered about one ability of this workspace's key. */
   setCapability(workspaceId: string, name: Capability, fact: CapabilityFact): void {
-    this.db
-      .transaction(() => {
-        const row = this.sql.capabilities!.get(workspaceId) as { capabilities: string } | undefined;
-        if (!row) return;
-        const caps = { ...parseCapabilities(row.capabilities), [name]: fact };
-        this.sql.setCapabilities!.run(JSON.stringify(caps), workspaceId);
-      })
-      .immediate();
+    this.transaction(() => {
+      const row = this.sql.capabilities.get(workspaceId);
+      if (!row) return;
+      const caps = { ...parseCapabilities(row.capabilities), [name]: fact };
+      this.sql.setCapabilities.run(JSON.stringify(caps), workspaceId);
+    });
   }
 
   setStorageFacts(workspaceId: string, bucket: string | null, prefix: string | null): void {
-    this.sql.setStorage!.run(bucket, prefix, workspaceId);
+    this.sql.setStorage.run(bucket, prefix, workspaceId);
   }
 
   setRotationState(workspaceId: string, state: RotationState, note: string | null): void {
-    this.sql.setRotation!.run(state, note, workspaceId);
+    this.sql.setRotation.run(state, note, workspaceId);
   }
 
   markMinting(workspaceId: string, since: number | null): void {
-    this.sql.markMinting!.run(since, workspaceId);
+    this.sql.markMinting.run(since, workspaceId);
   }
 
   /** Clear the minting mark, but only if it is still the one a token list was taken for. */
   clearMinting(workspaceId: string, since: number): void {
-    this.sql.clearMinting!.run(workspaceId, since);
+    this.sql.clearMinting.run(workspaceId, since);
   }
 
   /** The hub token ids of every key held, in any workspace and state, without opening a secret. */
   heldTokenIds(): Set<string> {
-    return new Set((this.sql.heldTokenIds!.all() as Array<{ token_id: string }>).map((r) => r.token_id));
+    return new Set(this.sql.heldTokenIds.all().map((r) => r.token_id));
   }
 
   /** Store a freshly minted key as pending and clear the minting mark, in one transaction. */
   insertPendingKey(workspaceId: string, key: ApiKey, name: string): StoredApiKey {
-    return this.db
-      .transaction(() => {
-        const stored = this.insertApiKey(workspaceId, 'pending', key, name);
-        this.sql.markMinting!.run(null, workspaceId);
-        return stored;
-      })
-      .immediate();
+    return this.transaction(() => {
+      const stored = this.insertApiKey(workspaceId, 'pending', key, name);
+      this.sql.markMinting.run(null, workspaceId);
+      return stored;
+    });
   }
 
   /** A random id of this installation, part of the names of the keys it mints. */
   installId(): string {
-    return (this.sql.installId!.get() as { value: string } | undefined)?.value ?? 'unknown';
+    return this.sql.installId.get()?.value ?? 'unknown';
   }
 
-  /** Changes whenever another connection (the CLI) commits: the daemon polls it to pick up edits. */
+  /** Changes whenever another connection (the CLI) commits: the daemon checks it to pick up edits. */
   dataVersion(): number {
-    return this.db.pragma('data_version', { simple: true }) as number;
+    return guardStorage(this.db.name, () => this.db.pragma('data_version', { simple: true }) as number);
+  }
+
+  /** Write a consistent, still sealed copy of the database to `dest` (online: writers carry on). */
+  backupTo(dest: string): Promise<void> {
+    return backupDatabase(this.db, dest);
+  }
+
+  /** An automatic backup into the data directory's backups/, keeping the newest few. */
+  takeAutomaticBackup(paths: DataPaths): Promise<string> {
+    return takeRotatingBackup(this.db, paths, this.clock.now());
   }
 
   close(): void {
-    if (this.db.open) this.db.close();
+    if (!this.db.open) return;
+    const changed = !this.db.readonly && (this.db.prepare('SELECT total_changes()').pluck().get() as number) > 0;
+    this.db.close();
+    if (changed) this.options.onClosedAfterChanges?.();
   }
 }

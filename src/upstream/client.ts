@@ -28,6 +28,8 @@ export interface HubClientOptions {
   readonly random?: Random;
   readonly sleep?: (ms: number) => Promise<void>;
   readonly userAgent?: string;
+  /** Aborts every call in flight and every wait between attempts (the daemon stopping, #13). */
+  readonly signal?: AbortSignal;
 }
 
 export interface CreateTokenRequest {
@@ -151,7 +153,9 @@ export class HubClient {
     const attempts = retry ? Math.max(0, Math.floor(this.options.retries)) + 1 : 1;
 
     for (let attempt = 1; ; attempt++) {
+      this.throwIfStopped(method, path, attempt - 1);
       const outcome = await this.attempt(url, method, headers, body);
+      this.throwIfStopped(method, path, attempt);
       if ('text' in outcome) return outcome;
       if (!outcome.retryable || attempt >= attempts) {
         throw new HubError(outcome.kind, outcome.what, {
@@ -162,7 +166,30 @@ export class HubClient {
           attempts: attempt,
         });
       }
-      await this.sleep(outcome.retryAfterMs ?? backoffDelay(attempt, this.options.backoff, this.random));
+      await this.pause(outcome.retryAfterMs ?? backoffDelay(attempt, this.options.backoff, this.random));
+    }
+  }
+
+  private throwIfStopped(method: string, path: string, attempts: number): void {
+    if (this.options.signal?.aborted) {
+      throw new HubError('hub_down', 'the call was abandoned: eodh-credd is stopping', { method, path, attempts });
+    }
+  }
+
+  /** The wait between attempts, cut short when the signal aborts. */
+  private async pause(ms: number): Promise<void> {
+    const { signal } = this.options;
+    if (!signal) return this.sleep(ms);
+    if (signal.aborted) return;
+    let onAbort = () => {};
+    const aborted = new Promise<void>((resolve) => {
+      onAbort = resolve;
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      await Promise.race([this.sleep(ms), aborted]);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
     }
   }
 
@@ -181,7 +208,9 @@ export class HubClient {
         body,
         // A redirect could carry the bearer key to another host or downgrade to http: never follow one.
         redirect: 'manual',
-        signal: AbortSignal.timeout(timeoutMs),
+        signal: this.options.signal
+          ? AbortSignal.any([AbortSignal.timeout(timeoutMs), this.options.signal])
+          : AbortSignal.timeout(timeoutMs),
       });
     } catch (err) {
       return networkFailure(err, timeoutMs);

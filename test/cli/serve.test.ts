@@ -91,6 +91,19 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   });
 }
 
+t.test('a stop during a slow hub call abandons the call and exits 0 (#13)', async (t) => {
+  const { hub, inst } = await setup(t);
+  const daemon = await inst.serve();
+  await hub.setFault('slow', { delayMs: 60_000, count: 1 });
+  const atHub = sim.state.nextRequest('s3Tokens');
+  const inFlight = refresh(daemon).catch((err: unknown) => err);
+  await atHub; // held at the hub for a minute
+  daemon.child.kill('SIGTERM');
+  const exit = await daemon.exited;
+  t.same(exit, { code: 0, signal: null }, 'exit 0: within the 5 s stop limit, the call abandoned');
+  t.match(await inFlight, { status: 502, body: { message: /abandoned: eodh-credd is stopping/ } });
+});
+
 t.test('a second signal exits at once', async (t) => {
   const { hub, inst } = await setup(t);
   const daemon = await inst.serve();

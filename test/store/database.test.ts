@@ -1,10 +1,21 @@
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, statSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Sqlite from 'better-sqlite3';
 import t from 'tap';
-import { UserError } from '../../src/core/errors.js';
 import { openDatabase, writeKeyCheck } from '../../src/store/database.js';
+import { StoreError } from '../../src/store/errors.js';
 import { loadMigrations, schemaVersion } from '../../src/store/migrate.js';
 import { keyIdOf, MASTER_KEY_BYTES, sealingKey } from '../../src/store/seal.js';
 
@@ -70,10 +81,10 @@ t.test('file modes are owner-only even under a permissive umask', async (t) => {
 t.test('refuses a database file or directory others can reach', async (t) => {
   const { dir, file, key } = createdDatabase(t);
   chmodSync(file, 0o644);
-  t.throws(() => openDatabase({ file, key }), { name: 'UserError', exitCode: 77, message: file });
+  t.throws(() => openDatabase({ file, key }), { name: 'StoreError', kind: 'not_private', message: file });
   chmodSync(file, 0o600);
   chmodSync(dir, 0o755);
-  t.throws(() => openDatabase({ file, key }), { name: 'UserError', exitCode: 77, message: dir });
+  t.throws(() => openDatabase({ file, key }), { name: 'StoreError', kind: 'not_private', message: dir });
   chmodSync(dir, 0o700);
   openDatabase({ file, key }).close();
 });
@@ -82,11 +93,11 @@ t.test('a missing database is an error unless creating', async (t) => {
   const dir = t.testdir({});
   const file = join(dir, 'credd.db');
   t.throws(() => openDatabase({ file, key: newKey() }), {
-    name: 'UserError',
-    exitCode: 78,
+    name: 'StoreError',
+    kind: 'missing',
     message: /No database at .*eodh-credd init/,
   });
-  t.throws(() => openDatabase({ file, key: newKey(), readonly: true }), { name: 'UserError', exitCode: 78 });
+  t.throws(() => openDatabase({ file, key: newKey(), readonly: true }), { name: 'StoreError', kind: 'missing' });
   t.notOk(existsSync(file), 'nothing created');
 });
 
@@ -109,8 +120,8 @@ t.test('wrong master key: one-sentence UserError, nothing written', async (t) =>
   const wrong = newKey();
   for (const options of [{}, { create: true }, { readonly: true }]) {
     const err = thrown(() => openDatabase({ file, key: wrong, ...options }));
-    t.ok(err instanceof UserError, `UserError (${JSON.stringify(options)})`);
-    t.equal((err as UserError).exitCode, 78);
+    t.ok(err instanceof StoreError, `StoreError (${JSON.stringify(options)})`);
+    t.equal((err as StoreError).kind, 'wrong_key');
     const message = (err as Error).message;
     t.match(message, /master key/);
     t.match(message, file);
@@ -129,7 +140,7 @@ t.test('wrong master key while another connection holds WAL content', async (t) 
   daemon.prepare(`INSERT INTO meta (key, value) VALUES ('pending', 'in the wal')`).run();
   const db = sha256(file);
   const wal = sha256(`${file}-wal`);
-  t.throws(() => openDatabase({ file, key: newKey() }), { exitCode: 78, message: /master key/ });
+  t.throws(() => openDatabase({ file, key: newKey() }), { kind: 'wrong_key', message: /master key/ });
   t.equal(sha256(file), db, 'database unchanged');
   t.equal(sha256(`${file}-wal`), wal, 'WAL unchanged');
 });
@@ -149,7 +160,11 @@ t.test('the key is checked before any migration', async (t) => {
     },
   );
   const before = sha256(file);
-  t.throws(() => openWithNext({ file, key: newKey() }), { name: 'UserError', exitCode: 78, message: /master key/ });
+  t.throws(() => openWithNext({ file, key: newKey() }), {
+    name: 'StoreError',
+    kind: 'wrong_key',
+    message: /master key/,
+  });
   t.equal(sha256(file), before, 'pending migration not applied under a wrong key');
   const db = openWithNext({ file, key });
   t.equal(schemaVersion(db), latest + 1, 'applied under the right key');
@@ -164,8 +179,8 @@ t.test('a database newer than the code is refused and untouched', async (t) => {
   const before = sha256(file);
   for (const k of [key, newKey()]) {
     const err = thrown(() => openDatabase({ file, key: k }));
-    t.ok(err instanceof UserError);
-    t.match(err, { exitCode: 78, message: /schema version .* upgrade eodh-credd/ });
+    t.ok(err instanceof StoreError);
+    t.match(err, { kind: 'newer_schema', message: /schema version .* upgrade eodh-credd/ });
     t.equal(sha256(file), before);
   }
 });
@@ -187,8 +202,75 @@ t.test('writeKeyCheck re-seals the check under a new key', async (t) => {
   db.close();
   t.throws(
     () => openDatabase({ file, key }),
-    { name: 'UserError', exitCode: 78, message: /master key/ },
+    { name: 'StoreError', kind: 'wrong_key', message: /master key/ },
     'old key now refused',
   );
   openDatabase({ file, key: next }).close();
+});
+
+t.test('a database that lost its contents is refused by name, never taken as a new install (#13)', async (t) => {
+  const cases: Array<[string, (file: string) => void, string, RegExp]> = [
+    [
+      'empty (0 bytes)',
+      (file) => writeFileSync(file, ''),
+      'empty',
+      /is empty \(0 bytes, no tables\).*not taken as a new install/,
+    ],
+    ['garbage', (file) => writeFileSync(file, randomBytes(8192)), 'malformed', /malformed/],
+    [
+      'truncated',
+      (file) => {
+        const size = statSync(file).size;
+        truncateSync(file, Math.floor(size / 2));
+      },
+      'malformed',
+      /malformed/,
+    ],
+    [
+      'foreign',
+      (file) => {
+        rmSync(file);
+        const db = new Sqlite(file);
+        db.exec('CREATE TABLE notes (body TEXT)');
+        db.close();
+        chmodSync(file, 0o600);
+      },
+      'foreign',
+      /not an eodh-credd one/,
+    ],
+  ];
+  for (const [name, damage, kind, message] of cases) {
+    const { file, key } = createdDatabase(t);
+    damage(file);
+    const before = sha256(file);
+    for (const options of [{}, { create: true }, { readonly: true }]) {
+      const err = thrown(() => openDatabase({ file, key, ...options }));
+      t.ok(err instanceof StoreError, `${name} ${JSON.stringify(options)}: a StoreError`);
+      t.match(err, { kind, message }, `${name} ${JSON.stringify(options)}`);
+      t.match((err as Error).message, file, 'names the file');
+    }
+    t.equal(sha256(file), before, `${name}: the file is untouched`);
+  }
+});
+
+t.test('a read-only directory still opens read-only (status), and refuses writing as read_only', async (t) => {
+  const { dir, file, key } = createdDatabase(t);
+  // Outside the test directory, which tap removes before this test's teardown unmounts it.
+  const mount = mkdtempSync(join(tmpdir(), 'credd-ro-'));
+  t.teardown(() => rmSync(mount, { recursive: true, force: true }));
+  const bound = spawnSync('mount', ['--bind', dir, mount]).status === 0;
+  if (!bound) {
+    t.comment('skipped: mount --bind is not allowed here (needs root)');
+    return;
+  }
+  t.teardown(() => {
+    spawnSync('umount', [mount]);
+  });
+  t.equal(spawnSync('mount', ['-o', 'remount,ro,bind', mount]).status, 0, 'remounted read-only');
+  const roFile = join(mount, 'credd.db');
+  const db = openDatabase({ file: roFile, key, readonly: true });
+  t.equal(db.prepare(`SELECT value FROM meta WHERE key = 'marker'`).pluck().get(), 'x', 'reads');
+  db.close();
+  t.throws(() => openDatabase({ file: roFile, key }), { name: 'StoreError', kind: 'read_only' });
+  t.ok(existsSync(file));
 });

@@ -1,7 +1,7 @@
 import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { UserError } from '../../src/core/errors.js';
+import { StoreError } from '../../src/store/errors.js';
 import { assertPrivate, createSecretFile, ensurePrivateDir, replaceSecretFile } from '../../src/store/files.js';
 
 const mode = (path: string) => statSync(path).mode & 0o777;
@@ -37,8 +37,8 @@ t.test('ensurePrivateDir refuses an existing 0755 directory', async (t) => {
     }
     return undefined;
   })();
-  t.ok(err instanceof UserError, 'a UserError');
-  t.match(err, { exitCode: 77 });
+  t.ok(err instanceof StoreError, 'a StoreError');
+  t.match(err, { kind: 'not_private' });
   t.match((err as Error).message, dir, 'names the path');
   t.match((err as Error).message, /0755/, 'shows the mode');
   t.match((err as Error).message, `chmod 700 ${dir}`, 'says how to fix it');
@@ -59,12 +59,12 @@ t.test('assertPrivate', async (t) => {
     chmodSync(f, m);
     t.throws(
       () => assertPrivate(f, 'file', 600),
-      { name: 'UserError', exitCode: 77, message: /this file is accessible by other users/ },
+      { name: 'StoreError', kind: 'not_private', message: /this file is accessible by other users/ },
       m.toString(8),
     );
   }
   chmodSync(d, 0o701);
-  t.throws(() => assertPrivate(d, 'directory', 700), { exitCode: 77, message: /chmod 700/ });
+  t.throws(() => assertPrivate(d, 'directory', 700), { kind: 'not_private', message: /chmod 700/ });
   t.throws(() => assertPrivate(join(root, 'missing'), 'file', 600), { code: 'ENOENT' });
 });
 

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { UserError } from '../../src/core/errors.js';
+import { StoreError } from '../../src/store/errors.js';
 import {
   CREDENTIAL_NAME,
   createMasterKeyFile,
@@ -44,7 +44,7 @@ t.test('decodeMasterKey', async (t) => {
   for (const [what, value] of bad) {
     t.throws(
       () => decodeMasterKey(value, '/k/master.key'),
-      { name: 'UserError', exitCode: 78, message: /^\/k\/master\.key: not a master key/ },
+      { name: 'StoreError', kind: 'bad_key_file', message: /^\/k\/master\.key: not a master key/ },
       what,
     );
   }
@@ -71,7 +71,7 @@ t.test('createMasterKeyFile: 0600 and never overwrites', async (t) => {
 t.test('readMasterKey from the key file', async (t) => {
   const dir = t.testdir({});
   const file = join(dir, 'master.key');
-  t.throws(() => readMasterKey(file, {}), { name: 'UserError', exitCode: 78, message: `No master key at ${file}` });
+  t.throws(() => readMasterKey(file, {}), { name: 'StoreError', kind: 'missing', message: `No master key at ${file}` });
   createMasterKeyFile(file);
   const source = readMasterKey(file, {});
   t.equal(source.origin, file);
@@ -93,8 +93,8 @@ t.test('readMasterKey refuses a key file others can read', async (t) => {
       }
       return undefined;
     })();
-    t.ok(err instanceof UserError, mode.toString(8));
-    t.match(err, { exitCode: 77, message: file });
+    t.ok(err instanceof StoreError, mode.toString(8));
+    t.match(err, { kind: 'not_private', message: file });
     t.notMatch((err as Error).message, readFileSync(file, 'utf8').trim(), 'message never shows the key');
   }
   chmodSync(file, 0o400);
@@ -105,7 +105,7 @@ t.test('readMasterKey rejects a garbled key file', async (t) => {
   const dir = t.testdir({});
   const file = join(dir, 'master.key');
   writeFileSync(file, 'garbage', { mode: 0o600 });
-  t.throws(() => readMasterKey(file, {}), { exitCode: 78, message: /not a master key/ });
+  t.throws(() => readMasterKey(file, {}), { kind: 'bad_key_file', message: /not a master key/ });
 });
 
 t.test('CREDENTIALS_DIRECTORY/master-key is preferred when present', async (t) => {

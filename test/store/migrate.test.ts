@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Sqlite from 'better-sqlite3';
 import t from 'tap';
-import { UserError } from '../../src/core/errors.js';
+import { StoreError } from '../../src/store/errors.js';
 import { assertNotNewer, findMigrationsDir, loadMigrations, migrate, schemaVersion } from '../../src/store/migrate.js';
 
 const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
@@ -111,12 +111,12 @@ t.test('a database newer than the code is refused and left untouched', async (t)
   } catch (e) {
     err = e;
   }
-  t.ok(err instanceof UserError, 'a UserError');
+  t.ok(err instanceof StoreError, 'a StoreError');
   t.match(err, {
-    exitCode: 78,
+    kind: 'newer_schema',
     message: `${file}: the database is at schema version ${latest + 1} but this eodh-credd knows only up to ${latest}; upgrade eodh-credd.`,
   });
-  t.throws(() => assertNotNewer(db, file, loadMigrations()), { name: 'UserError', exitCode: 78 });
+  t.throws(() => assertNotNewer(db, file, loadMigrations()), { name: 'StoreError', kind: 'newer_schema' });
   t.equal(schemaVersion(db), latest + 1, 'not downgraded');
   db.close();
   t.equal(sha256(file), before, 'file bytes unchanged');

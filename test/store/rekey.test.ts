@@ -20,6 +20,7 @@ import {
 import { compactDatabase, resealDatabase, sealedColumns } from '../../src/store/rekey.js';
 import { keyIdOf, MASTER_KEY_BYTES, SealError, type SealingKey, sealingKey } from '../../src/store/seal.js';
 import { Store } from '../../src/store/store.js';
+import { rawDb } from '../helpers/raw-db.js';
 
 const newKey = () => sealingKey(randomBytes(MASTER_KEY_BYTES));
 
@@ -53,10 +54,10 @@ function populated(t: { testdir(): string }, key: SealingKey) {
 }
 
 const envelopes = (store: Store): string[] => [
-  ...(store.db.prepare('SELECT sealed_key FROM api_keys').pluck().all() as string[]),
-  ...(store.db.prepare('SELECT sealed_secret FROM s3_credentials').pluck().all() as string[]),
-  ...(store.db.prepare('SELECT sealed_session_token FROM s3_credentials').pluck().all() as string[]),
-  store.db.prepare(`SELECT value FROM meta WHERE key = 'key_check'`).pluck().get() as string,
+  ...(rawDb(store).prepare('SELECT sealed_key FROM api_keys').pluck().all() as string[]),
+  ...(rawDb(store).prepare('SELECT sealed_secret FROM s3_credentials').pluck().all() as string[]),
+  ...(rawDb(store).prepare('SELECT sealed_session_token FROM s3_credentials').pluck().all() as string[]),
+  rawDb(store).prepare(`SELECT value FROM meta WHERE key = 'key_check'`).pluck().get() as string,
 ];
 
 t.test('sealedColumns finds every sealed column from the schema', async (t) => {
@@ -64,7 +65,7 @@ t.test('sealedColumns finds every sealed column from the schema', async (t) => {
   const { store } = populated(t, key);
   t.teardown(() => store.close());
   t.same(
-    sealedColumns(store.db).map((c) => `${c.table}.${c.column}:${c.primaryKey}`),
+    sealedColumns(rawDb(store)).map((c) => `${c.table}.${c.column}:${c.primaryKey}`),
     [
       'api_keys.sealed_key:id',
       's3_credentials.sealed_secret:workspace_id',
@@ -78,15 +79,15 @@ t.test('resealDatabase moves every value and the key check to the new key', asyn
   const next = newKey();
   const { file, store } = populated(t, oldKey);
   const before = store.listWorkspaces().map((w) => [store.apiKeys(w.id).map((k) => k.key), store.loadS3(w.id)]);
-  const result = resealDatabase(store.db, oldKey, next);
+  const result = resealDatabase(rawDb(store), oldKey, next);
   t.equal(result.values, 8, '2 workspaces × (2 API keys + secret + session token)');
   t.same(new Set(envelopes(store).map(keyIdOf)), new Set([next.id]), 'every envelope names the new key');
-  compactDatabase(store.db);
+  compactDatabase(rawDb(store));
   store.close();
 
   t.throws(
     () => openDatabase({ file, key: oldKey }),
-    { name: 'UserError', message: /does not match/ },
+    { name: 'StoreError', message: /does not match/ },
     'the old key opens nothing',
   );
   const reopened = new Store(openDatabase({ file, key: next }), next, systemClock);
@@ -101,7 +102,7 @@ t.test('a value that does not open under the current key aborts everything', asy
   const oldKey = newKey();
   const { store } = populated(t, oldKey);
   t.teardown(() => store.close());
-  const victim = store.db.prepare(`SELECT id, sealed_key FROM api_keys WHERE state = 'pending' LIMIT 1`).get() as {
+  const victim = rawDb(store).prepare(`SELECT id, sealed_key FROM api_keys WHERE state = 'pending' LIMIT 1`).get() as {
     id: string;
     sealed_key: string;
   };
@@ -109,9 +110,9 @@ t.test('a value that does not open under the current key aborts everything', asy
   const changed = victim.sealed_key.at(-2) === 'A' ? 'B' : 'A';
   const flipped = victim.sealed_key.slice(0, -2) + changed + victim.sealed_key.slice(-1);
   t.not(flipped, victim.sealed_key, 'the envelope really changed');
-  store.db.prepare('UPDATE api_keys SET sealed_key = ? WHERE id = ?').run(flipped, victim.id);
+  rawDb(store).prepare('UPDATE api_keys SET sealed_key = ? WHERE id = ?').run(flipped, victim.id);
   const before = envelopes(store);
-  const err = t.throws(() => resealDatabase(store.db, oldKey, newKey())) as unknown;
+  const err = t.throws(() => resealDatabase(rawDb(store), oldKey, newKey())) as unknown;
   t.ok(err instanceof SealError);
   t.match((err as Error).message, `api_keys.sealed_key of row ${victim.id}`, 'says where');
   t.same(envelopes(store), before, 'nothing changed');
@@ -122,7 +123,7 @@ t.test('a crash inside the transaction (before commit) changes nothing', async (
   const { file, store } = populated(t, oldKey);
   const before = envelopes(store);
   t.throws(() =>
-    resealDatabase(store.db, oldKey, newKey(), () => {
+    resealDatabase(rawDb(store), oldKey, newKey(), () => {
       throw new Error('power cut');
     }),
   );

@@ -7,6 +7,7 @@ import type { S3Credentials } from '../../src/core/types.js';
 import { openDatabase } from '../../src/store/database.js';
 import { MASTER_KEY_BYTES, type SealingKey, sealingKey } from '../../src/store/seal.js';
 import { type NewWorkspace, Store } from '../../src/store/store.js';
+import { rawDb } from '../helpers/raw-db.js';
 import { sealReason } from '../helpers/seal.js';
 
 interface Fixture {
@@ -67,8 +68,8 @@ function s3(tag: string, extra: Partial<S3Credentials> = {}): S3Credentials {
 
 const count = (store: Store, table: string, workspaceId?: string): number =>
   workspaceId === undefined
-    ? (store.db.prepare(`SELECT count(*) FROM ${table}`).pluck().get() as number)
-    : (store.db.prepare(`SELECT count(*) FROM ${table} WHERE workspace_id = ?`).pluck().get(workspaceId) as number);
+    ? (rawDb(store).prepare(`SELECT count(*) FROM ${table}`).pluck().get() as number)
+    : (rawDb(store).prepare(`SELECT count(*) FROM ${table} WHERE workspace_id = ?`).pluck().get(workspaceId) as number);
 
 const states = (store: Store, workspaceId: string) =>
   store
@@ -166,7 +167,7 @@ t.test('removeWorkspace cascades', async (t) => {
     t.ok(count(store, table, kept.id) > 0, `${table} rows of the other workspace kept`);
   }
   t.same(store.loadS3(kept.id), s3('kept'));
-  t.same(store.db.pragma('foreign_key_check'), [], 'no dangling references');
+  t.same(rawDb(store).pragma('foreign_key_check'), [], 'no dangling references');
 });
 
 t.test('setClientToken and setFileSink', async (t) => {
@@ -212,10 +213,10 @@ t.test('API keys: one active, one pending, promotion', async (t) => {
   t.throws(() => store.insertApiKey(w.id, 'active', { tokenId: null, key: 'third', expiresAt: null }, null), {
     code: 'SQLITE_CONSTRAINT_UNIQUE',
   });
-  t.throws(() => store.db.prepare(`UPDATE api_keys SET state = 'active' WHERE id = ?`).run(pending.id), {
+  t.throws(() => rawDb(store).prepare(`UPDATE api_keys SET state = 'active' WHERE id = ?`).run(pending.id), {
     code: 'SQLITE_CONSTRAINT_UNIQUE',
   });
-  t.throws(() => store.db.prepare(`UPDATE api_keys SET state = 'bogus' WHERE id = ?`).run(pending.id), {
+  t.throws(() => rawDb(store).prepare(`UPDATE api_keys SET state = 'bogus' WHERE id = ?`).run(pending.id), {
     code: 'SQLITE_CONSTRAINT_CHECK',
   });
   const other = store.addWorkspace(workspace('other'));
@@ -360,7 +361,7 @@ t.test('recordRenewal is all or nothing', async (t) => {
   const w = store.addWorkspace(workspace('w'));
   store.recordFailure(w.id, 'hub_unavailable', 'The hub answered 503.', 100);
   // Make clearing the error fail, as a busy database or a full disk might.
-  store.db.exec(`CREATE TEMP TRIGGER no_clear BEFORE UPDATE OF last_error_code ON workspace_status
+  rawDb(store).exec(`CREATE TEMP TRIGGER no_clear BEFORE UPDATE OF last_error_code ON workspace_status
                  WHEN NEW.last_error_code IS NULL BEGIN SELECT RAISE(ABORT, 'cannot clear'); END`);
   t.throws(() => store.recordRenewal(w.id, 300), /cannot clear/);
   t.match(
@@ -368,7 +369,7 @@ t.test('recordRenewal is all or nothing', async (t) => {
     { lastRenewalAt: null, failures: 1, lastErrorCode: 'hub_unavailable' },
     'nothing half-recorded',
   );
-  store.db.exec(`DROP TRIGGER no_clear`);
+  rawDb(store).exec(`DROP TRIGGER no_clear`);
   store.recordRenewal(w.id, 300);
   t.match(store.status(w.id), { lastRenewalAt: 300, failures: 0, lastErrorCode: null });
 });
@@ -380,11 +381,11 @@ t.test('sealed values swapped between rows fail to open', async (t) => {
   t.same(store.loadS3(a.id), s3('a'));
 
   const swapS3 = (column: 'sealed_secret' | 'sealed_session_token') =>
-    store.db.transaction(() => {
-      const get = store.db.prepare(`SELECT ${column} FROM s3_credentials WHERE workspace_id = ?`).pluck();
+    rawDb(store).transaction(() => {
+      const get = rawDb(store).prepare(`SELECT ${column} FROM s3_credentials WHERE workspace_id = ?`).pluck();
       const va = get.get(a.id);
       const vb = get.get(b.id);
-      const set = store.db.prepare(`UPDATE s3_credentials SET ${column} = ? WHERE workspace_id = ?`);
+      const set = rawDb(store).prepare(`UPDATE s3_credentials SET ${column} = ? WHERE workspace_id = ?`);
       set.run(vb, a.id);
       set.run(va, b.id);
     })();
@@ -414,7 +415,9 @@ t.test('sealed values swapped between rows fail to open', async (t) => {
   swapS3('sealed_session_token');
 
   // Moving a value to another column of the same row fails too.
-  store.db.prepare(`UPDATE s3_credentials SET sealed_session_token = sealed_secret WHERE workspace_id = ?`).run(a.id);
+  rawDb(store)
+    .prepare(`UPDATE s3_credentials SET sealed_session_token = sealed_secret WHERE workspace_id = ?`)
+    .run(a.id);
   t.equal(
     sealReason(() => store.loadS3(a.id)),
     'tampered',
@@ -426,11 +429,11 @@ t.test('sealed values swapped between rows fail to open', async (t) => {
   const ka = store.activeApiKey(a.id)!;
   const kb = store.activeApiKey(b.id)!;
   const swapKeys = (x: string, y: string) =>
-    store.db.transaction(() => {
-      const get = store.db.prepare(`SELECT sealed_key FROM api_keys WHERE id = ?`).pluck();
+    rawDb(store).transaction(() => {
+      const get = rawDb(store).prepare(`SELECT sealed_key FROM api_keys WHERE id = ?`).pluck();
       const vx = get.get(x);
       const vy = get.get(y);
-      const set = store.db.prepare(`UPDATE api_keys SET sealed_key = ? WHERE id = ?`);
+      const set = rawDb(store).prepare(`UPDATE api_keys SET sealed_key = ? WHERE id = ?`);
       set.run(vy, x);
       set.run(vx, y);
     })();
@@ -469,7 +472,7 @@ t.test('sealed values swapped between rows fail to open', async (t) => {
 t.test('a value sealed under another master key is reported as such', async (t) => {
   const { store, file } = openStore(t);
   const w = store.addWorkspace(workspace('w', { s3: s3('w') }));
-  const stranger = new Store(store.db, sealingKey(randomBytes(MASTER_KEY_BYTES)), fakeClock());
+  const stranger = new Store(rawDb(store), sealingKey(randomBytes(MASTER_KEY_BYTES)), fakeClock());
   t.equal(
     sealReason(() => stranger.loadS3(w.id)),
     'wrong_key',
@@ -543,7 +546,7 @@ t.test('close is idempotent', async (t) => {
   const { store } = openStore(t);
   store.close();
   t.doesNotThrow(() => store.close());
-  t.notOk(store.db.open);
+  t.notOk(rawDb(store).open);
 });
 
 t.test('replaceActiveKey drops a pending key, forgets a user key, retires a minted one', async (t) => {
