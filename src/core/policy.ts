@@ -103,3 +103,74 @@ export function daysLeft(expiresAt: number, now: number): number {
 }
 
 export const durations = { MINUTE, HOUR, DAY } as const;
+
+// ---- recovery and load spreading (#13) ---------------------------------------------------------
+
+/** While a workspace holds nothing servable (clients get 503), retries are never further apart than this. */
+export const REFUSING_BACKOFF_CAP_MS = 30_000;
+
+/**
+ * A client request for a workspace with nothing servable starts a hub call at once, unless one
+ * started for it this recently: all the clients waiting on a workspace share one call every few
+ * seconds, however many they are and however often they ask.
+ */
+export const REQUEST_RETRY_INTERVAL_MS = 3_000;
+
+/** The longest Retry-After honoured: a hub asking for more is still asked again after this. */
+export const RETRY_AFTER_CAP_MS = 10 * MINUTE;
+
+export interface FailurePlan {
+  /** Consecutive failures, this one included. */
+  readonly failures: number;
+  readonly now: number;
+  readonly backoff: BackoffOptions;
+  readonly random: Random;
+  /** The credential still held, if any. */
+  readonly held?: Pick<S3Credentials, 'issuedAt' | 'expiresAt'> | null | undefined;
+  /** What the hub asked for with Retry-After, in ms; it sets the next attempt. */
+  readonly retryAfterMs?: number | undefined;
+}
+
+/**
+ * When to try again after a failed renewal.
+ * - The hub's Retry-After, when it sent one, sets the time (capped at 10 min), plus up to 10 %
+ *   (at most 5 s) so that workspaces told the same HTTP-date do not all return in one second.
+ * - Otherwise the exponential backoff, capped by what the held credential has left, and at 30 s
+ *   once nothing servable is held, so a hub that comes back is noticed within seconds.
+ */
+export function nextAttemptAt(plan: FailurePlan): number {
+  const { failures, now, backoff, random, held } = plan;
+  if (plan.retryAfterMs !== undefined && plan.retryAfterMs > 0) {
+    const asked = Math.min(plan.retryAfterMs, RETRY_AFTER_CAP_MS);
+    return now + asked + Math.round(random() * Math.min(asked * 0.1, 5_000));
+  }
+  const refusing = !held || !isServable(held, now);
+  const options = refusing ? { ...backoff, maxMs: Math.min(backoff.maxMs, REFUSING_BACKOFF_CAP_MS) } : backoff;
+  return now + backoffDelay(failures, options, random, refusing ? null : held, now);
+}
+
+/** Whether a client request may start a hub call for a workspace that has nothing servable. */
+export function mayStartOnRequest(state: { lastAttemptAt: number; hubRetryAt: number }, now: number): boolean {
+  // A clock that jumped backwards must not stall requests for as long as it jumped.
+  const sinceLast = now - state.lastAttemptAt;
+  const recent = sinceLast >= 0 && sinceLast < REQUEST_RETRY_INTERVAL_MS;
+  return now >= state.hubRetryAt && !recent;
+}
+
+/** Background calls to one hub run at up to this many times the rate its workspaces need on average. */
+const PACE_HEADROOM = 2;
+/** However few the workspaces, background calls to one hub start at least this often when due. */
+const MAX_SPACING_MS = 250;
+
+/**
+ * The least time between the starts of two background calls to one hub, given the lifetimes of
+ * the credentials of its workspaces. A workspace renews once per half lifetime on average; the
+ * hub gets twice the sum of those rates, so a cold start or the end of an outage (every workspace
+ * due at once) drains at twice the steady rate instead of all in one second.
+ */
+export function backgroundSpacingMs(lifetimesMs: readonly number[]): number {
+  let perSecond = 0;
+  for (const lifetime of lifetimesMs) perSecond += 1 / Math.max(1, (lifetime > 0 ? lifetime : HOUR) / 2 / 1000);
+  if (perSecond === 0) return 0;
+  return Math.min(MAX_SPACING_MS, Math.round(1000 / (PACE_HEADROOM * perSecond)));
+}
