@@ -94,8 +94,9 @@ export class HubLimiter {
           this.wakeIn(wait);
           return;
         }
-        next = this.background.shift()!;
+        next = this.background.shift();
       }
+      if (!next) return;
       this.inFlight += 1;
       this.lastStart = now;
       next.start();

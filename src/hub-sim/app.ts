@@ -23,6 +23,8 @@ export interface HubSimulatorOptions {
   readonly sts?: StsOptions;
   /** Whether an API key may create another key (UNCERTAIN on the real hub). */
   readonly allowMintWithApiKey?: boolean;
+  /** The hub's clock runs this far ahead of `clock` (negative: behind): Date headers and minted expiry times. */
+  readonly clockSkewMs?: number;
 }
 
 export interface HubSimulator {
@@ -81,9 +83,10 @@ export function createHubSimulator(options: HubSimulatorOptions = {}): HubSimula
     settings: {
       s3LifetimeSeconds: options.s3LifetimeSeconds ?? 3600,
       allowMintWithApiKey: options.allowMintWithApiKey ?? true,
+      clockSkewMs: options.clockSkewMs ?? 0,
     },
   });
-  const minter: S3Minter = options.sts ? stsMinter(options.sts) : randomMinter(clock);
+  const minter: S3Minter = options.sts ? stsMinter(options.sts) : randomMinter({ now: () => state.hubNow() });
   const app = Fastify({ logger: false, forceCloseConnections: true });
 
   // Accept an empty JSON body (s3-tokens has none, and some clients still send the header).
@@ -105,6 +108,10 @@ export function createHubSimulator(options: HubSimulatorOptions = {}): HubSimula
   });
   app.setNotFoundHandler((_request, reply) => fail(reply, 404, 'not_found', 'No such route.'));
   app.addHook('onClose', async () => minter.close());
+  // Every answer carries the hub's Date (Node would stamp the machine's time, not the injected clock's).
+  app.addHook('onRequest', async (_request, reply) => {
+    reply.header('date', new Date(state.hubNow()).toUTCString());
+  });
 
   app.register(async (api) => {
     const routeOf = (request: FastifyRequest): Route | null => {
@@ -119,7 +126,10 @@ export function createHubSimulator(options: HubSimulatorOptions = {}): HubSimula
     api.addHook('onRequest', async (request, reply) => {
       const route = routeOf(request);
       const ws = (request.params as Partial<WsParams>).ws ?? '';
-      if (route) state.count(ws, route);
+      if (route) {
+        state.count(ws, route);
+        state.logCall(ws, route);
+      }
       const fault = state.takeFault(route);
       if (!fault) return;
       switch (fault.mode) {
@@ -130,8 +140,11 @@ export function createHubSimulator(options: HubSimulatorOptions = {}): HubSimula
         case 'error500':
           return fail(reply, 500, 'internal', 'Simulated server error.');
         case 'rate_limited':
-          reply.header('retry-after', '1');
+          if (fault.retryAfter !== '') reply.header('retry-after', fault.retryAfter);
           return fail(reply, 429, 'rate_limited', 'Too many requests.');
+        case 'unavailable':
+          if (fault.retryAfter !== '') reply.header('retry-after', fault.retryAfter);
+          return fail(reply, 503, 'unavailable', 'Service unavailable.');
         case 'mint_unauthorized':
           return fail(reply, 401, 'unauthorized', 'Not authorised to create tokens.');
         case 'mint_forbidden':
@@ -251,11 +264,17 @@ export function createHubSimulator(options: HubSimulatorOptions = {}): HubSimula
         mode: v.picklist(FAULT_MODES),
         delayMs: v.optional(whole(0, 600_000)),
         count: v.optional(whole(1)),
+        retryAfter: v.optional(text(0, 100)),
       });
       sim.put('/faults', async (request, reply) => {
         const body = parseBody(FaultBody, request.body);
         if (!body)
-          return fail(reply, 400, 'bad_request', `Expected {mode: ${FAULT_MODES.join('|')}, delayMs?, count?}.`);
+          return fail(
+            reply,
+            400,
+            'bad_request',
+            `Expected {mode: ${FAULT_MODES.join('|')}, delayMs?, count?, retryAfter?}.`,
+          );
         state.setFault(body.mode, body);
         return state.currentFault();
       });
@@ -263,16 +282,20 @@ export function createHubSimulator(options: HubSimulatorOptions = {}): HubSimula
       const SettingsBody = v.object({
         s3LifetimeSeconds: v.optional(whole(1, 129_600)),
         allowMintWithApiKey: v.optional(v.boolean()),
+        clockSkewMs: v.optional(whole(-86_400_000, 86_400_000)),
       });
       sim.put('/settings', async (request, reply) => {
         const body = parseBody(SettingsBody, request.body);
-        if (!body) return fail(reply, 400, 'bad_request', 'Expected {s3LifetimeSeconds?, allowMintWithApiKey?}.');
+        if (!body)
+          return fail(reply, 400, 'bad_request', 'Expected {s3LifetimeSeconds?, allowMintWithApiKey?, clockSkewMs?}.');
         if (body.s3LifetimeSeconds !== undefined) state.settings.s3LifetimeSeconds = body.s3LifetimeSeconds;
         if (body.allowMintWithApiKey !== undefined) state.settings.allowMintWithApiKey = body.allowMintWithApiKey;
+        if (body.clockSkewMs !== undefined) state.settings.clockSkewMs = body.clockSkewMs;
         return { ...state.settings };
       });
 
       sim.get('/stats', async () => state.stats());
+      sim.get('/calls', async () => state.calls());
     },
     { prefix: '/_sim' },
   );
