@@ -1,16 +1,6 @@
 import t from 'tap';
 import { HubLimiter, LimiterClosed } from '../../src/core/hub-limiter.js';
-import { FakeTimers } from '../helpers/fake-timers.js';
-
-function clock(start = 1_000_000) {
-  let time = start;
-  return {
-    now: () => time,
-    set: (ms: number) => {
-      time = ms;
-    },
-  };
-}
+import { FakeTimers, settableClock } from '../helpers/fake-timers.js';
 
 /** A call that finishes when told to. */
 function gate() {
@@ -22,7 +12,7 @@ function gate() {
 }
 
 t.test('at most maxInFlight calls run; urgent ones go before queued background ones', async (t) => {
-  const c = clock();
+  const c = settableClock(1_000_000);
   const timers = new FakeTimers(c);
   const limiter = new HubLimiter({ maxInFlight: 2, clock: c, timers, spacingMs: () => 0 });
   const order: string[] = [];
@@ -53,7 +43,7 @@ t.test('at most maxInFlight calls run; urgent ones go before queued background o
 });
 
 t.test('background calls are spaced; urgent ones are not', async (t) => {
-  const c = clock();
+  const c = settableClock(1_000_000);
   const timers = new FakeTimers(c);
   const limiter = new HubLimiter({ maxInFlight: 4, clock: c, timers, spacingMs: () => 150 });
   const starts: Array<[string, number]> = [];
@@ -78,7 +68,7 @@ t.test('background calls are spaced; urgent ones are not', async (t) => {
 });
 
 t.test('a clock that jumped backwards does not stall background calls', async (t) => {
-  const c = clock();
+  const c = settableClock(1_000_000);
   const timers = new FakeTimers(c);
   const limiter = new HubLimiter({ maxInFlight: 1, clock: c, timers, spacingMs: () => 1_000 });
   await limiter.run('background', async () => {});
@@ -95,7 +85,7 @@ t.test('a clock that jumped backwards does not stall background calls', async (t
 });
 
 t.test('close fails queued calls and refuses new ones; running calls finish; idle waits for them', async (t) => {
-  const c = clock();
+  const c = settableClock(1_000_000);
   const timers = new FakeTimers(c);
   const limiter = new HubLimiter({ maxInFlight: 1, clock: c, timers, spacingMs: () => 0 });
   const g = gate();
@@ -121,7 +111,7 @@ t.test('close fails queued calls and refuses new ones; running calls finish; idl
 });
 
 t.test('a failing call frees its slot', async (t) => {
-  const c = clock();
+  const c = settableClock(1_000_000);
   const limiter = new HubLimiter({ maxInFlight: 1, clock: c, timers: new FakeTimers(c), spacingMs: () => 0 });
   await t.rejects(
     limiter.run('urgent', async () => {

@@ -71,3 +71,14 @@ export class FakeTimers implements Timers {
 export function flush(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
+
+/** A clock that only moves when told to. */
+export function settableClock(start: number): SettableClock {
+  let time = start;
+  return {
+    now: () => time,
+    set: (ms: number) => {
+      time = ms;
+    },
+  };
+}

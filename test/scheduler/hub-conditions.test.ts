@@ -1,17 +1,12 @@
 import t from 'tap';
 import { HUB_MAX_IN_FLIGHT, HubConditions, retryAfterOf } from '../../src/scheduler/hub-conditions.js';
 import { HubError } from '../../src/upstream/errors.js';
-import { FakeTimers } from '../helpers/fake-timers.js';
+import { FakeTimers, settableClock } from '../helpers/fake-timers.js';
 
 const T = Date.parse('2026-11-01T12:00:00Z');
 
-function clock(start = T) {
-  let time = start;
-  return { now: () => time, set: (ms: number) => void (time = ms) };
-}
-
 t.test('each hub has its own limiter and its own clock estimate', async (t) => {
-  const c = clock();
+  const c = settableClock(T);
   const timers = new FakeTimers(c);
   const hubs = new HubConditions({ clock: c, timers, lifetimesOn: () => [] });
   const running = new Map<string, number>();
@@ -46,7 +41,7 @@ t.test('each hub has its own limiter and its own clock estimate', async (t) => {
 });
 
 t.test('background calls to a hub are spaced by the lifetimes of its workspaces', async (t) => {
-  const c = clock();
+  const c = settableClock(T);
   const timers = new FakeTimers(c);
   const hubs = new HubConditions({ clock: c, timers, lifetimesOn: () => Array.from({ length: 200 }, () => 120_000) });
   const starts: number[] = [];

@@ -1,14 +1,9 @@
 import t from 'tap';
 import { KeyedTimers } from '../../src/scheduler/workspace-timers.js';
-import { FakeTimers } from '../helpers/fake-timers.js';
-
-function clock(start = 0) {
-  let time = start;
-  return { now: () => time, set: (ms: number) => void (time = ms) };
-}
+import { FakeTimers, settableClock } from '../helpers/fake-timers.js';
 
 t.test('one timer per key, each at its own time; setting again replaces; clear cancels', async (t) => {
-  const c = clock();
+  const c = settableClock(0);
   const fake = new FakeTimers(c);
   const timers = new KeyedTimers(fake, c);
   const fired: Array<[string, number]> = [];
@@ -30,7 +25,7 @@ t.test('one timer per key, each at its own time; setting again replaces; clear c
 });
 
 t.test('a timer may re-arm its own key; clearAll stops everything', async (t) => {
-  const c = clock();
+  const c = settableClock(0);
   const fake = new FakeTimers(c);
   const timers = new KeyedTimers(fake, c);
   let ticks = 0;
