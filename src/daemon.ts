@@ -7,11 +7,14 @@ import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import type { Config } from './config/load.js';
 import { type RuntimeInfo, runtimeFile } from './config/runtime.js';
+import type { HubDateSample } from './core/clock-sense.js';
 import { EXIT, UserError } from './core/errors.js';
 import { durations } from './core/policy.js';
+import { systemTimers, type Timers } from './core/timers.js';
 import { type Clock, type Random, systemClock } from './core/types.js';
 import { Broker } from './scheduler/broker.js';
 import type { Hub, HubFor } from './scheduler/hub.js';
+import { HubConditions } from './scheduler/hub-conditions.js';
 import { KeyRotator, type RotationStep } from './scheduler/rotation.js';
 import { HostPolicy, isLoopbackHost } from './server/hosts.js';
 import type { Listener } from './server/listener.js';
@@ -37,6 +40,8 @@ export interface DaemonOptions {
   readonly logger: Logger;
   readonly clock?: Clock;
   readonly random?: Random;
+  /** The timers renewals run on (injected in tests). */
+  readonly timers?: Timers;
   /** Called after each sweep (the service status line is refreshed there). */
   readonly onSweep?: ((broker: Broker) => void) | undefined;
 }
@@ -61,7 +66,11 @@ export interface Daemon {
 
 export { type RuntimeInfo, runtimeFile } from './config/runtime.js';
 
-export function hubClients(config: Config, random: Random): HubFor {
+export function hubClients(
+  config: Config,
+  random: Random,
+  clockSense?: { clock: Clock; observe: (hubUrl: string, sample: HubDateSample) => void },
+): HubFor {
   const clients = new Map<string, Hub>();
   return (hubUrl) => {
     let client = clients.get(hubUrl);
@@ -71,6 +80,7 @@ export function hubClients(config: Config, random: Random): HubFor {
         retries: config.hub.retries,
         backoff: { initialMs: 500, maxMs: 5_000 },
         random,
+        ...(clockSense && { clock: clockSense.clock, onDate: (sample) => clockSense.observe(hubUrl, sample) }),
       });
       clients.set(hubUrl, client);
     }
@@ -113,7 +123,15 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     // What reload() may change. Broker and rotator read their options at each use, so the
     // getters below hand them the values of the configuration in force.
     let current = config;
-    let hubs = hubClients(config, random);
+    // Per hub: the call limiter and the clock estimate its answers feed (#13).
+    const timers = options.timers ?? systemTimers;
+    const hubConditions: HubConditions = new HubConditions({
+      clock,
+      timers,
+      lifetimesOn: (hubUrl: string): number[] => broker.lifetimesOn(hubUrl),
+    });
+    const clockSense = { clock, observe: (hubUrl: string, s: HubDateSample) => hubConditions.observeDate(hubUrl, s) };
+    let hubs = hubClients(config, random, clockSense);
     let lookupAccountId = accountIdOf(config);
     const tunables = {
       get backoff() {
@@ -150,6 +168,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       random,
       logger,
       rotator,
+      timers,
+      hubConditions,
       get backoff() {
         return tunables.backoff;
       },
@@ -256,7 +276,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
           void task.destroy();
           task = schedule(next.renewal.sweep_schedule);
         }
-        if (JSON.stringify(next.hub) !== JSON.stringify(prev.hub)) hubs = hubClients(current, random);
+        if (JSON.stringify(next.hub) !== JSON.stringify(prev.hub)) hubs = hubClients(current, random, clockSense);
         if (JSON.stringify(next.sts) !== JSON.stringify(prev.sts)) lookupAccountId = accountIdOf(current);
         logger.info(
           { file: next.file, logLevel: next.log.level, schedule: next.renewal.sweep_schedule },
@@ -270,6 +290,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         stopped = true;
         await task?.destroy();
         clearInterval(poll);
+        broker.stop();
         await listener.close();
         await Promise.race([broker.settle(), new Promise((r) => setTimeout(r, 2_000).unref())]);
         undo();

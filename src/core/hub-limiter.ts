@@ -1,8 +1,9 @@
 /**
  * Gentle on the hub (#13): at most a few calls in flight to one hub, and background calls
- * (scheduled renewals, retries nobody waits for) spaced out so that a cold start or the end of an
- * outage, when every workspace is due at once, reaches the hub as a stream rather than a burst.
- * Urgent calls (a client is waiting, nothing servable is held) go first and are not spaced.
+ * (scheduled renewals, retries nobody waits for) paced by a token bucket so that a cold start or
+ * the end of an outage, when every workspace is due at once, reaches the hub as a stream rather
+ * than a burst. A small burst passes at once, so a handful of workspaces never waits. Urgent calls
+ * (a client is waiting) go first and are not paced.
  */
 import type { Timers } from './timers.js';
 import type { Clock } from './types.js';
@@ -13,8 +14,10 @@ export interface HubLimiterOptions {
   readonly maxInFlight: number;
   readonly clock: Clock;
   readonly timers: Timers;
-  /** Least time between the start of any call and the start of a background one; read at each start. */
+  /** The pace of background calls: one more may start every this many ms; read at each start. */
   readonly spacingMs: () => number;
+  /** How many background calls may start at once after a quiet spell (default: maxInFlight). */
+  readonly burst?: number;
 }
 
 /** Thrown to calls still queued when the limiter closes (the daemon is stopping). */
@@ -32,14 +35,23 @@ interface Waiter {
 
 export class HubLimiter {
   private inFlight = 0;
-  private lastStart = Number.NEGATIVE_INFINITY;
+  /** Background starts available now (a token bucket refilled at one per spacing). */
+  private tokens: number;
+  private refilledAt: number;
   private readonly urgent: Waiter[] = [];
   private readonly background: Waiter[] = [];
   private cancelWake: (() => void) | null = null;
   private closed = false;
   private idleWaiters: Array<() => void> = [];
 
-  constructor(private readonly options: HubLimiterOptions) {}
+  constructor(private readonly options: HubLimiterOptions) {
+    this.tokens = this.burst;
+    this.refilledAt = options.clock.now();
+  }
+
+  private get burst(): number {
+    return Math.max(1, this.options.burst ?? this.options.maxInFlight);
+  }
 
   /** Run `task` when a slot is free (and, for background work, the spacing has passed). */
   async run<T>(priority: CallPriority, task: () => Promise<T>): Promise<T> {
@@ -83,13 +95,10 @@ export class HubLimiter {
 
   private pump(): void {
     while (!this.closed && this.inFlight < Math.max(1, this.options.maxInFlight)) {
-      const now = this.options.clock.now();
       let next = this.urgent.shift();
       if (!next) {
         if (this.background.length === 0) return;
-        // A clock that jumped backwards leaves lastStart in the future: wait one spacing, not the jump.
-        if (this.lastStart > now) this.lastStart = now;
-        const wait = this.lastStart + this.options.spacingMs() - now;
+        const wait = this.takeToken();
         if (wait > 0) {
           this.wakeIn(wait);
           return;
@@ -98,9 +107,30 @@ export class HubLimiter {
       }
       if (!next) return;
       this.inFlight += 1;
-      this.lastStart = now;
       next.start();
     }
+  }
+
+  /** Take a background token: 0 when one was taken, else how long until the next one. */
+  private takeToken(): number {
+    const now = this.options.clock.now();
+    const spacing = Math.max(0, this.options.spacingMs());
+    // A clock that jumped backwards: count from now, not from the future.
+    if (this.refilledAt > now) this.refilledAt = now;
+    if (spacing === 0) {
+      this.tokens = this.burst;
+    } else {
+      const earned = Math.floor((now - this.refilledAt) / spacing);
+      if (earned > 0) {
+        this.tokens = Math.min(this.burst, this.tokens + earned);
+        this.refilledAt = this.tokens === this.burst ? now : this.refilledAt + earned * spacing;
+      }
+    }
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
+      return 0;
+    }
+    return this.refilledAt + spacing - now;
   }
 
   private wakeIn(ms: number): void {

@@ -129,6 +129,8 @@ export interface FailurePlan {
   readonly held?: Pick<S3Credentials, 'issuedAt' | 'expiresAt'> | null | undefined;
   /** What the hub asked for with Retry-After, in ms; it sets the next attempt. */
   readonly retryAfterMs?: number | undefined;
+  /** The hub refused the API key: asking again soon does not help, the usual backoff applies. */
+  readonly keyRejected?: boolean | undefined;
 }
 
 /**
@@ -136,7 +138,8 @@ export interface FailurePlan {
  * - The hub's Retry-After, when it sent one, sets the time (capped at 10 min), plus up to 10 %
  *   (at most 5 s) so that workspaces told the same HTTP-date do not all return in one second.
  * - Otherwise the exponential backoff, capped by what the held credential has left, and at 30 s
- *   once nothing servable is held, so a hub that comes back is noticed within seconds.
+ *   once nothing servable is held, so a hub that comes back is noticed within seconds (not when
+ *   the hub refused the key: a new key is needed, and asking every 30 s only adds load).
  */
 export function nextAttemptAt(plan: FailurePlan): number {
   const { failures, now, backoff, random, held } = plan;
@@ -145,7 +148,8 @@ export function nextAttemptAt(plan: FailurePlan): number {
     return now + asked + Math.round(random() * Math.min(asked * 0.1, 5_000));
   }
   const refusing = !held || !isServable(held, now);
-  const options = refusing ? { ...backoff, maxMs: Math.min(backoff.maxMs, REFUSING_BACKOFF_CAP_MS) } : backoff;
+  const options =
+    refusing && !plan.keyRejected ? { ...backoff, maxMs: Math.min(backoff.maxMs, REFUSING_BACKOFF_CAP_MS) } : backoff;
   return now + backoffDelay(failures, options, random, refusing ? null : held, now);
 }
 

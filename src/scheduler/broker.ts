@@ -5,13 +5,26 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
-import { backoffDelay, isDueForRenewal, isServable, renewalPoint } from '../core/policy.js';
+import { localExpiry } from '../core/clock-sense.js';
+import type { CallPriority } from '../core/hub-limiter.js';
+import {
+  isDueForRenewal,
+  isServable,
+  lifetimeOf,
+  mayStartOnRequest,
+  nextAttemptAt,
+  RETRY_AFTER_CAP_MS,
+  renewalPoint,
+} from '../core/policy.js';
 import type { AuthResult, CredentialSource } from '../core/source.js';
+import { systemTimers, type Timers } from '../core/timers.js';
 import type { S3Credentials } from '../core/types.js';
 import { tokenDigestHex } from '../store/client-tokens.js';
 import type { StoredApiKey, WorkspaceRecord } from '../store/store.js';
 import { describeFailure, isKeyRejection, type SchedulerDeps } from './hub.js';
+import { HubConditions, retryAfterOf } from './hub-conditions.js';
 import type { KeyRotator, RotationOutcome } from './rotation.js';
+import { KeyedTimers } from './workspace-timers.js';
 
 /** At most this many hub calls from one sweep at a time (a cold start with many workspaces). */
 const SWEEP_CONCURRENCY = 8;
@@ -27,6 +40,10 @@ export interface BrokerOptions extends SchedulerDeps {
   readonly onRemoved?: ((w: WorkspaceRecord) => void) | undefined;
   /** API-key rotation; absent in setups that only renew S3 credentials. */
   readonly rotator?: KeyRotator | undefined;
+  /** The timers each workspace's renewal runs on (injected in tests). */
+  readonly timers?: Timers | undefined;
+  /** Per-hub call limiter and clock estimate; shared with the hub clients that feed it Date headers. */
+  readonly hubConditions?: HubConditions | undefined;
 }
 
 /** Per-workspace rotation bookkeeping (the durable part lives in the database). */
@@ -59,6 +76,8 @@ export interface WorkspaceSnapshot {
   readonly lastError: { code: string; message: string; at: string | null } | null;
   readonly keyRejected: boolean;
   readonly rotation: { needsUser: boolean; recovering: boolean; lastError: string | null; retryAt: string | null };
+  /** The hub's clock minus ours, from the Date of its answers (null until it answered). */
+  readonly hubClockOffsetMs?: number | null;
 }
 
 export class WorkspaceSlot {
@@ -69,6 +88,10 @@ export class WorkspaceSlot {
   failures = 0;
   lastError: LastError | null = null;
   inFlight: Promise<void> | null = null;
+  /** When the last hub call for this workspace started: requests start one at most every few seconds. */
+  lastAttemptAt = Number.NEGATIVE_INFINITY;
+  /** Before this the hub asked (Retry-After) not to be called for this workspace. */
+  hubRetryAt = 0;
   /** Set while the hub refuses the API key: renewal waits for backoff, status asks for the user. */
   keyRejected = false;
   rotation: RotationSlot = {
@@ -89,9 +112,26 @@ export class Broker implements CredentialSource {
   /** SHA-256 (hex) of each client token → workspace name, to tell "wrong token" from "other workspace's". */
   private tokenOwners = new Map<string, string>();
   private readonly log: Logger;
+  private readonly hubs: HubConditions;
+  private readonly timers: KeyedTimers;
+  private stopped = false;
 
   constructor(private readonly options: BrokerOptions) {
     this.log = options.logger.child({ module: 'broker' });
+    const timers = options.timers ?? systemTimers;
+    this.timers = new KeyedTimers(timers, options.clock);
+    this.hubs =
+      options.hubConditions ??
+      new HubConditions({ clock: options.clock, timers, lifetimesOn: (hubUrl) => this.lifetimesOn(hubUrl) });
+  }
+
+  /** The lifetimes of the credentials of the workspaces on a hub (0 where none is held): its background pace. */
+  lifetimesOn(hubUrl: string): number[] {
+    const lifetimes: number[] = [];
+    for (const slot of this.slots.values()) {
+      if (slot.record.hubUrl === hubUrl) lifetimes.push(slot.current ? lifetimeOf(slot.current) : 0);
+    }
+    return lifetimes;
   }
 
   // ---- loading from the database -----------------------------------------------------------
@@ -112,10 +152,12 @@ export class Broker implements CredentialSource {
       }
       slot.record = record;
       this.loadSecrets(slot);
+      if (this.timers.at(record.name) === undefined) this.schedule(slot);
     }
     for (const [name, slot] of this.slots) {
       if (!present.has(name)) {
         this.slots.delete(name);
+        this.timers.clear(name);
         this.options.onRemoved?.(slot.record);
         this.log.info({ workspace: name }, 'workspace removed');
       }
@@ -174,9 +216,9 @@ export class Broker implements CredentialSource {
     if (fresh) return fresh;
     const slot = this.slots.get(workspace);
     if (!slot) return null;
-    // Past the renewal point: the sweep was late, failing, or the machine slept. Renew now and
+    // Past the renewal point: the timer was late, failing, or the machine slept. Renew now and
     // give the hub a short while; then answer with whatever is still safe to serve.
-    const renewal = this.renew(workspace);
+    const renewal = this.renewOnRequest(slot);
     if (slot.inFlight) await waitAtMost(renewal, this.options.requestWaitMs);
     const best = slot.current;
     return best && isServable(best, this.options.clock.now()) ? best : null;
@@ -197,49 +239,72 @@ export class Broker implements CredentialSource {
   }
 
   /**
+   * A client asked and nothing fresh is held (#13). While a servable credential is held this is
+   * the usual renewal, ahead of background work. With nothing servable the client is being
+   * refused: a hub call starts at once whatever the backoff, at most one every few seconds per
+   * workspace (shared by every waiting client), and never before the hub's Retry-After.
+   */
+  private renewOnRequest(slot: WorkspaceSlot): Promise<void> {
+    const now = this.options.clock.now();
+    const name = slot.record.name;
+    if (slot.current && isServable(slot.current, now)) return this.renew(name, false, 'urgent');
+    if (slot.inFlight) return slot.inFlight;
+    return mayStartOnRequest(slot, now) && !slot.keyRejected ? this.renew(name, true, 'urgent') : Promise.resolve();
+  }
+
+  /**
    * Renew one workspace's S3 credentials. Concurrent callers share the call in flight (single
    * flight); while backing off after a failure nothing is sent unless `force` is set.
+   * Background renewals are spaced per hub; urgent ones (a client is waiting) go first.
    */
-  renew(workspace: string, force = false): Promise<void> {
+  renew(workspace: string, force = false, priority: CallPriority = 'background'): Promise<void> {
     const slot = this.slots.get(workspace);
-    if (!slot) return Promise.resolve();
+    if (!slot || this.stopped) return Promise.resolve();
     if (slot.inFlight) return slot.inFlight;
     const now = this.options.clock.now();
-    // A clock that jumped backwards must not strand us in a backoff longer than any we set.
-    if (slot.retryAt - now > this.options.backoff.maxMs) slot.retryAt = now;
+    forgetFutureFromClockJump(slot, now, this.options.backoff.maxMs);
     if (!force && now < slot.retryAt) return Promise.resolve();
     const apiKey = slot.apiKey;
     if (!apiKey) {
       this.fail(slot, { code: 'no_api_key', message: 'the workspace has no active API key' });
       return Promise.resolve();
     }
-    slot.inFlight = this.fetch(slot, apiKey).finally(() => {
+    slot.inFlight = this.fetch(slot, apiKey, priority).finally(() => {
       slot.inFlight = null;
     });
     return slot.inFlight;
   }
 
-  private async fetch(slot: WorkspaceSlot, apiKey: StoredApiKey): Promise<void> {
+  private async fetch(slot: WorkspaceSlot, apiKey: StoredApiKey, priority: CallPriority): Promise<void> {
     const { clock, store } = this.options;
     const name = slot.record.name;
+    const hubUrl = slot.record.hubUrl;
     let fresh: S3Credentials;
     try {
-      fresh = await this.options.hubFor(slot.record.hubUrl).s3Credentials(name, apiKey.key, clock.now());
+      fresh = await this.hubs.run(hubUrl, priority, () => {
+        slot.lastAttemptAt = clock.now();
+        return this.options.hubFor(hubUrl).s3Credentials(name, apiKey.key, clock.now());
+      });
     } catch (err) {
+      if (this.stopped) return;
       const failure = describeFailure(err);
       slot.keyRejected = isKeyRejection(err);
-      this.fail(slot, failure);
+      this.fail(slot, failure, retryAfterOf(err));
       return;
     }
     if (this.slots.get(name) !== slot) return; // removed while we waited
     // The account does not change between renewals: keep serving the known id until STS confirms.
-    const creds: S3Credentials = { ...fresh, accountId: slot.current?.accountId };
+    // Expiry is held by the more pessimistic clock: earlier by as much as the hub is ahead of us (#13).
+    const expiresAt = localExpiry(fresh.expiresAt, this.hubs.aheadMs(hubUrl));
+    const creds: S3Credentials = { ...fresh, expiresAt, accountId: slot.current?.accountId };
     slot.current = creds;
     slot.renewAt = renewalPoint(creds, this.options.random);
     slot.failures = 0;
     slot.retryAt = 0;
+    slot.hubRetryAt = 0;
     slot.lastError = null;
     slot.keyRejected = false;
+    this.schedule(slot);
     try {
       store.saveRenewal(slot.record.id, creds, clock.now());
     } catch (err) {
@@ -250,6 +315,7 @@ export class Broker implements CredentialSource {
         workspace: name,
         expiresAt: new Date(creds.expiresAt).toISOString(),
         renewAt: new Date(slot.renewAt).toISOString(),
+        ...(expiresAt === fresh.expiresAt ? {} : { hubClockAheadMs: fresh.expiresAt - expiresAt }),
       },
       'S3 credentials renewed',
     );
@@ -271,25 +337,58 @@ export class Broker implements CredentialSource {
     }
   }
 
-  private fail(slot: WorkspaceSlot, failure: { code: string; message: string }): void {
+  private fail(slot: WorkspaceSlot, failure: { code: string; message: string }, retryAfterMs?: number): void {
     const { clock, random, backoff, store } = this.options;
     const now = clock.now();
     slot.failures += 1;
-    const delay = backoffDelay(slot.failures, backoff, random, slot.current, now);
-    slot.retryAt = now + delay;
+    slot.retryAt = nextAttemptAt({
+      failures: slot.failures,
+      now,
+      backoff,
+      random,
+      held: slot.current,
+      retryAfterMs,
+      keyRejected: slot.keyRejected,
+    });
+    slot.hubRetryAt = retryAfterMs ? now + Math.min(retryAfterMs, RETRY_AFTER_CAP_MS) : 0;
+    const delay = slot.retryAt - now;
     slot.lastError = { ...failure, at: now };
+    this.schedule(slot);
     try {
       store.recordFailure(slot.record.id, failure.code, failure.message, now);
     } catch {
       // Status bookkeeping must never turn one failure into two.
     }
     this.log.warn(
-      { workspace: slot.record.name, code: failure.code, failures: slot.failures, retryInMs: delay },
+      {
+        workspace: slot.record.name,
+        code: failure.code,
+        failures: slot.failures,
+        retryInMs: delay,
+        ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+      },
       `renewal failed: ${failure.message}`,
     );
   }
 
-  /** Renew every workspace that is due (or has nothing); called by the cron schedule. */
+  /**
+   * Arm the workspace's timer for its next renewal: the jittered renewal point, or the retry
+   * time after a failure (#13). Each workspace has its own, so none waits for a shared tick.
+   */
+  private schedule(slot: WorkspaceSlot): void {
+    if (this.stopped) return;
+    const name = slot.record.name;
+    const at = Math.max(slot.current ? slot.renewAt : 0, slot.retryAt, this.options.clock.now());
+    this.timers.set(name, at, () => {
+      if (this.slots.get(name) !== slot) return;
+      void this.renew(name).then(() => {
+        // Skipped (still backing off after a clock jump) or removed meanwhile: make sure a timer is armed.
+        if (this.slots.get(name) === slot && this.timers.at(name) === undefined) this.schedule(slot);
+      });
+    });
+  }
+
+  /** Renew every workspace that is due (or has nothing); a safety net behind the per-workspace timers. */
   async sweep(): Promise<void> {
     const now = this.options.clock.now();
     const due = this.workspaces().filter((s) => !s.current || isDueForRenewal(s.current, s.renewAt, now));
@@ -335,6 +434,7 @@ export class Broker implements CredentialSource {
       failures: s.failures,
       lastError: s.lastError ? { ...s.lastError, at: iso(s.lastError.at) } : null,
       keyRejected: s.keyRejected,
+      hubClockOffsetMs: this.hubs.offsetMs(s.record.hubUrl),
       rotation: {
         needsUser: s.rotation.needsUser,
         recovering: s.rotation.recovery,
@@ -344,10 +444,27 @@ export class Broker implements CredentialSource {
     }));
   }
 
+  /** Stop renewing: no timer fires again, calls still queued for a hub are dropped. */
+  stop(): void {
+    this.stopped = true;
+    this.timers.clearAll();
+    this.hubs.close();
+  }
+
   /** Wait for every renewal in flight (graceful stop). */
   async settle(): Promise<void> {
     await Promise.all(this.workspaces().flatMap((s) => [s.inFlight, s.rotation.inFlight]));
   }
+}
+
+/**
+ * A clock that jumped backwards must not strand a workspace in a wait longer than any we set: the
+ * longest is a backoff (backoff.maxMs) or a Retry-After (10 min).
+ */
+function forgetFutureFromClockJump(slot: WorkspaceSlot, now: number, backoffMaxMs: number): void {
+  const longest = Math.max(backoffMaxMs, RETRY_AFTER_CAP_MS) * 1.2;
+  if (slot.retryAt - now > longest) slot.retryAt = now;
+  if (slot.hubRetryAt - now > longest) slot.hubRetryAt = 0;
 }
 
 /** Resolve when the promise settles or after `ms`, whichever is first; never rejects. */

@@ -49,6 +49,13 @@ export class HubConditions {
     return this.hubs.get(hubUrl)?.clock.aheadMs() ?? 0;
   }
 
+  /** Calls running now, to every hub. */
+  get running(): number {
+    let sum = 0;
+    for (const hub of this.hubs.values()) sum += hub.limiter.running;
+    return sum;
+  }
+
   /** Resolves once no call to any hub is running. */
   async idle(): Promise<void> {
     await Promise.all([...this.hubs.values()].map((h) => h.limiter.idle()));

@@ -45,7 +45,7 @@ t.test('at most maxInFlight calls run; urgent ones go before queued background o
 t.test('background calls are spaced; urgent ones are not', async (t) => {
   const c = settableClock(1_000_000);
   const timers = new FakeTimers(c);
-  const limiter = new HubLimiter({ maxInFlight: 4, clock: c, timers, spacingMs: () => 150 });
+  const limiter = new HubLimiter({ maxInFlight: 4, burst: 1, clock: c, timers, spacingMs: () => 150 });
   const starts: Array<[string, number]> = [];
   const background = Array.from({ length: 20 }, (_, i) =>
     limiter.run('background', async () => {
@@ -65,6 +65,30 @@ t.test('background calls are spaced; urgent ones are not', async (t) => {
     if (times[i]! - times[i - 1]! < 150) t.fail(`starts ${i - 1} and ${i} only ${times[i]! - times[i - 1]!} ms apart`);
   }
   t.equal(times.at(-1)! - times[0]!, 150 * 19, 'twenty starts, 150 ms apart');
+});
+
+t.test('a burst passes at once after a quiet spell, then the pace holds', async (t) => {
+  const c = settableClock(1_000_000);
+  const timers = new FakeTimers(c);
+  const limiter = new HubLimiter({ maxInFlight: 4, clock: c, timers, spacingMs: () => 100 });
+  const starts: number[] = [];
+  const run = (n: number) =>
+    Array.from({ length: n }, () => limiter.run('background', async () => void starts.push(c.now() - 1_000_000)));
+  let calls = run(10);
+  await timers.advance(10_000);
+  await Promise.all(calls);
+  t.same(starts, [0, 0, 0, 0, 100, 200, 300, 400, 500, 600], 'four (maxInFlight) at once, then one per 100 ms');
+  starts.length = 0;
+  await timers.advance(250);
+  calls = run(4);
+  await timers.advance(10_000);
+  await Promise.all(calls);
+  t.same(starts, [10_250, 10_250, 10_250, 10_250], 'a quiet spell refills the bucket, up to the burst');
+  starts.length = 0;
+  calls = run(2);
+  await timers.advance(10_000);
+  await Promise.all(calls);
+  t.same(starts, [20_250, 20_250]);
 });
 
 t.test('a clock that jumped backwards does not stall background calls', async (t) => {
