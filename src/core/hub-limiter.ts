@@ -1,9 +1,8 @@
 /**
- * Gentle on the hub (#13): at most a few calls in flight to one hub, and background calls
- * (scheduled renewals, retries nobody waits for) paced by a token bucket so that a cold start or
- * the end of an outage, when every workspace is due at once, reaches the hub as a stream rather
- * than a burst. A small burst passes at once, so a handful of workspaces never waits. Urgent calls
- * (a client is waiting) go first and are not paced.
+ * Gentle on the hub (#13): at most a few calls in flight to one hub, and at most so many background
+ * calls (scheduled renewals, retries nobody waits for) starting in any one second, so that a cold
+ * start or the end of an outage, when every workspace is due at once, reaches the hub as a steady
+ * stream rather than a burst. Urgent calls (a client is waiting) go first and are not paced.
  */
 import type { Timers } from './timers.js';
 import type { Clock } from './types.js';
@@ -14,10 +13,8 @@ export interface HubLimiterOptions {
   readonly maxInFlight: number;
   readonly clock: Clock;
   readonly timers: Timers;
-  /** The pace of background calls: one more may start every this many ms; read at each start. */
-  readonly spacingMs: () => number;
-  /** How many background calls may start at once after a quiet spell (default: maxInFlight). */
-  readonly burst?: number;
+  /** How many background calls may start in any one second (a sliding window); read at each start. */
+  readonly perSecond: () => number;
 }
 
 /** Thrown to calls still queued when the limiter closes (the daemon is stopping). */
@@ -35,23 +32,15 @@ interface Waiter {
 
 export class HubLimiter {
   private inFlight = 0;
-  /** Background starts available now (a token bucket refilled at one per spacing). */
-  private tokens: number;
-  private refilledAt: number;
+  /** When the latest background calls started, oldest first (at most perSecond of them are kept). */
+  private backgroundStarts: number[] = [];
   private readonly urgent: Waiter[] = [];
   private readonly background: Waiter[] = [];
   private cancelWake: (() => void) | null = null;
   private closed = false;
   private idleWaiters: Array<() => void> = [];
 
-  constructor(private readonly options: HubLimiterOptions) {
-    this.tokens = this.burst;
-    this.refilledAt = options.clock.now();
-  }
-
-  private get burst(): number {
-    return Math.max(1, this.options.burst ?? this.options.maxInFlight);
-  }
+  constructor(private readonly options: HubLimiterOptions) {}
 
   /** Run `task` when a slot is free (and, for background work, the spacing has passed). */
   async run<T>(priority: CallPriority, task: () => Promise<T>): Promise<T> {
@@ -98,7 +87,7 @@ export class HubLimiter {
       let next = this.urgent.shift();
       if (!next) {
         if (this.background.length === 0) return;
-        const wait = this.takeToken();
+        const wait = this.backgroundWait();
         if (wait > 0) {
           this.wakeIn(wait);
           return;
@@ -111,26 +100,17 @@ export class HubLimiter {
     }
   }
 
-  /** Take a background token: 0 when one was taken, else how long until the next one. */
-  private takeToken(): number {
+  /** 0 when a background call may start now (and counts it), else how long until one may. */
+  private backgroundWait(): number {
     const now = this.options.clock.now();
-    const spacing = Math.max(0, this.options.spacingMs());
-    // A clock that jumped backwards: count from now, not from the future.
-    if (this.refilledAt > now) this.refilledAt = now;
-    if (spacing === 0) {
-      this.tokens = this.burst;
-    } else {
-      const earned = Math.floor((now - this.refilledAt) / spacing);
-      if (earned > 0) {
-        this.tokens = Math.min(this.burst, this.tokens + earned);
-        this.refilledAt = this.tokens === this.burst ? now : this.refilledAt + earned * spacing;
-      }
-    }
-    if (this.tokens >= 1) {
-      this.tokens -= 1;
+    const limit = Math.max(1, Math.floor(this.options.perSecond()));
+    // Starts more than a second ago no longer count; nor do ones "in the future" after a clock jump.
+    this.backgroundStarts = this.backgroundStarts.filter((at) => at > now - 1000 && at <= now).slice(-limit);
+    if (this.backgroundStarts.length < limit) {
+      this.backgroundStarts.push(now);
       return 0;
     }
-    return this.refilledAt + spacing - now;
+    return (this.backgroundStarts[0] ?? now) + 1000 - now;
   }
 
   private wakeIn(ms: number): void {

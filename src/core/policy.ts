@@ -135,22 +135,21 @@ export interface FailurePlan {
 
 /**
  * When to try again after a failed renewal.
- * - The hub's Retry-After, when it sent one, sets the time (capped at 10 min), plus up to 10 %
- *   (at most 5 s) so that workspaces told the same HTTP-date do not all return in one second.
- * - Otherwise the exponential backoff, capped by what the held credential has left, and at 30 s
+ * - Never before the hub's Retry-After, when it sent one (capped at 10 min), plus up to 10 % (at
+ *   most 5 s) so that workspaces told the same HTTP-date do not all return in one second.
+ * - Nor before the exponential backoff, capped by what the held credential has left, and at 30 s
  *   once nothing servable is held, so a hub that comes back is noticed within seconds (not when
  *   the hub refused the key: a new key is needed, and asking every 30 s only adds load).
  */
 export function nextAttemptAt(plan: FailurePlan): number {
   const { failures, now, backoff, random, held } = plan;
-  if (plan.retryAfterMs !== undefined && plan.retryAfterMs > 0) {
-    const asked = Math.min(plan.retryAfterMs, RETRY_AFTER_CAP_MS);
-    return now + asked + Math.round(random() * Math.min(asked * 0.1, 5_000));
-  }
   const refusing = !held || !isServable(held, now);
   const options =
     refusing && !plan.keyRejected ? { ...backoff, maxMs: Math.min(backoff.maxMs, REFUSING_BACKOFF_CAP_MS) } : backoff;
-  return now + backoffDelay(failures, options, random, refusing ? null : held, now);
+  const delay = backoffDelay(failures, options, random, refusing ? null : held, now);
+  if (plan.retryAfterMs === undefined || plan.retryAfterMs <= 0) return now + delay;
+  const asked = Math.min(plan.retryAfterMs, RETRY_AFTER_CAP_MS);
+  return now + Math.max(delay, asked + Math.round(random() * Math.min(asked * 0.1, 5_000)));
 }
 
 /** Whether a client request may start a hub call for a workspace that has nothing servable. */
@@ -161,20 +160,20 @@ export function mayStartOnRequest(state: { lastAttemptAt: number; hubRetryAt: nu
   return now >= state.hubRetryAt && !recent;
 }
 
-/** Background calls to one hub run at up to this many times the rate its workspaces need on average. */
+/** Background calls to one hub may start at up to this many times the rate its workspaces need on average. */
 const PACE_HEADROOM = 2;
-/** However few the workspaces, background calls to one hub start at least this often when due. */
-const MAX_SPACING_MS = 250;
+/** However few the workspaces, this many background calls to one hub may start in any second. */
+const MIN_CALLS_PER_SECOND = 4;
 
 /**
- * The least time between the starts of two background calls to one hub, given the lifetimes of
- * the credentials of its workspaces. A workspace renews once per half lifetime on average; the
- * hub gets twice the sum of those rates, so a cold start or the end of an outage (every workspace
- * due at once) drains at twice the steady rate instead of all in one second.
+ * How many background calls to one hub may start in any one second, given the lifetimes of the
+ * credentials of its workspaces. A workspace renews once per half lifetime on average; the hub may
+ * get twice the sum of those rates, so a cold start or the end of an outage (every workspace due at
+ * once) drains at twice the steady rate instead of all in one second. A lifetime not yet known
+ * counts as the hub's usual hour.
  */
-export function backgroundSpacingMs(lifetimesMs: readonly number[]): number {
+export function backgroundCallsPerSecond(lifetimesMs: readonly number[]): number {
   let perSecond = 0;
-  for (const lifetime of lifetimesMs) perSecond += 1 / Math.max(1, (lifetime > 0 ? lifetime : HOUR) / 2 / 1000);
-  if (perSecond === 0) return 0;
-  return Math.min(MAX_SPACING_MS, Math.round(1000 / (PACE_HEADROOM * perSecond)));
+  for (const lifetime of lifetimesMs) perSecond += 2000 / Math.max(1000, lifetime > 0 ? lifetime : HOUR);
+  return Math.max(MIN_CALLS_PER_SECOND, Math.ceil(PACE_HEADROOM * perSecond - 1e-9));
 }

@@ -4,7 +4,7 @@
  */
 import { HubClockSense, type HubDateSample } from '../core/clock-sense.js';
 import { type CallPriority, HubLimiter } from '../core/hub-limiter.js';
-import { backgroundSpacingMs } from '../core/policy.js';
+import { backgroundCallsPerSecond } from '../core/policy.js';
 import type { Timers } from '../core/timers.js';
 import type { Clock } from '../core/types.js';
 
@@ -75,7 +75,7 @@ export class HubConditions {
           clock,
           timers,
           maxInFlight: this.options.maxInFlight ?? HUB_MAX_IN_FLIGHT,
-          spacingMs: () => backgroundSpacingMs(lifetimesOn(hubUrl)),
+          perSecond: () => backgroundCallsPerSecond(lifetimesOn(hubUrl)),
         }),
         clock: new HubClockSense(),
       };

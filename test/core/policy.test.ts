@@ -1,6 +1,6 @@
 import t from 'tap';
 import {
-  backgroundSpacingMs,
+  backgroundCallsPerSecond,
   backoffDelay,
   durations,
   freshMargin,
@@ -122,18 +122,23 @@ t.test('rotation due date', async (t) => {
   t.equal(rotationDueAt({ expiresAt: null, storedAt: 5 }, 7 * DAY), 5 + DAY, 'unknown expiry: within a day');
 });
 
-t.test('after a failure: Retry-After sets the next attempt, capped at 10 min, never earlier', async (t) => {
-  const backoff = { initialMs: 5_000, maxMs: 5 * MINUTE };
-  const base = { failures: 1, now: 1_000_000, backoff, held: hourCred };
-  t.equal(nextAttemptAt({ ...base, random: () => 0, retryAfterMs: 120_000 }), 1_000_000 + 120_000);
-  t.equal(nextAttemptAt({ ...base, random: () => 0.999, retryAfterMs: 120_000 }), 1_000_000 + 120_000 + 4_995);
-  t.equal(nextAttemptAt({ ...base, random: () => 0, retryAfterMs: 3_600_000 }), 1_000_000 + RETRY_AFTER_CAP_MS);
-  t.equal(RETRY_AFTER_CAP_MS, 10 * MINUTE);
-  // Retry-After wins over the short backoff even with nothing held.
-  t.equal(nextAttemptAt({ ...base, held: null, random: () => 0, retryAfterMs: 120_000 }), 1_000_000 + 120_000);
-  // Retry-After: 0 is no instruction: the usual backoff applies.
-  t.equal(nextAttemptAt({ ...base, random: () => 0, retryAfterMs: 0 }), 1_000_000 + 2_500);
-});
+t.test(
+  'after a failure: Retry-After sets the next attempt, capped at 10 min; never earlier than the backoff',
+  async (t) => {
+    const backoff = { initialMs: 5_000, maxMs: 5 * MINUTE };
+    const base = { failures: 1, now: 1_000_000, backoff, held: hourCred };
+    t.equal(nextAttemptAt({ ...base, random: () => 0, retryAfterMs: 120_000 }), 1_000_000 + 120_000);
+    t.equal(nextAttemptAt({ ...base, random: () => 0.999, retryAfterMs: 120_000 }), 1_000_000 + 120_000 + 4_995);
+    t.equal(nextAttemptAt({ ...base, random: () => 0, retryAfterMs: 3_600_000 }), 1_000_000 + RETRY_AFTER_CAP_MS);
+    t.equal(RETRY_AFTER_CAP_MS, 10 * MINUTE);
+    // Retry-After wins over the short backoff even with nothing held.
+    t.equal(nextAttemptAt({ ...base, held: null, random: () => 0, retryAfterMs: 120_000 }), 1_000_000 + 120_000);
+    // Retry-After: 0 is no instruction: the usual backoff applies.
+    t.equal(nextAttemptAt({ ...base, random: () => 0, retryAfterMs: 0 }), 1_000_000 + 2_500);
+    // Retry-After: 1 after the fifth failure: the backoff is longer and wins.
+    t.equal(nextAttemptAt({ ...base, failures: 5, random: () => 0, retryAfterMs: 1_000 }), 1_000_000 + 40_000);
+  },
+);
 
 t.test('after a failure with nothing servable, the backoff never exceeds 30 s', async (t) => {
   const backoff = { initialMs: 5_000, maxMs: 5 * MINUTE };
@@ -176,11 +181,11 @@ t.test('a client request starts a hub call at most every few seconds, and never 
   t.ok(mayStartOnRequest({ lastAttemptAt: 500_000, hubRetryAt: 0 }, 10_000), 'a clock that went back does not stall');
 });
 
-t.test('background spacing: twice the steady rate of the workspaces on one hub', async (t) => {
-  // 200 workspaces with 120 s credentials renew 200 times a minute: 3.3/s; spaced for 6.7/s.
-  t.equal(backgroundSpacingMs(Array.from({ length: 200 }, () => 120_000)), 150);
-  t.equal(backgroundSpacingMs([HOUR]), 250, 'few workspaces: at least four a second');
-  t.equal(backgroundSpacingMs([]), 0);
-  t.equal(backgroundSpacingMs(Array.from({ length: 10 }, () => 0)), 250, 'unknown lifetime counts as an hour');
-  t.equal(backgroundSpacingMs(Array.from({ length: 20_000 }, () => HOUR)), 45);
+t.test('background calls per second: twice the steady rate of the workspaces on one hub, at least 4', async (t) => {
+  // 200 workspaces with 120 s credentials renew 200 times a minute: 3.3/s; up to 7 a second.
+  t.equal(backgroundCallsPerSecond(Array.from({ length: 200 }, () => 120_000)), 7);
+  t.equal(backgroundCallsPerSecond([HOUR]), 4, 'few workspaces: four a second');
+  t.equal(backgroundCallsPerSecond([]), 4);
+  t.equal(backgroundCallsPerSecond(Array.from({ length: 9_000 }, () => 0)), 10, 'unknown lifetime counts as an hour');
+  t.equal(backgroundCallsPerSecond(Array.from({ length: 9_000 }, () => HOUR)), 10);
 });

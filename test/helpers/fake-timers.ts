@@ -44,16 +44,18 @@ export class FakeTimers implements Timers {
     return this.earliest()?.at ?? null;
   }
 
-  /** Run every timer due within `ms`, in order, each at its own time; then set the clock to the end. */
+  /** Run every timer due within `ms`, in order, each at its own time (those due together, together); then set the clock to the end. */
   async advance(ms: number, onTick?: (now: number) => void | Promise<void>): Promise<void> {
     const end = this.clock.now() + ms;
     await this.settle();
     for (;;) {
       const next = this.earliest();
       if (!next || next.at > end) break;
-      this.pending = this.pending.filter((p) => p !== next);
+      // Every timer due at that moment fires together, as they would on a real clock.
+      const due = this.pending.filter((p) => p.at <= next.at).sort((a, b) => a.at - b.at || a.seq - b.seq);
+      this.pending = this.pending.filter((p) => !due.includes(p));
       if (next.at > this.clock.now()) this.clock.set(next.at);
-      next.fn();
+      for (const timer of due) timer.fn();
       await this.settle();
       await onTick?.(this.clock.now());
     }
