@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { Config } from '../config/load.js';
+import { describeOffset, offsetWorthShowing } from '../core/clock-sense.js';
 import { EXIT } from '../core/errors.js';
 import { daysLeft, durations, isServable, rotationDueAt } from '../core/policy.js';
 import type { WorkspaceSnapshot } from '../scheduler/broker.js';
@@ -27,6 +28,8 @@ export interface StatusRow {
   /** Rotation in words: "in 23d", "needs you", "retrying: …", "recovering", "off". */
   rotationText: string;
   attention: string[];
+  /** The hub's clock minus ours as the daemon estimates it (null when unknown or the daemon is down). */
+  hubClockOffsetMs?: number | null;
 }
 
 const iso = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString() : null);
@@ -96,6 +99,7 @@ export async function collectStatus(config: Config, env: CliContext['env'], now 
         nextRotationAt: iso(rotateAt),
         rotationText,
         attention: [...new Set(attention)],
+        hubClockOffsetMs: snap?.hubClockOffsetMs ?? null,
       };
     });
   } finally {
@@ -165,6 +169,14 @@ export function renderTable(rows: StatusRow[], now: number, colour: boolean): st
       .trimEnd();
   const out = [line(header.map((h) => [h, 'bold'])), ...body.map(line)];
   for (const r of rows) for (const a of r.attention) out.push(paint(`! ${r.workspace}: ${a}`, 'red'));
+  // A clock off by more than 30 s is worth knowing (#13); expiry is already judged by the earlier clock.
+  const hubsShown = new Set<string>();
+  for (const r of rows) {
+    const offset = r.hubClockOffsetMs ?? null;
+    if (!offsetWorthShowing(offset) || hubsShown.has(r.hub)) continue;
+    hubsShown.add(r.hub);
+    out.push(paint(`~ ${r.hub}: ${describeOffset(offset)}; expiry is judged by the earlier of the two`, 'yellow'));
+  }
   return out;
 }
 
