@@ -18,10 +18,12 @@ import { HubConditions } from './scheduler/hub-conditions.js';
 import { KeyRotator, type RotationStep } from './scheduler/rotation.js';
 import { HostPolicy, isLoopbackHost } from './server/hosts.js';
 import type { Listener } from './server/listener.js';
+import { portInUse } from './server/port-holder.js';
 import { startServer } from './server/server.js';
+import { serveUnixSocket } from './server/unix-socket.js';
 import { countRenewals, createMetrics, type DaemonMetrics } from './service/metrics.js';
 import { CredentialsFileSink } from './sinks/aws-credentials-file.js';
-import { assertTokenFilesPrivate, ensureAdminToken } from './store/client-tokens.js';
+import { assertTokenFilesPrivate, ensureAdminToken, ensureMetricsToken } from './store/client-tokens.js';
 import { openDatabase } from './store/database.js';
 import { ensurePrivateDir, replaceSecretFile } from './store/files.js';
 import { acquireProcessLock, type ProcessLock } from './store/lock.js';
@@ -118,6 +120,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     const store = new Store(openDatabase({ file: paths.database, key }), key, clock);
     cleanups.push(() => store.close());
     const adminTokenHash = ensureAdminToken(paths);
+    const metricsTokenHash = ensureMetricsToken(paths);
     assertTokenFilesPrivate(paths);
 
     // What reload() may change. Broker and rotator read their options at each use, so the
@@ -194,10 +197,14 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       hosts,
       logger,
       onServed: (workspace) => metrics.served(workspace),
-      admin: { tokenHash: adminTokenHash, actions: adminActions(broker) },
+      admin: { tokenHash: adminTokenHash, metricsTokenHash, actions: adminActions(broker) },
       metrics: () => metrics.render(),
+    }).catch((err: unknown) => {
+      throw portInUse(err, host, config.server.port, config.file);
     });
     cleanups.push(() => void listener.close());
+    const local = await serveUnixSocket({ path: paths.socket, handler: listener.handle, logger });
+    cleanups.push(() => void local.close());
     const port = listener.port;
     hosts.setPort(port);
     const urlHost = host.includes(':') ? `[${host}]` : host;
@@ -291,7 +298,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         await task?.destroy();
         clearInterval(poll);
         broker.stop();
-        await listener.close();
+        await Promise.all([listener.close(), local.close()]);
         await Promise.race([broker.settle(), new Promise((r) => setTimeout(r, 2_000).unref())]);
         undo();
       },

@@ -1,5 +1,5 @@
 /**
- * The daemon in-process: /metrics (content, admin-only) and reload() (what applies live, what
+ * The daemon in-process: /metrics (content, metrics token only) and reload() (what applies live, what
  * needs a restart). The installation is made with the built CLI, as a user would.
  */
 
@@ -43,7 +43,7 @@ async function start(logger: Logger): Promise<Daemon> {
   return daemon;
 }
 
-t.test('/metrics: admin token only; served, renewals, failures, expiry', async (t) => {
+t.test('/metrics: the metrics token on TCP, never the admin token; served, renewals, failures, expiry', async (t) => {
   const { logger } = memoryLogger();
   const daemon = await start(logger);
   t.teardown(() => daemon.stop());
@@ -52,24 +52,22 @@ t.test('/metrics: admin token only; served, renewals, failures, expiry', async (
 
   t.equal((await get('/metrics')).status, 401, 'no token: 401');
   t.equal((await get('/metrics', 'not-the-token')).status, 401, 'wrong token: 401');
-  t.not((await get('/metrics', clientToken)).status, 200, "a workspace's client token is not the admin token");
+  t.not((await get('/metrics', clientToken)).status, 200, "a workspace's client token is not the metrics token");
+  t.equal((await get('/metrics', inst.adminToken())).status, 401, 'nor is the admin token, on TCP');
+  const metricsToken = readFileSync(join(inst.dataDir, 'metrics-token'), 'utf8').trim();
 
   for (let i = 0; i < 3; i++) t.equal((await get('/v1/workspaces/ws/credentials', clientToken)).status, 200);
-  const refresh = () =>
-    fetch(`${daemon.url}/v1/admin/workspaces/ws/refresh`, {
-      method: 'POST',
-      headers: { authorization: inst.adminToken() },
-    });
+  const refresh = () => inst.admin('/v1/admin/workspaces/ws/refresh', 'POST');
   t.equal((await refresh()).status, 200, 'one renewal');
   await hub.setFault('s3_forbidden', { count: 1 });
   t.equal((await refresh()).status, 502, 'one failed renewal');
 
   t.equal(
-    (await get('/metrics', `Bearer ${inst.adminToken()}`)).status,
+    (await get('/metrics', `Bearer ${metricsToken}`)).status,
     200,
-    'Bearer <admin token>, as Prometheus sends it',
+    'Bearer <metrics token>, as Prometheus sends it',
   );
-  const res = await get('/metrics', inst.adminToken());
+  const res = await get('/metrics', metricsToken);
   t.equal(res.status, 200);
   t.match(res.headers.get('content-type'), /^text\/plain; version=0\.0\.4/);
   const text = await res.text();

@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import { type Config, loadConfig } from '../config/load.js';
 import { EXIT, UserError } from '../core/errors.js';
 import { type Clock, systemClock } from '../core/types.js';
+import { describeHolder, findPortHolder } from '../server/port-holder.js';
 import { openDatabase } from '../store/database.js';
 import { assertPrivate } from '../store/files.js';
 import { integrityProblems } from '../store/integrity.js';
@@ -22,7 +23,7 @@ import { masterKeyLocation, readMasterKey } from '../store/master-key.js';
 import { sealingKey } from '../store/seal.js';
 import { Store } from '../store/store.js';
 import { type CliContext, print } from './context.js';
-import { adminToken, runtimeInfo } from './daemon-client.js';
+import { adminToken, callDaemon, runtimeInfo } from './daemon-client.js';
 import { UNIT_NAME, type UnitScope, unitDirectory } from './install-systemd.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
@@ -126,6 +127,7 @@ function permissions(config: Config, env: CliContext['env']): Check {
     [`${paths.database}-wal`, 'file', 600],
     [`${paths.database}-shm`, 'file', 600],
     [paths.adminToken, 'file', 600],
+    [paths.metricsToken, 'file', 600],
   ];
   if (masterKeyLocation(paths.masterKey, env) === paths.masterKey) targets.push([paths.masterKey, 'file', 600]);
   if (existsSync(paths.tokensDir)) {
@@ -161,25 +163,24 @@ async function daemonCheck(config: Config, info: ReturnType<typeof runtimeInfo>,
   if (!info) return fail('daemon', 'not running', start);
   const began = performance.now();
   try {
-    const health = await fetch(`${info.url}/healthz`, { signal: AbortSignal.timeout(timeoutMs) });
+    // Over the Unix socket, where the admin token may go (never TCP).
+    const status = await callDaemon(config, '/v1/admin/status', { token: adminToken(config), timeoutMs });
     const ms = Math.round(performance.now() - began);
-    if (!health.ok)
-      return fail(
-        'daemon',
-        `${info.url}/healthz answered ${health.status}`,
-        'see its log: journalctl --user -u eodh-credd',
-      );
-    const status = await fetch(`${info.url}/v1/admin/status`, {
-      headers: { authorization: adminToken(config) },
-      signal: AbortSignal.timeout(timeoutMs),
-    });
     if (status.status !== 200) {
       return fail(
         'daemon',
-        `${info.url} refuses this installation's admin token (${status.status}): another daemon on that port?`,
-        'stop the other program, then restart eodh-credd',
+        `${config.paths.socket} refuses this installation's admin token (${status.status})`,
+        'restart eodh-credd: systemctl --user restart eodh-credd',
       );
     }
+    const health = await fetch(`${info.url}/healthz`, { signal: AbortSignal.timeout(timeoutMs) });
+    await health.body?.cancel();
+    if (!health.ok)
+      return fail(
+        'daemon',
+        `${info.url}/healthz answered ${health.status}: another program on that port?`,
+        'see its log: journalctl --user -u eodh-credd',
+      );
     return ok('daemon', `running (pid ${info.pid}) at ${info.url}, answered in ${ms} ms`);
   } catch (err) {
     return fail(
@@ -237,10 +238,11 @@ async function portCheck(config: Config, info: ReturnType<typeof runtimeInfo>): 
     server.listen({ host, port, exclusive: true }, () => server.close(() => resolve(true)));
   });
   if (free === true) return ok('port', `${host}:${port} is free`);
+  const holder = free === 'EADDRINUSE' ? findPortHolder(port) : null;
   return fail(
     'port',
     free === 'EADDRINUSE'
-      ? `${host}:${port} is in use by another program`
+      ? `${host}:${port} is in use by ${holder ? describeHolder(holder) : 'another program'}`
       : `cannot listen on ${host}:${port} (${free})`,
     `stop that program (ss -ltnp 'sport = :${port}'), or set server.port in ${config.file}`,
   );

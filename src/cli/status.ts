@@ -1,7 +1,8 @@
 /**
- * `eodh-credd status [--json]`: one row per workspace from the database (works with the daemon
- * down), with the daemon's view (next renewal, rotation in progress) when it runs. Colour on a
- * terminal. Exits 2 when something needs the user.
+ * `eodh-credd status [--json]`: whether the daemon runs, then one row per workspace from the
+ * database (works with the daemon down), with the daemon's view (next renewal, rotation in
+ * progress) when it runs, asked over its Unix socket. Colour on a terminal. Exits 3 when the
+ * daemon is not running (as `systemctl status` does), else 2 when something needs the user.
  */
 import { parseArgs } from 'node:util';
 import type { Config } from '../config/load.js';
@@ -10,7 +11,7 @@ import { EXIT } from '../core/errors.js';
 import { daysLeft, durations, isServable, rotationDueAt } from '../core/policy.js';
 import type { WorkspaceSnapshot } from '../scheduler/broker.js';
 import { type CliContext, configOf, openStore, print } from './context.js';
-import { adminToken, callDaemon, runtimeInfo } from './daemon-client.js';
+import { adminToken, callDaemon, daemonRunning, runtimeInfo } from './daemon-client.js';
 
 export interface StatusRow {
   workspace: string;
@@ -34,17 +35,35 @@ export interface StatusRow {
 
 const iso = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString() : null);
 
-export async function collectStatus(config: Config, env: CliContext['env'], now = Date.now()): Promise<StatusRow[]> {
-  const store = openStore(config, env);
+/** Whether the daemon answers on its socket, and its view of the workspaces when it does. */
+export interface DaemonView {
+  readonly running: boolean;
+  readonly pid: number | null;
+  readonly url: string | null;
+  readonly live: WorkspaceSnapshot[];
+}
+
+export async function daemonView(config: Config, timeoutMs = 3_000): Promise<DaemonView> {
+  if (!(await daemonRunning(config))) return { running: false, pid: null, url: null, live: [] };
+  const info = runtimeInfo(config);
   let live: WorkspaceSnapshot[] = [];
-  if (runtimeInfo(config)) {
-    try {
-      const answer = await callDaemon(config, '/v1/admin/status', { token: adminToken(config), timeoutMs: 3_000 });
-      if (answer.status === 200 && Array.isArray(answer.body)) live = answer.body as WorkspaceSnapshot[];
-    } catch {
-      // The daemon's view is a bonus; the database alone still answers.
-    }
+  try {
+    const answer = await callDaemon(config, '/v1/admin/status', { token: adminToken(config), timeoutMs });
+    if (answer.status === 200 && Array.isArray(answer.body)) live = answer.body as WorkspaceSnapshot[];
+  } catch {
+    // It answered a moment ago; the database alone still answers.
   }
+  return { running: true, pid: info?.pid ?? null, url: info?.url ?? null, live };
+}
+
+export async function collectStatus(
+  config: Config,
+  env: CliContext['env'],
+  now = Date.now(),
+  view?: DaemonView,
+): Promise<StatusRow[]> {
+  const { live } = view ?? (await daemonView(config));
+  const store = openStore(config, env);
   try {
     return store.listWorkspaces().map((w) => {
       const key = store.activeApiKey(w.id);
@@ -184,9 +203,19 @@ export async function run(ctx: CliContext): Promise<number> {
   const { values } = parseArgs({ args: ctx.args, options: { json: { type: 'boolean', default: false } } });
   const config = configOf(ctx);
   const now = Date.now();
-  const rows = await collectStatus(config, ctx.env, now);
-  if (values.json) print(ctx.stdout, JSON.stringify(rows, null, 2));
-  else if (rows.length === 0) print(ctx.stdout, 'No workspaces.');
-  else for (const line of renderTable(rows, now, ctx.stdout.isTTY === true)) print(ctx.stdout, line);
+  const view = await daemonView(config);
+  const rows = await collectStatus(config, ctx.env, now, view);
+  const daemonLine = view.running
+    ? `Daemon: running${view.pid === null ? '' : ` (pid ${view.pid})`}${view.url === null ? '' : `, serving ${view.url}`}.`
+    : 'Daemon: not running (start it with "systemctl --user start eodh-credd" or "eodh-credd serve"); the table shows what the database holds.';
+  if (values.json) {
+    print(ctx.stdout, JSON.stringify(rows, null, 2));
+    if (!view.running) print(ctx.stderr, daemonLine);
+  } else {
+    print(ctx.stdout, daemonLine);
+    if (rows.length === 0) print(ctx.stdout, 'No workspaces.');
+    else for (const line of renderTable(rows, now, ctx.stdout.isTTY === true)) print(ctx.stdout, line);
+  }
+  if (!view.running) return EXIT.NOT_RUNNING;
   return rows.some((r) => r.attention.length > 0) ? EXIT.NEEDS_ATTENTION : EXIT.OK;
 }

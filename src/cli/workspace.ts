@@ -14,7 +14,13 @@ import { daysLeft, isServable } from '../core/policy.js';
 import { rfc3339 } from '../core/time.js';
 import type { S3Credentials } from '../core/types.js';
 import { isWorkspaceName } from '../core/workspace-name.js';
-import { defaultCredentialsFile, deleteProfile, profileName, writeProfile } from '../sinks/aws-credentials-file.js';
+import {
+  defaultCredentialsFile,
+  deleteProfile,
+  profileName,
+  sinkTarget,
+  writeProfile,
+} from '../sinks/aws-credentials-file.js';
 import { newClientToken, writeClientTokenFile } from '../store/client-tokens.js';
 import type { WorkspaceRecord } from '../store/store.js';
 import { HubClient } from '../upstream/client.js';
@@ -255,6 +261,7 @@ function editSinkFile(file: string, edit: () => unknown): void {
   try {
     edit();
   } catch (err) {
+    if (err instanceof UserError) throw err;
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
     throw new UserError(`Cannot update ${file} (${code}): ${(err as Error).message}`, EXIT.CANTCREAT);
   }
@@ -302,6 +309,7 @@ function sink(ctx: CliContext, args: string[]): number {
       return 0;
     }
     const file = values.file ? resolve(values.file) : defaultCredentialsFile(ctx.env);
+    sinkTarget(file); // refused now, not at the next renewal, when others could change it
     // Usable at once when a valid credential is stored; the daemon rewrites it on every renewal.
     const stored = store.loadS3(record.id);
     if (stored && isServable(stored, Date.now())) editSinkFile(file, () => writeProfile(file, name, stored));

@@ -2,8 +2,8 @@
  * TOML file → validated, frozen Config. A missing default file means "all defaults"; a file named
  * explicitly (--config, EODH_CREDD_CONFIG) must exist. Every error names the file and the key.
  */
-import { readFileSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
+import { closeSync, constants, fstatSync, openSync, readFileSync, type Stats, statSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { validateDetailed } from 'node-cron';
 import { parse, TomlError } from 'smol-toml';
 import { safeParse } from 'valibot';
@@ -32,15 +32,56 @@ export function resolveConfigFile(source: ConfigSource): { file: string; explici
 export function loadConfig(source: ConfigSource): Config {
   const { file, explicit } = resolveConfigFile(source);
   let text: string | null = null;
+  let fd: number | undefined;
   try {
-    text = readFileSync(file, 'utf8');
+    // Non-blocking, so a FIFO put in its place cannot hang the daemon; fstat says what was opened.
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+    assertConfigTrusted(file, fstatSync(fd));
+    text = readFileSync(fd, 'utf8');
   } catch (err) {
+    if (err instanceof UserError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== 'ENOENT' || explicit) {
       throw new UserError(`${file}: cannot read the configuration file (${code ?? 'error'}).`, EXIT.CONFIG);
     }
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
   return parseConfig(text ?? '', file, source.env, text !== null);
+}
+
+const modeText = (mode: number) => (mode & 0o7777).toString(8).padStart(4, '0');
+
+/**
+ * The configuration says where the data lives and which STS endpoint gets the credentials, so a
+ * file someone else can change is refused (#12), as sshd refuses such a config: it must be a
+ * regular file owned by us or root, writable by its owner only, in a directory others cannot
+ * write to (a sticky directory such as /tmp is fine: others cannot replace our file there).
+ */
+export function assertConfigTrusted(file: string, stat: Stats): void {
+  const me = process.getuid?.();
+  if (!stat.isFile()) throw new UserError(`${file}: the configuration file is not a regular file.`, EXIT.CONFIG);
+  if (me !== undefined && stat.uid !== me && stat.uid !== 0) {
+    throw new UserError(
+      `${file}: the configuration file belongs to another user (uid ${stat.uid}); refusing it: use a file of your own.`,
+      EXIT.NOPERM,
+    );
+  }
+  if ((stat.mode & 0o022) !== 0) {
+    throw new UserError(
+      `${file}: the configuration file is writable by other users (mode ${modeText(stat.mode)}); refusing it: run "chmod go-w ${file}".`,
+      EXIT.NOPERM,
+    );
+  }
+  const dir = dirname(file);
+  const parent = statSync(dir);
+  const sticky = (parent.mode & 0o1000) !== 0; // S_ISVTX
+  if ((parent.mode & 0o022) !== 0 && !sticky) {
+    throw new UserError(
+      `${file}: the configuration file's directory is writable by other users (mode ${modeText(parent.mode)}), who could replace it; refusing it: run "chmod go-w ${dir}".`,
+      EXIT.NOPERM,
+    );
+  }
 }
 
 export function parseConfig(

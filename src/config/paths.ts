@@ -39,7 +39,11 @@ export interface DataPaths {
   readonly masterKey: string;
   readonly tokensDir: string;
   readonly adminToken: string;
+  /** Opens /metrics only: Prometheus sends it over TCP, where the admin token never goes (#12). */
+  readonly metricsToken: string;
   readonly lock: string;
+  /** The Unix socket the CLI talks to the daemon through (#12): 0600, in the 0700 data directory. */
+  readonly socket: string;
 }
 
 export function dataPaths(dataDir: string): DataPaths {
@@ -49,7 +53,9 @@ export function dataPaths(dataDir: string): DataPaths {
     masterKey: join(dataDir, 'master-key'),
     tokensDir: join(dataDir, 'tokens'),
     adminToken: join(dataDir, 'admin-token'),
+    metricsToken: join(dataDir, 'metrics-token'),
     lock: join(dataDir, 'serve.lock'),
+    socket: join(dataDir, 'daemon.sock'),
   };
 }
 

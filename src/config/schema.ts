@@ -4,6 +4,7 @@
  * key accepts ("expected a whole number from 0 to 65535"); load.ts adds the file, the key and the value.
  */
 import * as v from 'valibot';
+import { defaultPort } from './ports.js';
 
 /** A [section]: every key optional, unknown keys are errors, a missing section is all defaults. */
 function table<const E extends v.ObjectEntries>(entries: E) {
@@ -11,8 +12,8 @@ function table<const E extends v.ObjectEntries>(entries: E) {
   return v.optional(schema, {} as v.InferInput<typeof schema>);
 }
 
-/** A number in [min, max]; a whole number unless `whole` is false. */
-function ranged(min: number, max: number, dflt: number, whole = true) {
+/** A number in [min, max]; a whole number unless `whole` is false. A function default is computed at each parse. */
+function ranged(min: number, max: number, dflt: number | (() => number), whole = true) {
   const expected = `expected ${whole ? 'a whole number' : 'a number'} from ${min} to ${max}`;
   return v.optional(
     v.pipe(
@@ -36,7 +37,7 @@ export const ConfigSchema = v.strictObject(
   {
     server: table({
       host: nonEmpty('127.0.0.1'), // address to listen on
-      port: ranged(0, 65535, 9460), // TCP port; 0 picks a free one
+      port: ranged(0, 65535, () => defaultPort()), // TCP port; 0 picks a free one; default by uid (ports.ts)
       allow_non_loopback: flag(false), // permit a non-loopback host
     }),
     storage: table({

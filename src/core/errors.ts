@@ -45,6 +45,8 @@ export const EXIT = {
   OK: 0,
   FAILURE: 1,
   NEEDS_ATTENTION: 2,
+  /** `status`: the daemon is not running (like systemctl's and LSB's "program is not running"). */
+  NOT_RUNNING: 3,
   USAGE: 64,
   DATAERR: 65,
   UNAVAILABLE: 69,

@@ -106,6 +106,7 @@ export class HubSimState {
   private garbageTurn = 0;
   private readonly total = zeroCounters();
   private readonly perWorkspace = new Map<string, Counters>();
+  private readonly waiting = new Map<keyof Counters, Array<() => void>>();
 
   constructor(options: SimStateOptions) {
     this.clock = options.clock;
@@ -227,6 +228,21 @@ export class HubSimState {
       this.perWorkspace.set(workspace, mine);
     }
     mine[counter] += 1;
+    const waiters = this.waiting.get(counter);
+    this.waiting.delete(counter);
+    for (const resolve of waiters ?? []) resolve();
+  }
+
+  /**
+   * Resolves when the next request on `counter` arrives (before any fault delays it), so a test
+   * can act while a call is in flight at the hub instead of sleeping and hoping it got there.
+   */
+  nextRequest(counter: keyof Counters): Promise<void> {
+    return new Promise((resolve) => {
+      const waiters = this.waiting.get(counter) ?? [];
+      waiters.push(resolve);
+      this.waiting.set(counter, waiters);
+    });
   }
 
   stats(): Stats {

@@ -149,6 +149,11 @@ export class Broker implements CredentialSource {
         slot = new WorkspaceSlot(record);
         this.slots.set(record.name, slot);
         this.log.info({ workspace: record.name }, 'workspace loaded');
+      } else if (slot.record.clientTokenId !== record.clientTokenId) {
+        this.log.info(
+          { workspace: record.name, clientTokenId: record.clientTokenId },
+          'client token replaced: the previous one is refused from now on',
+        );
       }
       slot.record = record;
       this.loadSecrets(slot);

@@ -3,6 +3,7 @@
  * (listener.ts) hands it, through `app.routing`, every request its fast path leaves; tests use
  * inject(). The server reads a CredentialSource and nothing else.
  */
+import type { IncomingMessage } from 'node:http';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import { errorBody } from '../core/errors.js';
@@ -21,7 +22,16 @@ export interface AppOptions {
   readonly audit?: AuditTrail | undefined;
   /** Called for each credential handed out (GET answered 200). */
   readonly onServed?: ((workspace: string) => void) | undefined;
-  readonly admin?: { readonly tokenHash: Buffer; readonly actions: AdminActions } | undefined;
+  readonly admin?:
+    | {
+        readonly tokenHash: Buffer;
+        readonly actions: AdminActions;
+        /** Opens /metrics, on TCP too. */
+        readonly metricsTokenHash?: Buffer | undefined;
+        /** Which requests came over the Unix socket, the only way to the admin routes (default: the real test). */
+        readonly isLocal?: ((request: IncomingMessage) => boolean) | undefined;
+      }
+    | undefined;
   readonly metrics?: (() => Promise<string>) | undefined;
   readonly failedAuth?: { readonly max: number; readonly timeWindowMs: number } | undefined;
 }
@@ -79,6 +89,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     hosts: options.hosts,
     logger: log,
     adminTokenHash: options.admin?.tokenHash,
+    metricsTokenHash: options.admin?.metricsTokenHash,
+    isLocal: options.admin?.isLocal,
     failedAuth: options.failedAuth ?? { max: 20, timeWindowMs: 60_000 },
   });
 
@@ -156,8 +168,10 @@ function registerAdmin(app: FastifyInstance, actions: AdminActions, metrics: App
     );
   }
   if (metrics) {
-    app.get('/metrics', { config: { auth: 'admin' }, schema: { response: errorResponses } }, async (_request, reply) =>
-      reply.type('text/plain; version=0.0.4').send(await metrics()),
+    app.get(
+      '/metrics',
+      { config: { auth: 'metrics' }, schema: { response: errorResponses } },
+      async (_request, reply) => reply.type('text/plain; version=0.0.4').send(await metrics()),
     );
   }
 }

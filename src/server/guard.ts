@@ -10,6 +10,7 @@
  * route-level onRequest hook, which runs in between) can count exactly the failures.
  */
 import { timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
@@ -19,9 +20,13 @@ import { isWorkspaceName } from '../core/workspace-name.js';
 import { tokenDigest } from '../store/client-tokens.js';
 import type { HostPolicy } from './hosts.js';
 import { presentedToken, requestProblem } from './request-checks.js';
+import { isUnixSocketRequest } from './unix-socket.js';
 
-/** Which credential a route wants: a workspace's client token, the admin token, or none. */
-export type RouteAuth = 'workspace' | 'admin' | 'none';
+/**
+ * Which credential a route wants: a workspace's client token, the admin token (and the Unix
+ * socket), the metrics token (or, on the Unix socket, the admin token), or none.
+ */
+export type RouteAuth = 'workspace' | 'admin' | 'metrics' | 'none';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -38,6 +43,10 @@ export interface GuardOptions {
   readonly logger: Logger;
   /** SHA-256 of the admin token; admin routes are closed when absent. */
   readonly adminTokenHash?: Buffer | undefined;
+  /** SHA-256 of the metrics token, which opens /metrics only (on TCP too: Prometheus cannot use a Unix socket). */
+  readonly metricsTokenHash?: Buffer | undefined;
+  /** Whether a request came the owner-only way (the Unix socket); admin routes answer nothing else (#12). */
+  readonly isLocal?: ((request: IncomingMessage) => boolean) | undefined;
   readonly failedAuth: { readonly max: number; readonly timeWindowMs: number };
 }
 
@@ -62,6 +71,7 @@ export function checkAdminToken(token: string, expected: Buffer | undefined): Au
 
 export async function registerGuard(app: FastifyInstance, options: GuardOptions): Promise<void> {
   const log = options.logger;
+  const isLocal = options.isLocal ?? isUnixSocketRequest;
   app.decorateRequest('credd', null);
 
   app.addHook('onRequest', async (request, reply) => {
@@ -76,11 +86,18 @@ export async function registerGuard(app: FastifyInstance, options: GuardOptions)
       request.credd = { auth: null };
       return;
     }
+    // The admin routes do not exist on TCP: the admin token never needs to travel there, and
+    // whoever holds the port while the daemon is down learns nothing from the CLI (#12).
+    const local = isLocal(request.raw);
+    if (needs === 'admin' && !local) return sendError(reply, 'not_found');
     const token = presentedToken(request.headers.authorization);
     let auth: AuthResult;
     if (token === null) auth = { ok: false, code: 'unauthorized' };
     else if (needs === 'admin') auth = checkAdminToken(token, options.adminTokenHash);
-    else auth = options.source.authenticate(workspace ?? '', token);
+    else if (needs === 'metrics') {
+      auth = checkAdminToken(token, options.metricsTokenHash);
+      if (!auth.ok && local) auth = checkAdminToken(token, options.adminTokenHash);
+    } else auth = options.source.authenticate(workspace ?? '', token);
     request.credd = { auth };
   });
 
@@ -92,7 +109,7 @@ export async function registerGuard(app: FastifyInstance, options: GuardOptions)
     timeWindow: options.failedAuth.timeWindowMs,
     // Only failed authentications count: a request that passed the token check is never limited.
     allowList: (request) => request.credd?.auth === null || request.credd?.auth?.ok === true,
-    keyGenerator: (request) => request.ip,
+    keyGenerator: (request) => request.ip ?? 'unix-socket',
     onExceeded: (request, key) => {
       const now = Date.now();
       if ((warned.get(key) ?? 0) > now) return;

@@ -47,6 +47,8 @@ export interface ListenerOptions {
 export interface Listener {
   readonly server: Server;
   readonly port: number;
+  /** The request handler, for a second way in (the Unix socket, unix-socket.ts). */
+  readonly handle: RequestHandler;
   /** Whether the app behind the fast path has been built (tests and the benchmark read it). */
   controlLoaded(): boolean;
   /** Stop accepting, let requests in flight finish (their connections close after), close the app. */
@@ -161,6 +163,7 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
   return {
     server,
     port,
+    handle: onRequest,
     controlLoaded: () => loaded,
     async close() {
       if (stopping) return;

@@ -7,6 +7,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { ErrorCode } from '../core/errors.js';
 import type { HostPolicy } from './hosts.js';
+import { isUnixSocketRequest } from './unix-socket.js';
 
 export interface RequestProblem {
   readonly code: ErrorCode;
@@ -42,14 +43,15 @@ const BODY_REFUSED: RequestProblem = { code: 'bad_request', message: 'Request bo
  * - the target must be a plain path (an absolute-form "http://other.host/…" target would override
  *   Host), and the singleton headers may appear once each (a second Host must not slip past the
  *   check on the first);
- * - Host must name the loopback address and port we serve (DNS rebinding);
+ * - Host must name the loopback address and port we serve (DNS rebinding); on the Unix socket,
+ *   which no browser can reach, any Host is fine;
  * - anything a browser sends (Origin, Sec-Fetch-Site other than "none") is refused;
  * - request bodies are refused (no route takes one).
  */
 export function requestProblem(request: IncomingMessage, hosts: HostPolicy): RequestProblem | null {
   const { headers } = request;
   if (!request.url?.startsWith('/') || hasDuplicateSingleton(request.rawHeaders)) return { code: 'bad_request' };
-  if (!hosts.allows(headers.host)) return { code: 'forbidden_host' };
+  if (!hosts.allows(headers.host) && !isUnixSocketRequest(request)) return { code: 'forbidden_host' };
   const fetchSite = headers['sec-fetch-site'];
   if (headers.origin !== undefined || (fetchSite !== undefined && fetchSite !== 'none'))
     return { code: 'forbidden_browser' };

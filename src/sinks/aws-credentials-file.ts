@@ -9,15 +9,37 @@
  * (temp file in the same directory, fsync, rename) with mode 0600, and left alone when nothing
  * changes.
  *
+ * Files others can touch are refused (#12), since the file is written with the daemon's rights
+ * and read back on every renewal:
+ * - a symlink is followed only when we own it (a dotfiles setup); one owned by anyone else is
+ *   refused, and the file itself is opened with O_NOFOLLOW, so a link swapped in later is too;
+ * - the file must be a regular file of our own: a FIFO, a device, a socket or a directory is
+ *   refused, and it is opened with O_NONBLOCK and checked with fstat, so a FIFO never blocks the
+ *   event loop;
+ * - the directory it is in, and every directory above it, must be owned by us or root and not
+ *   writable by group or others, except a sticky one (such as /tmp): there nobody else can
+ *   replace or remove our file, and a file someone else put there first is not ours, so refused.
+ *
  * Sections follow what botocore's configparser and GDAL accept: a line whose first non-blank
  * character is `[` up to the matching `]` starts a section; it runs to the next such line. When
  * our section is replaced or removed, the comments and blank lines at its end stay: they usually
  * introduce the section that follows.
  */
-import { mkdirSync, readFileSync, realpathSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readlinkSync,
+  type Stats,
+} from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { Logger } from 'pino';
+import { EXIT, UserError } from '../core/errors.js';
 import { isServable } from '../core/policy.js';
 import type { Clock, S3Credentials } from '../core/types.js';
 import { replaceSecretFile } from '../store/files.js';
@@ -147,28 +169,115 @@ export function profileBody(
 
 // ---- the file ----------------------------------------------------------------------------
 
-function readText(file: string): string | null {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
+const me = (): number | undefined => process.getuid?.();
+
+function refuse(file: string, why: string): never {
+  throw new UserError(`${file}: ${why}; the credentials file is not written there.`, EXIT.NOPERM);
+}
+
+function kindOf(stat: Stats): string {
+  if (stat.isFIFO()) return 'a FIFO';
+  if (stat.isDirectory()) return 'a directory';
+  if (stat.isSocket()) return 'a socket';
+  if (stat.isCharacterDevice() || stat.isBlockDevice()) return 'a device';
+  return 'not a regular file';
+}
+
+/** Refuse a file that is not a regular file of our own. */
+function assertOwnRegularFile(file: string, stat: Stats): void {
+  if (!stat.isFile()) refuse(file, `it is ${kindOf(stat)}, not a regular file`);
+  const uid = me();
+  if (uid !== undefined && stat.uid !== uid) refuse(file, `it belongs to another user (uid ${stat.uid})`);
+}
+
+/** Refuse a directory (or one above it) that someone else could change entries of. */
+function assertTrustedDirectories(dir: string, file: string): void {
+  const uid = me();
+  for (let current = dir; ; current = dirname(current)) {
+    let stat: Stats | undefined;
+    try {
+      stat = lstatSync(current);
+    } catch (err) {
+      // Missing: we create it (0700) when we write.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    if (stat) {
+      if (stat.isSymbolicLink()) {
+        // A link on the way: check where it leads, and that the link itself is ours.
+        if (uid !== undefined && stat.uid !== uid && stat.uid !== 0)
+          refuse(file, `${current} is a symbolic link of another user (uid ${stat.uid})`);
+        assertTrustedDirectories(resolve(dirname(current), readlinkSync(current)), file);
+      } else {
+        if (uid !== undefined && stat.uid !== uid && stat.uid !== 0)
+          refuse(file, `its directory ${current} belongs to another user (uid ${stat.uid})`);
+        const sticky = (stat.mode & 0o1000) !== 0;
+        if ((stat.mode & 0o022) !== 0 && !sticky)
+          refuse(
+            file,
+            `its directory ${current} is writable by other users (mode ${(stat.mode & 0o7777).toString(8).padStart(4, '0')})`,
+          );
+      }
+    }
+    if (current === dirname(current)) return;
   }
 }
 
-/** Write through a symlink (a dotfiles setup) rather than replacing the link with a file. */
-function target(file: string): string {
+/**
+ * The path to read and replace: `file` itself, or where the symlinks we own lead (a dotfiles
+ * setup keeps its link; we write the file it points to). Refuses what others could control.
+ */
+export function sinkTarget(file: string): string {
+  const uid = me();
+  let path = resolve(file);
+  for (let hops = 0; hops < 16; hops++) {
+    let stat: Stats;
+    try {
+      stat = lstatSync(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      assertTrustedDirectories(dirname(path), file);
+      return path; // created by us
+    }
+    if (stat.isSymbolicLink()) {
+      if (uid !== undefined && stat.uid !== uid)
+        refuse(file, `${path} is a symbolic link of another user (uid ${stat.uid}), which is not followed`);
+      path = resolve(dirname(path), readlinkSync(path));
+      continue;
+    }
+    assertOwnRegularFile(file, stat);
+    assertTrustedDirectories(dirname(path), file);
+    return path;
+  }
+  return refuse(file, 'too many symbolic links');
+}
+
+/**
+ * The file's text, null when there is none. Opened without following a symlink and without
+ * blocking, then checked on the open descriptor: what was swapped in after sinkTarget() looked
+ * is refused too.
+ */
+function readText(path: string, file: string): string | null {
+  let fd: number;
   try {
-    return realpathSync(file);
-  } catch {
-    return file;
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return null;
+    if (code === 'ELOOP') refuse(file, `${path} became a symbolic link`);
+    throw err;
+  }
+  try {
+    assertOwnRegularFile(file, fstatSync(fd));
+    return readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
   }
 }
 
 /** Put the workspace's credential in its profile; returns whether the file changed. */
 export function writeProfile(file: string, workspace: string, creds: S3Credentials): boolean {
-  const path = target(file);
-  const before = readText(path);
+  const path = sinkTarget(file);
+  const before = readText(path, file);
   const after = setProfile(before ?? '', profileName(workspace), profileBody(workspace, creds));
   if (after === before) return false;
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
@@ -178,8 +287,8 @@ export function writeProfile(file: string, workspace: string, creds: S3Credentia
 
 /** Take the workspace's profile out of the file; returns whether the file changed. */
 export function deleteProfile(file: string, workspace: string): boolean {
-  const path = target(file);
-  const before = readText(path);
+  const path = sinkTarget(file);
+  const before = readText(path, file);
   if (before === null) return false;
   const after = removeProfile(before, profileName(workspace));
   if (after === before) return false;

@@ -62,8 +62,17 @@ export function readClientTokenFile(paths: DataPaths, workspace: string): string
 
 /** The admin token (created on first use); returns its digest for the server. */
 export function ensureAdminToken(paths: DataPaths): Buffer {
-  createSecretFile(paths.adminToken, randomBytes(32).toString('base64url'));
-  return tokenDigest(readSecretFile(paths.adminToken, 'admin token'));
+  return ensureToken(paths.adminToken, 'admin token');
+}
+
+/** The metrics token's digest, creating the token file (0600) at the first start. */
+export function ensureMetricsToken(paths: DataPaths): Buffer {
+  return ensureToken(paths.metricsToken, 'metrics token');
+}
+
+function ensureToken(file: string, what: string): Buffer {
+  createSecretFile(file, randomBytes(32).toString('base64url'));
+  return tokenDigest(readSecretFile(file, what));
 }
 
 /**

@@ -4,12 +4,13 @@
  * systemd notifications (READY=1, STATUS=, STOPPING=1) received on a real unix datagram socket.
  */
 
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { HubSimulatorClient, startHubSimulator } from '../../src/hub-sim/index.js';
 import { addWorkspace, BASE_CONFIG, installation, MAIN, type Served } from '../helpers/service.js';
+import { HINTS, python, requireTool, script } from '../helpers/tools.js';
 
 // Eight daemons start and stop in this file; leave room for a loaded machine beyond .taprc's 180 s.
 t.setTimeout(420_000);
@@ -32,29 +33,48 @@ async function setup(t: Test) {
 }
 
 /** POST an admin refresh: it holds the request open while the daemon waits for the hub. */
-function refresh(daemon: Served) {
-  return fetch(`${daemon.url}/v1/admin/workspaces/ws/refresh`, {
-    method: 'POST',
-    headers: { authorization: inst.adminToken() },
-    signal: AbortSignal.timeout(15_000),
-  });
+function refresh(_daemon: Served) {
+  return inst.admin('/v1/admin/workspaces/ws/refresh', 'POST');
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/**
+ * Resolves true as soon as `what()` holds, re-checked on every event of `sources`; false after
+ * `timeoutMs` (a bound on a hang, not a timing assertion).
+ */
+function when(
+  sources: Array<{ on(event: string, fn: () => void): unknown; off(event: string, fn: () => void): unknown }>,
+  events: string[],
+  what: () => boolean,
+  timeoutMs = 30_000,
+): Promise<boolean> {
+  return new Promise((resolve) => {
+    const finish = (result: boolean) => {
+      clearTimeout(timer);
+      for (const s of sources) for (const e of events) s.off(e, check);
+      resolve(result);
+    };
+    const check = () => {
+      if (what()) finish(true);
+    };
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    for (const s of sources) for (const e of events) s.on(e, check);
+    check();
+  });
+}
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   t.test(`${signal}: finishes the request in flight, stops, exits 0`, async (t) => {
     const { hub, inst } = await setup(t);
     const daemon = await inst.serve();
     await hub.setFault('slow', { delayMs: 1_500, count: 1 });
+    const atHub = sim.state.nextRequest('s3Tokens');
     const inFlight = refresh(daemon);
-    await daemon.waitForLog(() => true); // the daemon is logging; give the request time to reach the hub
-    await sleep(300);
+    await atHub; // the renewal is at the hub, held there for 1.5 s
     const sent = Date.now();
     daemon.child.kill(signal);
     const response = await inFlight;
     t.equal(response.status, 200, 'the request in flight got its answer');
-    t.same(await response.json(), { ok: true });
+    t.same(response.body, { ok: true });
     const exit = await daemon.exited;
     const stopMs = Date.now() - sent;
     t.same(exit, { code: 0, signal: null }, 'exit code 0 (a stop over 5 s would exit 1)');
@@ -75,8 +95,9 @@ t.test('a second signal exits at once', async (t) => {
   const { hub, inst } = await setup(t);
   const daemon = await inst.serve();
   await hub.setFault('slow', { delayMs: 10_000, count: 1 });
+  const atHub = sim.state.nextRequest('s3Tokens');
   const inFlight = refresh(daemon).catch((err: unknown) => err);
-  await sleep(300);
+  await atHub;
   daemon.child.kill('SIGTERM');
   await daemon.waitForLog((l) => l.msg === 'stopping');
   daemon.child.kill('SIGTERM');
@@ -140,15 +161,6 @@ t.test('a second daemon on the same state refuses to start', async (t) => {
   t.equal((await first.exited).code, 0);
 });
 
-function hasPython(): boolean {
-  try {
-    execFileSync('python3', ['-c', 'import socket; socket.AF_UNIX'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 // Node cannot bind a unix datagram socket; a few lines of Python play the service manager,
 // closing the fds that systemd-notify passes for its barrier as systemd does.
 const RECEIVER = `
@@ -167,92 +179,75 @@ while True:
     print(msg.decode().replace("\\n", "|"), flush=True)
 `;
 
-t.test(
-  'systemd notifications: READY=1 with STATUS=, STOPPING=1',
-  { skip: hasPython() ? false : 'python3 is needed to receive unix datagrams' },
-  async (t) => {
-    const { inst } = await setup(t);
-    const socketPath = join(inst.dir, 'notify.sock');
-    const receiver = spawn('python3', ['-c', RECEIVER, socketPath], { stdio: ['ignore', 'pipe', 'inherit'] });
-    t.teardown(() => void receiver.kill('SIGKILL'));
-    let received = '';
-    await new Promise<void>((resolve) =>
-      receiver.stdout!.on('data', (d: Buffer) => {
-        received += d.toString();
-        if (received.includes('listening')) resolve();
-      }),
-    );
-    const messages = () => received.split('\n').filter((l) => l && l !== 'listening' && l !== 'BARRIER=1');
-    const daemon = await inst.serve({ env: { NOTIFY_SOCKET: socketPath } });
-    const until = async (what: () => boolean) => {
-      for (let i = 0; i < 600 && !what(); i++) await sleep(50);
-    };
-    await until(() => messages().some((m) => m.startsWith('READY=1')));
-    const ready = messages().find((m) => m.startsWith('READY=1'));
-    t.match(ready, /^READY=1\|STATUS=1 workspace, next renewal in \d+ min$/, 'ready, with a status line');
-    daemon.child.kill('SIGHUP');
-    await until(() => messages().includes('RELOADING=1'));
-    t.ok(messages().includes('RELOADING=1'), 'a reload is announced');
-    daemon.child.kill('SIGTERM');
-    t.equal((await daemon.exited).code, 0);
-    await until(() => messages().some((m) => m.startsWith('STOPPING=1')));
-    t.ok(
-      messages().some((m) => m.startsWith('STOPPING=1')),
-      'stopping is announced',
-    );
-    const stopping = messages().findIndex((m) => m.startsWith('STOPPING=1'));
-    t.ok(stopping > messages().indexOf('RELOADING=1'), 'in order');
-  },
-);
+t.test('systemd notifications: READY=1 with STATUS=, STOPPING=1', async (t) => {
+  const python3 = python();
+  if (!requireTool(t, 'python3 (receives the unix datagrams)', python3, HINTS.python)) return;
+  const { inst } = await setup(t);
+  const socketPath = join(inst.dir, 'notify.sock');
+  const receiver = spawn(python3, ['-c', RECEIVER, socketPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => void receiver.kill('SIGKILL'));
+  let received = '';
+  receiver.stdout!.on('data', (d: Buffer) => {
+    received += d.toString();
+  });
+  const until = (what: () => boolean) => when([receiver.stdout!], ['data'], what);
+  t.ok(await until(() => received.includes('listening')), 'the receiver is listening');
+  const messages = () => received.split('\n').filter((l) => l && l !== 'listening' && l !== 'BARRIER=1');
+  const daemon = await inst.serve({ env: { NOTIFY_SOCKET: socketPath } });
+  t.ok(await until(() => messages().some((m) => m.startsWith('READY=1'))), 'readiness is announced');
+  const ready = messages().find((m) => m.startsWith('READY=1'));
+  t.match(ready, /^READY=1\|STATUS=1 workspace, next renewal in \d+ min$/, 'ready, with a status line');
+  daemon.child.kill('SIGHUP');
+  t.ok(await until(() => messages().includes('RELOADING=1')), 'a reload is announced');
+  daemon.child.kill('SIGTERM');
+  t.equal((await daemon.exited).code, 0);
+  t.ok(await until(() => messages().some((m) => m.startsWith('STOPPING=1'))), 'stopping is announced');
+  const stopping = messages().findIndex((m) => m.startsWith('STOPPING=1'));
+  t.ok(stopping > messages().indexOf('RELOADING=1'), 'in order');
+});
 
-function hasScript(): boolean {
-  try {
-    execFileSync('script', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-t.test(
-  'logs: human-readable on a terminal, JSON lines through a pipe',
-  { skip: hasScript() ? false : 'script(1) is needed for a terminal' },
-  async (t) => {
-    await setup(t);
-    inst.writeConfig(BASE_CONFIG.replace('[log]\nformat = "json"\n', '')); // format "auto"
-    // script(1) gives the daemon a pseudo-terminal as stdout.
-    const child = spawn('script', ['-qfec', `${process.execPath} ${MAIN} serve`, '/dev/null'], {
-      env: inst.env,
-      detached: true,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    // script(1) puts the daemon in a session of its own, out of reach of a signal to script's
-    // process group (and a closing terminal sends it SIGHUP, which it rightly takes as "reload"):
-    // stop the daemon itself, by the pid it records.
-    let daemonPid: number | undefined;
-    const killAll = (signal: NodeJS.Signals) => {
-      for (const pid of [daemonPid, -child.pid!]) {
-        if (pid === undefined) continue;
-        try {
-          process.kill(pid, signal);
-        } catch {
-          // already gone
-        }
+t.test('logs: human-readable on a terminal, JSON lines through a pipe', async (t) => {
+  const scriptBin = script();
+  if (!requireTool(t, 'script(1) (gives the daemon a terminal)', scriptBin, HINTS.script)) return;
+  await setup(t);
+  inst.writeConfig(BASE_CONFIG.replace('[log]\nformat = "json"\n', '')); // format "auto"
+  // script(1) gives the daemon a pseudo-terminal as stdout.
+  const child = spawn(scriptBin, ['-qfec', `${process.execPath} ${MAIN} serve`, '/dev/null'], {
+    env: inst.env,
+    detached: true,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  // script(1) puts the daemon in a session of its own, out of reach of a signal to script's
+  // process group (and a closing terminal sends it SIGHUP, which it rightly takes as "reload"):
+  // stop the daemon itself, by the pid it records.
+  let daemonPid: number | undefined;
+  const killAll = (signal: NodeJS.Signals) => {
+    for (const pid of [daemonPid, -child.pid!]) {
+      if (pid === undefined) continue;
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // already gone
       }
-    };
-    t.teardown(() => killAll('SIGKILL'));
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    for (let i = 0; i < 1_200 && !out.includes('eodh-credd serving') && child.exitCode === null; i++) await sleep(50);
-    t.equal(child.exitCode, null, `serving on a terminal: ${out}`);
-    daemonPid = (JSON.parse(readFileSync(join(inst.dataDir, 'daemon.json'), 'utf8')) as { pid: number }).pid;
-    process.kill(daemonPid, 'SIGTERM');
-    t.equal(await exited, 0, 'stopped cleanly');
-    t.throws(() => process.kill(daemonPid!, 0), { code: 'ESRCH' }, 'the daemon itself is gone');
-    const plain = out.replace(/\u001b\[[\d;]*m/g, '');
-    t.match(plain, /INFO.*eodh-credd serving/, 'a line for a human');
-    t.notMatch(plain, /^\{"level"/m, 'not JSON');
-    t.match(out, /\u001b\[/, 'in colour');
-  },
-);
+    }
+  };
+  t.teardown(() => killAll('SIGKILL'));
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  await when(
+    [child.stdout!, child],
+    ['data', 'exit'],
+    () => out.includes('eodh-credd serving') || child.exitCode !== null,
+    60_000,
+  );
+  t.equal(child.exitCode, null, `serving on a terminal: ${out}`);
+  daemonPid = (JSON.parse(readFileSync(join(inst.dataDir, 'daemon.json'), 'utf8')) as { pid: number }).pid;
+  process.kill(daemonPid, 'SIGTERM');
+  t.equal(await exited, 0, 'stopped cleanly');
+  t.throws(() => process.kill(daemonPid!, 0), { code: 'ESRCH' }, 'the daemon itself is gone');
+  const plain = out.replace(/\u001b\[[\d;]*m/g, '');
+  t.match(plain, /INFO.*eodh-credd serving/, 'a line for a human');
+  t.notMatch(plain, /^\{"level"/m, 'not JSON');
+  t.match(out, /\u001b\[/, 'in colour');
+});

@@ -74,6 +74,8 @@ export interface CliOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** The command is killed after this long (default 30 s). */
   readonly timeoutMs?: number;
+  /** A command prefix that runs eodh-credd as another user (test/helpers/users.ts: `user.runAs`). */
+  readonly runAs?: readonly string[];
 }
 
 export interface ServeOptions {
@@ -83,6 +85,8 @@ export interface ServeOptions {
   readonly t?: TeardownHost;
   /** How long `ready()` waits for daemon.json and /healthz (default 30 s). */
   readonly readyTimeoutMs?: number;
+  /** A command prefix that runs the daemon as another user (test/helpers/users.ts: `user.runAs`). */
+  readonly runAs?: readonly string[];
 }
 
 export interface Exit {
@@ -186,7 +190,8 @@ export function makeHome(t: TeardownHost, options: MakeHomeOptions = {}): Home {
 /** Run `eodh-credd <args>` to completion in the home's environment. Never rejects on a non-zero exit: check `code`. */
 export function runCli(home: Home, args: readonly string[], options: CliOptions = {}): Promise<CliResult> {
   assertBuilt();
-  return runProgram(process.execPath, [CLI, ...args], { ...options, env: { ...home.env, ...options.env } });
+  const [command, ...prefix] = [...(options.runAs ?? []), process.execPath];
+  return runProgram(command!, [...prefix, CLI, ...args], { ...options, env: { ...home.env, ...options.env } });
 }
 
 export interface ProgramOptions extends CliOptions {
@@ -230,7 +235,8 @@ export function clientToken(home: Home, workspace: string): string {
 export function spawnServe(home: Home, options: ServeOptions = {}): ServeProcess {
   assertBuilt();
   installExitHook();
-  const child = spawn('/bin/sh', ['-c', WATCHDOG, process.execPath, CLI, 'serve'], {
+  // With runAs, the prefix (setpriv) execs node in turn: the pid is still the daemon's.
+  const child = spawn('/bin/sh', ['-c', WATCHDOG, ...(options.runAs ?? []), process.execPath, CLI, 'serve'], {
     env: preludeEnv({ ...home.env, ...options.env }),
     stdio: ['pipe', 'pipe', 'pipe'],
     detached: true, // its own process group: the daemon and its watchdog
@@ -375,4 +381,23 @@ export async function waitFor<T>(
     }
     await sleep(options.intervalMs ?? 50);
   }
+}
+
+/**
+ * Start `eodh-credd <args>` in the home's environment without waiting for it (a command that runs
+ * until signalled: `hub-sim`, `demo`). Killed at t's teardown if still running.
+ */
+export function spawnCli(home: Home, args: readonly string[], t: TeardownHost): ChildProcess {
+  assertBuilt();
+  const child = spawn('/bin/sh', ['-c', `${CLEAN_ENV}exec "$0" "$@"`, process.execPath, CLI, ...args], {
+    env: preludeEnv(home.env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.teardown(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+  });
+  return child;
 }

@@ -42,10 +42,11 @@
  * Node process dies without running hooks (SIGTERM from tap on timeout, SIGKILL), the watchdog
  * sees its stdin pipe close and kills moto. No moto is left behind.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, createHmac } from 'node:crypto';
 import { createServer, type Socket } from 'node:net';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { HINTS, motoServer } from './tools.js';
 
 export interface Moto {
   /** `http://127.0.0.1:PORT`: S3 needs `forcePathStyle: true` (no virtual-host DNS on loopback). */
@@ -355,36 +356,18 @@ async function assertAuthEnforced(endpoint: string): Promise<void> {
 }
 
 /**
- * The moto_server to run: $EODH_CREDD_MOTO_SERVER if set, else `moto_server` from PATH. Under
- * pyenv, PATH holds a shim that costs 0.5–1.5 s per start; .ci/run resolves the real script once
- * (`pyenv which moto_server`) and exports it.
- */
-function motoServerCommand(): string {
-  return process.env.EODH_CREDD_MOTO_SERVER || 'moto_server';
-}
-
-/**
- * For `t.test(name, { skip: motoSkipReason() }, …)`: a reason to skip when moto_server is
- * missing, else false. With EODH_CREDD_REQUIRE_ALL_TOOLS=1 (CI) never skips, so startMoto fails
- * loudly instead.
- */
-export function motoSkipReason(): string | false {
-  if (process.env.EODH_CREDD_REQUIRE_ALL_TOOLS === '1') return false;
-  const which = spawnSync('bash', ['-c', 'command -v "$1"', 'which', motoServerCommand()], { stdio: 'ignore' });
-  if (which.status !== 0) return 'moto_server is not on PATH (pip install "moto[server]")';
-  return false;
-}
-
-/**
  * Start moto_server on a free loopback port, create the user, role and bucket, then switch on
  * auth. With `t`, moto is stopped in `t.teardown`.
  */
 export async function startMoto(t?: TeardownHost): Promise<Moto> {
+  // Tests that can do without moto ask requireTool(t, 'moto_server', motoServer(), HINTS.moto) first.
+  const command = motoServer();
+  if (!command) throw new Error(`moto_server not found (${HINTS.moto})`);
   installExitHook();
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
     const endpoint = `http://127.0.0.1:${port}`;
-    const child = spawn('bash', ['-c', WRAPPER, 'moto-wrapper', String(port), motoServerCommand()], {
+    const child = spawn('bash', ['-c', WRAPPER, 'moto-wrapper', String(port), command], {
       detached: true, // own process group, so stop() can kill moto and the wrapper together
       env: { ...envWithoutAws(), INITIAL_NO_AUTH_ACTION_COUNT: 'inf' },
       stdio: ['pipe', 'pipe', 'pipe'],

@@ -14,6 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';
+import { callDaemon, type DaemonAnswer } from '../../src/cli/daemon-client.js';
+import { loadConfig } from '../../src/config/load.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const MAIN = join(ROOT, 'dist/src/cli/main.js');
@@ -48,6 +50,8 @@ export interface Installation {
   /** Start `serve` without waiting for it (for a daemon expected to refuse). */
   spawnServe(options?: { env?: Record<string, string> }): ChildProcess;
   adminToken(): string;
+  /** A request with the admin token, over the daemon's Unix socket (the admin routes' only way in). */
+  admin(path: string, method?: string): Promise<DaemonAnswer>;
 }
 
 export const BASE_CONFIG =
@@ -193,6 +197,11 @@ export function installation(t: Test, options: { config?: string } = {}): Instal
     serve,
     spawnServe,
     adminToken: () => readFileSync(join(dataDir, 'admin-token'), 'utf8').trim(),
+    admin: (path, method = 'GET') =>
+      callDaemon(loadConfig({ env }), path, {
+        method,
+        token: readFileSync(join(dataDir, 'admin-token'), 'utf8').trim(),
+      }),
   };
 }
 

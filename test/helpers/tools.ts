@@ -1,19 +1,24 @@
 /**
- * The external programs the interop tests drive (boto3, AWS CLI v1 and v2, rclone, GDAL), found
- * by absolute path so that a test never runs one in place of another: Debian's awscli puts AWS
- * CLI v2 at /usr/bin/aws while the image's Python (pyenv) has AWS CLI v1 behind a shim of the
- * same name.
+ * The one skip policy for tests that need something outside Node: the external programs (moto,
+ * boto3, AWS CLI v1 and v2, rclone, GDAL, systemd-analyze, script(1)) and machine features (IPv6
+ * loopback). Programs are found by absolute path so that a test never runs one in place of
+ * another: Debian's awscli puts AWS CLI v2 at /usr/bin/aws while the image's Python (pyenv) has
+ * AWS CLI v1 behind a shim of the same name.
  *
- *   if (!requireTool(t, 'AWS CLI v2', awsCliV2())) return;
+ *   if (!requireTool(t, 'AWS CLI v2', awsCliV2(), HINTS.awsV2)) return;
+ *   if (!requireFeature(t, 'IPv6 loopback (::1)', await hasIpv6Loopback())) return;
  *
- * A missing tool skips the test with the reason; with EODH_CREDD_REQUIRE_ALL_TOOLS=1 (CI) it
- * fails instead, so a green CI run means every client was really exercised.
+ * Something missing skips the test with the reason; with EODH_CREDD_REQUIRE_ALL_TOOLS=1 (CI) it
+ * fails instead, so a green CI run means every case really ran. A test never decides to skip on
+ * its own (no `{ skip }` option, no case left out of a list): it asks here.
  *
  * Overrides, for machines that keep the tools elsewhere: EODH_CREDD_PYTHON, EODH_CREDD_AWS_V1,
- * EODH_CREDD_AWS_V2, EODH_CREDD_RCLONE, EODH_CREDD_GDALINFO, EODH_CREDD_OGRINFO.
+ * EODH_CREDD_AWS_V2, EODH_CREDD_RCLONE, EODH_CREDD_GDALINFO, EODH_CREDD_OGRINFO,
+ * EODH_CREDD_MOTO_SERVER, EODH_CREDD_SYSTEMD_ANALYZE, EODH_CREDD_SCRIPT.
  */
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, realpathSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 
 /** Anything with tap's `plan` and `fail` (a tap Test). */
@@ -40,20 +45,31 @@ function executable(path: string): boolean {
  */
 export function requireTool(t: ToolHost, name: string, path: string | null | undefined, hint?: string): path is string {
   if (path && executable(path)) return true;
-  const reason = `${name} not found${path ? ` at ${path}` : ''}${hint ? ` (${hint})` : ''}`;
+  missing(t, `${name} not found${path ? ` at ${path}` : ''}${hint ? ` (${hint})` : ''}`);
+  return false;
+}
+
+/** Like requireTool, for a feature of the machine rather than a program (`present` says whether it has it). */
+export function requireFeature(t: ToolHost, name: string, present: boolean, hint?: string): boolean {
+  if (present) return true;
+  missing(t, `this machine has no ${name}${hint ? ` (${hint})` : ''}`);
+  return false;
+}
+
+function missing(t: ToolHost, reason: string): void {
   if (REQUIRE_ALL_TOOLS) {
     t.fail(`${reason}; EODH_CREDD_REQUIRE_ALL_TOOLS=1 makes a missing tool a failure`);
   } else {
     t.plan(0, `skipped: ${reason}`);
   }
-  return false;
 }
 
 /** Run a short probe; stdout+stderr, or null when it could not run or failed. */
 function probe(command: string, args: readonly string[]): string | null {
   const out = spawnSync(command, args, {
     encoding: 'utf8',
-    timeout: 20_000,
+    // A bound on a hang, not on speed: on a loaded machine `aws --version` alone can take 20 s.
+    timeout: 120_000,
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/' },
   });
   if (out.error || out.status !== 0) return null;
@@ -137,6 +153,30 @@ function debianTool(key: string, envName: string, name: string): string | null {
 }
 
 export const rclone = (): string | null => debianTool('rclone', 'EODH_CREDD_RCLONE', 'rclone');
+export const systemdAnalyze = (): string | null =>
+  debianTool('systemd-analyze', 'EODH_CREDD_SYSTEMD_ANALYZE', 'systemd-analyze');
+/** script(1), from util-linux: gives a child a pseudo-terminal. */
+export const script = (): string | null => debianTool('script', 'EODH_CREDD_SCRIPT', 'script');
+
+/**
+ * moto_server, resolved past pyenv's shim (which costs 0.5-1.5 s on every start); .ci/run
+ * exports EODH_CREDD_MOTO_SERVER the same way.
+ */
+export function motoServer(): string | null {
+  return once('moto', () => {
+    if (process.env.EODH_CREDD_MOTO_SERVER) return process.env.EODH_CREDD_MOTO_SERVER;
+    return pyenvWhich('moto_server') ?? onPath('moto_server')[0] ?? null;
+  });
+}
+
+/** Whether this machine can listen on ::1 (some containers have no IPv6 loopback). */
+export function hasIpv6Loopback(): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(0, '::1', () => server.close(() => resolve(true)));
+  });
+}
 export const gdalinfo = (): string | null => debianTool('gdalinfo', 'EODH_CREDD_GDALINFO', 'gdalinfo');
 export const ogrinfo = (): string | null => debianTool('ogrinfo', 'EODH_CREDD_OGRINFO', 'ogrinfo');
 
@@ -152,4 +192,8 @@ export const HINTS = {
   awsV2: 'apt-get install awscli (Debian ships v2 as /usr/bin/aws), or set EODH_CREDD_AWS_V2',
   rclone: 'apt-get install rclone',
   gdal: 'apt-get install gdal-bin',
+  moto: 'pip install "moto[server]", or set EODH_CREDD_MOTO_SERVER',
+  systemd: 'apt-get install systemd',
+  script: 'apt-get install bsdutils',
+  python: 'python3 on PATH, or set EODH_CREDD_PYTHON',
 } as const;

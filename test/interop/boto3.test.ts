@@ -103,9 +103,9 @@ if (requireTool(t, 'boto3', python, HINTS.boto3)) {
 
   /** Credential requests the daemon answered (its /metrics counter). */
   const servedCount = async (): Promise<number> => {
-    const adminToken = readFileSync(world.home.paths.adminToken, 'utf8').trim();
+    const metricsToken = readFileSync(world.home.paths.metricsToken, 'utf8').trim();
     const metrics = await (
-      await fetch(`${world.daemon.url}/metrics`, { headers: { authorization: adminToken } })
+      await fetch(`${world.daemon.url}/metrics`, { headers: { authorization: metricsToken } })
     ).text();
     return Number(/^eodh_credd_credentials_served_total\{workspace="ws1"\} (\d+)/m.exec(metrics)?.[1] ?? 0);
   };

@@ -20,7 +20,7 @@ interface Stub {
   throws: Error | null;
 }
 
-async function build(t: Test, stub: Partial<Stub> = {}, withAdmin = true) {
+async function build(t: Test, stub: Partial<Stub> = {}, withAdmin = true, local = true) {
   const state: Stub = {
     creds: { ...sampleCredentials() },
     apiKey: sampleApiKey(),
@@ -49,6 +49,8 @@ async function build(t: Test, stub: Partial<Stub> = {}, withAdmin = true) {
     admin: withAdmin
       ? {
           tokenHash: tokenDigest(ADMIN),
+          // inject() has no socket to tell apart: every request counts as come over the Unix socket.
+          isLocal: () => local,
           actions: {
             refresh: async () => ({ ok: false, error: 'the hub said no' }),
             rotate: async () => ({ ok: true }),
@@ -133,6 +135,15 @@ t.test('healthz and unknown routes', async (t) => {
 t.test('admin routes: closed without an admin token configured, schema-bound with one', async (t) => {
   const closed = await build(t, {}, false);
   t.equal((await closed.get('/v1/admin/status', { authorization: ADMIN })).statusCode, 404, 'not even routed');
+  const tcp = await build(t, {}, true, false);
+  for (const [url, method] of [
+    ['/v1/admin/status', 'GET'],
+    ['/v1/admin/workspaces/alpha/refresh', 'POST'],
+  ] as const) {
+    const reply = await tcp.get(url, { authorization: ADMIN }, method);
+    t.equal(reply.statusCode, 404, `${url} over TCP: not found, whatever the token`);
+    t.equal(reply.json().code, 'not_found');
+  }
   const { get } = await build(t);
   t.same((await get('/v1/admin/status', { authorization: ADMIN })).json(), [{ workspace: 'alpha' }]);
   const refresh = await get('/v1/admin/workspaces/alpha/refresh', { authorization: ADMIN }, 'POST');

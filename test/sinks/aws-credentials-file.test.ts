@@ -1,4 +1,7 @@
+import { execFileSync } from 'node:child_process';
 import {
+  chmodSync,
+  chownSync,
   lstatSync,
   mkdirSync,
   mkdtempSync,
@@ -25,6 +28,9 @@ import {
   writeProfile,
 } from '../../src/sinks/aws-credentials-file.js';
 import type { WorkspaceRecord } from '../../src/store/store.js';
+import { runProgram } from '../helpers/daemon.js';
+import { throwawayUser } from '../helpers/users.js';
+import { memoryLogger } from '../server/fixtures/memory-logger.js';
 
 const BODY = ['aws_access_key_id = ASIANEW', 'aws_secret_access_key = s3cr3t/+=', 'aws_session_token = tok'];
 
@@ -125,6 +131,18 @@ t.test('defaultCredentialsFile follows AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/
   t.equal(defaultCredentialsFile({ HOME: '/home/u', AWS_SHARED_CREDENTIALS_FILE: '/etc/c' }), '/etc/c');
 });
 
+/** Workspace `ws` as the store hands it to the sink. */
+const record = (fileSink: string | null): WorkspaceRecord => ({
+  id: 'id-ws',
+  name: 'ws',
+  hubUrl: 'http://hub',
+  region: 'eu-west-2',
+  clientTokenId: 'ct',
+  clientTokenHash: Buffer.alloc(32),
+  fileSink,
+  createdAt: 0,
+});
+
 t.test('writeProfile and deleteProfile: atomic, 0600, unchanged files not rewritten, links followed', async (t) => {
   const dir = tmp();
   const file = join(dir, 'new', '.aws', 'credentials');
@@ -164,19 +182,9 @@ t.test('CredentialsFileSink follows renewals, settings and removals', async (t) 
   const fileA = join(dir, 'a');
   const fileB = join(dir, 'b');
   writeFileSync(fileA, '[default]\nk = 1\n', { mode: 0o600 });
-  const logger = pino({ level: 'silent' });
+  const log = memoryLogger('info');
   let now = Date.now();
-  const sink = new CredentialsFileSink({ logger, clock: { now: () => now } });
-  const record = (fileSink: string | null): WorkspaceRecord => ({
-    id: 'id-ws',
-    name: 'ws',
-    hubUrl: 'http://hub',
-    region: 'eu-west-2',
-    clientTokenId: 'ct',
-    clientTokenHash: Buffer.alloc(32),
-    fileSink,
-    createdAt: 0,
-  });
+  const sink = new CredentialsFileSink({ logger: log.logger, clock: { now: () => now } });
   const read = (f: string) => {
     try {
       return readFileSync(f, 'utf8');
@@ -212,7 +220,100 @@ t.test('CredentialsFileSink follows renewals, settings and removals', async (t) 
   t.equal(read(fileA), '[default]\nk = 1\n', 'workspace removed: profile removed');
 
   writeFileSync(join(dir, 'blocked'), 'a file where a directory should be');
-  sink.renewed(record(join(dir, 'blocked', 'credentials')), creds('ASIA4'));
-  t.pass('a failed write is logged, not thrown');
+  const blocked = join(dir, 'blocked', 'credentials');
+  t.doesNotThrow(() => sink.renewed(record(blocked), creds('ASIA4')), 'a failed write is not thrown');
+  t.match(
+    log.lines().at(-1),
+    { level: 40, workspace: 'ws', file: blocked, code: 'ENOTDIR', msg: /could not update the credentials file/ },
+    'but logged as a warning naming the file',
+  );
   now += 1;
+});
+
+t.test('files others can touch are refused: FIFOs, devices, directories, open directories', async (t) => {
+  const dir = tmp();
+  const fifo = join(dir, 'fifo');
+  execFileSync('mkfifo', ['-m', '600', fifo]);
+  // A FIFO would block a plain read until a writer came: this returns at once, refused.
+  t.throws(() => writeProfile(fifo, 'ws', creds('ASIA1')), {
+    message: `${fifo}: it is a FIFO, not a regular file; the credentials file is not written there.`,
+    exitCode: 77,
+  });
+  t.throws(() => deleteProfile(fifo, 'ws'), { message: /it is a FIFO/ });
+  t.ok(lstatSync(fifo).isFIFO(), 'the FIFO is left as it was');
+  t.throws(() => writeProfile('/dev/null', 'ws', creds('ASIA1')), { message: /it is a device/ });
+  mkdirSync(join(dir, 'adir'));
+  t.throws(() => writeProfile(join(dir, 'adir'), 'ws', creds('ASIA1')), { message: /it is a directory/ });
+
+  const open = join(dir, 'open');
+  mkdirSync(open);
+  chmodSync(open, 0o777);
+  t.throws(() => writeProfile(join(open, 'credentials'), 'ws', creds('ASIA1')), {
+    message: `${join(open, 'credentials')}: its directory ${open} is writable by other users (mode 0777); the credentials file is not written there.`,
+  });
+  mkdirSync(join(open, 'private'), { mode: 0o700 });
+  t.throws(
+    () => writeProfile(join(open, 'private', 'credentials'), 'ws', creds('ASIA1')),
+    { message: /its directory .*\/open is writable by other users/ },
+    'a directory above it counts too: whoever can write there can swap the one below',
+  );
+  chmodSync(open, 0o770);
+  t.throws(() => writeProfile(join(open, 'credentials'), 'ws', creds('ASIA1')), { message: /mode 0770/ });
+  t.same(readdirSync(open), ['private'], 'nothing was written');
+
+  const sticky = join(dir, 'sticky');
+  mkdirSync(sticky);
+  chmodSync(sticky, 0o1777);
+  t.ok(writeProfile(join(sticky, 'credentials'), 'ws', creds('ASIA1')), 'a sticky directory (like /tmp) is fine');
+
+  // The daemon logs the refusal and keeps serving.
+  const lines: string[] = [];
+  const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(line) });
+  const sink = new CredentialsFileSink({ logger, clock: { now: () => Date.now() } });
+  t.doesNotThrow(() => sink.renewed(record(fifo), creds('ASIA2')));
+  t.match(lines.join(''), /could not update the credentials file: .*it is a FIFO/);
+  t.notMatch(lines.join(''), /secret-ASIA2/, 'no secret in the warning');
+});
+
+t.test("another user's symlink or file in a shared directory is not followed, not written", async (t) => {
+  const mallory = throwawayUser(t, 'credd-loc-sl');
+  if (!mallory) return;
+  const dir = tmp();
+  const shared = join(dir, 'shared');
+  mkdirSync(shared);
+  chmodSync(shared, 0o1777); // like /tmp: anyone may create entries, nobody may replace another's
+  const victim = join(dir, 'victim-file');
+  writeFileSync(victim, 'precious\n', { mode: 0o600 });
+  chmodSync(dir, 0o755); // so that mallory can reach the shared directory
+
+  const planted = join(shared, 'credentials');
+  const ln = await runProgram(mallory.runAs[0]!, [...mallory.runAs.slice(1), 'ln', '-s', victim, planted]);
+  t.equal(ln.code, 0, ln.stderr);
+  t.equal(lstatSync(planted).uid, mallory.uid, "the link is mallory's");
+  t.throws(() => writeProfile(planted, 'ws', creds('ASIA1')), {
+    message: `${planted}: ${planted} is a symbolic link of another user (uid ${mallory.uid}), which is not followed; the credentials file is not written there.`,
+    exitCode: 77,
+  });
+  t.throws(() => deleteProfile(planted, 'ws'), { message: /symbolic link of another user/ });
+  t.equal(readFileSync(victim, 'utf8'), 'precious\n', 'the file it points to is untouched');
+
+  const squatted = join(shared, 'other-credentials');
+  const touch = await runProgram(mallory.runAs[0]!, [
+    ...mallory.runAs.slice(1),
+    'sh',
+    '-c',
+    `umask 0; printf '[default]\\n' > ${squatted}`,
+  ]);
+  t.equal(touch.code, 0, touch.stderr);
+  t.throws(() => writeProfile(squatted, 'ws', creds('ASIA1')), {
+    message: `${squatted}: it belongs to another user (uid ${mallory.uid}); the credentials file is not written there.`,
+  });
+  t.equal(readFileSync(squatted, 'utf8'), '[default]\n', "mallory's file got no credential");
+
+  const foreignDir = join(dir, 'theirs');
+  mkdirSync(foreignDir, { mode: 0o755 });
+  chownSync(foreignDir, mallory.uid, mallory.gid);
+  t.throws(() => writeProfile(join(foreignDir, 'credentials'), 'ws', creds('ASIA1')), {
+    message: `${join(foreignDir, 'credentials')}: its directory ${foreignDir} belongs to another user (uid ${mallory.uid}); the credentials file is not written there.`,
+  });
 });

