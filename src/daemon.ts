@@ -11,16 +11,19 @@ import type { Logger } from 'pino';
 import { hubClientOptions } from './config/hub-client.js';
 import type { Config } from './config/load.js';
 import { type RuntimeInfo, runtimeFile } from './config/runtime.js';
+import type { HubDateSample } from './core/clock-sense.js';
 import { EXIT, UserError } from './core/errors.js';
 import { fanOut } from './core/events.js';
 import { durations } from './core/policy.js';
 import type { CredentialSource } from './core/source.js';
 import { KEY_WARNING_MS, type WorkspaceSnapshot, workspaceSnapshot } from './core/status-view.js';
+import { systemTimers, type Timers } from './core/timers.js';
 import { type Clock, type Random, systemClock } from './core/types.js';
 import { type ChangeWatch, watchForChanges } from './daemon/changes.js';
 import { reloadPlan } from './daemon/reload-plan.js';
 import { Broker } from './scheduler/broker.js';
 import type { Hub, HubFor } from './scheduler/hub.js';
+import { HubConditions } from './scheduler/hub-conditions.js';
 import { KeyRotator, type RotationStep } from './scheduler/rotation.js';
 import { workspaceFacts } from './scheduler/status.js';
 import { AuditTrail } from './server/audit.js';
@@ -54,6 +57,8 @@ export interface DaemonOptions {
   readonly logger: Logger;
   readonly clock?: Clock;
   readonly random?: Random;
+  /** The timers renewals run on (injected in tests). */
+  readonly timers?: Timers;
   /** Called after each sweep (the service status line is refreshed there). */
   readonly onSweep?: (() => void) | undefined;
 }
@@ -86,12 +91,26 @@ export interface Daemon {
 
 export { type RuntimeInfo, runtimeFile } from './config/runtime.js';
 
-export function hubClients(config: Config, random: Random, signal?: AbortSignal): HubFor {
+/** What the daemon's hub clients share: the stop signal, and where each answer's Date goes (#13). */
+export interface HubClientsContext {
+  readonly signal?: AbortSignal;
+  readonly clockSense?: { readonly clock: Clock; readonly observe: (hubUrl: string, sample: HubDateSample) => void };
+}
+
+export function hubClients(config: Config, random: Random, context: HubClientsContext = {}): HubFor {
   const clients = new Map<string, Hub>();
+  const { signal, clockSense } = context;
   return (hubUrl) => {
     let client = clients.get(hubUrl);
     if (!client) {
-      client = new HubClient(hubUrl, hubClientOptions(config, { random, ...(signal ? { signal } : {}) }));
+      client = new HubClient(
+        hubUrl,
+        hubClientOptions(config, {
+          random,
+          ...(signal ? { signal } : {}),
+          ...(clockSense ? { clock: clockSense.clock, onDate: (sample) => clockSense.observe(hubUrl, sample) } : {}),
+        }),
+      );
       clients.set(hubUrl, client);
     }
     return client;
@@ -121,7 +140,13 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const cleanups = new Cleanups();
   try {
     const { store, adminTokenHash, metricsTokenHash } = openStore(config, env, clock, cleanups);
-    const live = new LiveSettings(config, random);
+    // Per hub: the call limiter and the clock estimate its answers feed (#13).
+    const timers = options.timers ?? systemTimers;
+    const hubConditions = new HubConditions({ clock, timers, lifetimesOn: (hubUrl) => broker.lifetimesOn(hubUrl) });
+    const live = new LiveSettings(config, random, {
+      clock,
+      observe: (hubUrl, sample) => hubConditions.observeDate(hubUrl, sample),
+    });
     const backups = new AutomaticBackups(store, config, logger);
     const { broker, rotator, metrics, sink, snapshots } = buildBroker({
       store,
@@ -131,6 +156,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       logger,
       env,
       backups,
+      timers,
+      hubConditions,
     });
     // A CLI change found at a sweep is applied before it (the safety net for a missed notification).
     const sweep = (): Promise<void> => {
@@ -176,8 +203,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       changes,
       cleanups,
     });
-    const timers = armTimers(live, sweep);
-    cleanups.add(() => timers.stop());
+    const sweeps = armSweeps(live, sweep);
+    cleanups.add(() => sweeps.stop());
+    cleanups.add(() => broker.stop());
     logger.info({ url: server.url, workspaces: broker.workspaces().length }, 'eodh-credd serving');
 
     let stopped = false;
@@ -197,7 +225,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         const plan = reloadPlan(live.current, next);
         live.apply(plan);
         logger.level = next.log.level;
-        if (plan.sweepScheduleChanged && !stopped) timers.reschedule();
+        if (plan.sweepScheduleChanged && !stopped) sweeps.reschedule();
         logger.info(
           { file: next.file, logLevel: next.log.level, schedule: next.renewal.sweep_schedule },
           'configuration reloaded',
@@ -208,7 +236,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       async stop() {
         if (stopped) return;
         stopped = true;
-        timers.stop();
+        sweeps.stop();
+        broker.stop();
         changes.close();
         // Requests and hub calls in flight may finish; a hub call still running after the grace is
         // abandoned (its request gets its error), so a stop never waits on a slow hub.
@@ -265,13 +294,16 @@ class LiveSettings {
   hubs: HubFor;
   lookupAccountId: ReturnType<typeof accountIdOf>;
   private readonly stopping = new AbortController();
+  private readonly context: HubClientsContext;
 
   constructor(
     config: Config,
     private readonly random: Random,
+    clockSense: HubClientsContext['clockSense'],
   ) {
     this.current = config;
-    this.hubs = hubClients(config, random, this.stopping.signal);
+    this.context = { signal: this.stopping.signal, ...(clockSense ? { clockSense } : {}) };
+    this.hubs = hubClients(config, random, this.context);
     this.lookupAccountId = accountIdOf(config);
   }
 
@@ -281,7 +313,7 @@ class LiveSettings {
 
   apply(plan: ReturnType<typeof reloadPlan>): void {
     this.current = plan.config;
-    if (plan.hubChanged) this.hubs = hubClients(this.current, this.random, this.stopping.signal);
+    if (plan.hubChanged) this.hubs = hubClients(this.current, this.random, this.context);
     if (plan.stsChanged) this.lookupAccountId = accountIdOf(this.current);
   }
 
@@ -299,6 +331,8 @@ function buildBroker(parts: {
   logger: Logger;
   env: DaemonOptions['env'];
   backups: AutomaticBackups;
+  timers: Timers;
+  hubConditions: HubConditions;
 }) {
   const { store, live, clock, random, logger, backups } = parts;
   // Scraped only once the daemon runs, long after `broker` below exists.
@@ -343,6 +377,8 @@ function buildBroker(parts: {
     random,
     logger,
     events,
+    timers: parts.timers,
+    hubConditions: parts.hubConditions,
     get backoff() {
       return live.backoff;
     },
@@ -458,7 +494,7 @@ async function buildServer(parts: {
  * The sweep schedule. It takes over once the first sweep (started here) is done: node-cron's
  * first use loads time-zone data (README, Benchmarks), which need not delay the first answers.
  */
-function armTimers(live: LiveSettings, sweep: () => Promise<void>) {
+function armSweeps(live: LiveSettings, sweep: () => Promise<void>) {
   let task: ScheduledTask | undefined;
   let stopped = false;
   const schedule = () => {

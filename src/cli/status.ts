@@ -5,6 +5,7 @@
  * daemon is not running (as `systemctl status` does), else 2 when something needs the user.
  */
 import type { Config } from '../config/load.js';
+import { describeOffset, offsetWorthShowing } from '../core/clock-sense.js';
 import { EXIT } from '../core/errors.js';
 import { durations } from '../core/policy.js';
 import { KEY_WARNING_MS, relativeText, type WorkspaceSnapshot, workspaceSnapshot } from '../core/status-view.js';
@@ -125,6 +126,14 @@ export function renderTable(rows: StatusRow[], now: number, colour: boolean): st
     if (facts.length > 0) out.push(`  ${r.workspace}: ${facts.join('; ')}`);
   }
   for (const r of rows) for (const a of r.attention) out.push(paint(`! ${r.workspace}: ${a}`, 'red'));
+  // A clock off by more than 30 s is worth knowing (#13); expiry is already judged by the earlier clock.
+  const hubsShown = new Set<string>();
+  for (const r of rows) {
+    const offset = r.hubClockOffsetMs ?? null;
+    if (!offsetWorthShowing(offset) || hubsShown.has(r.hub)) continue;
+    hubsShown.add(r.hub);
+    out.push(paint(`~ ${r.hub}: ${describeOffset(offset)}; expiry is judged by the earlier of the two`, 'yellow'));
+  }
   return out;
 }
 

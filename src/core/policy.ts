@@ -111,3 +111,77 @@ export function daysLeft(expiresAt: number, now: number): number {
 }
 
 export const durations = { MINUTE, HOUR, DAY } as const;
+
+// ---- recovery and load spreading (#13) ---------------------------------------------------------
+
+/** While a workspace holds nothing servable (clients get 503), retries are never further apart than this. */
+export const REFUSING_BACKOFF_CAP_MS = 30_000;
+
+/**
+ * A client request for a workspace with nothing servable starts a hub call at once, unless one
+ * started for it this recently: all the clients waiting on a workspace share one call every few
+ * seconds, however many they are and however often they ask.
+ */
+export const REQUEST_RETRY_INTERVAL_MS = 3_000;
+
+/** The longest Retry-After honoured: a hub asking for more is still asked again after this. */
+export const RETRY_AFTER_CAP_MS = 10 * MINUTE;
+
+export interface FailurePlan {
+  /** Consecutive failures, this one included. */
+  readonly failures: number;
+  readonly now: number;
+  readonly backoff: BackoffOptions;
+  readonly random: Random;
+  /** The credential still held, if any. */
+  readonly held?: Pick<S3Credentials, 'issuedAt' | 'expiresAt'> | null | undefined;
+  /** What the hub asked for with Retry-After, in ms; it sets the next attempt. */
+  readonly retryAfterMs?: number | undefined;
+  /** The hub refused the API key: asking again soon does not help, the usual backoff applies. */
+  readonly keyRejected?: boolean | undefined;
+}
+
+/**
+ * When to try again after a failed renewal.
+ * - Never before the hub's Retry-After, when it sent one (capped at 10 min), plus up to 10 % (at
+ *   most 5 s) so that workspaces told the same HTTP-date do not all return in one second.
+ * - Nor before the exponential backoff, capped by what the held credential has left, and at 30 s
+ *   once nothing servable is held, so a hub that comes back is noticed within seconds (not when
+ *   the hub refused the key: a new key is needed, and asking every 30 s only adds load).
+ */
+export function nextAttemptAt(plan: FailurePlan): number {
+  const { failures, now, backoff, random, held } = plan;
+  const refusing = !held || !isServable(held, now);
+  const options =
+    refusing && !plan.keyRejected ? { ...backoff, maxMs: Math.min(backoff.maxMs, REFUSING_BACKOFF_CAP_MS) } : backoff;
+  const delay = backoffDelay(failures, options, random, refusing ? null : held, now);
+  if (plan.retryAfterMs === undefined || plan.retryAfterMs <= 0) return now + delay;
+  const asked = Math.min(plan.retryAfterMs, RETRY_AFTER_CAP_MS);
+  return now + Math.max(delay, asked + Math.round(random() * Math.min(asked * 0.1, 5_000)));
+}
+
+/** Whether a client request may start a hub call for a workspace that has nothing servable. */
+export function mayStartOnRequest(state: { lastAttemptAt: number; hubRetryAt: number }, now: number): boolean {
+  // A clock that jumped backwards must not stall requests for as long as it jumped.
+  const sinceLast = now - state.lastAttemptAt;
+  const recent = sinceLast >= 0 && sinceLast < REQUEST_RETRY_INTERVAL_MS;
+  return now >= state.hubRetryAt && !recent;
+}
+
+/** Background calls to one hub may start at up to this many times the rate its workspaces need on average. */
+const PACE_HEADROOM = 2;
+/** However few the workspaces, this many background calls to one hub may start in any second. */
+const MIN_CALLS_PER_SECOND = 4;
+
+/**
+ * How many background calls to one hub may start in any one second, given the lifetimes of the
+ * credentials of its workspaces. A workspace renews once per half lifetime on average; the hub may
+ * get twice the sum of those rates, so a cold start or the end of an outage (every workspace due at
+ * once) drains at twice the steady rate instead of all in one second. A lifetime not yet known
+ * counts as the hub's usual hour.
+ */
+export function backgroundCallsPerSecond(lifetimesMs: readonly number[]): number {
+  let perSecond = 0;
+  for (const lifetime of lifetimesMs) perSecond += 2000 / Math.max(1000, lifetime > 0 ? lifetime : HOUR);
+  return Math.max(MIN_CALLS_PER_SECOND, Math.ceil(PACE_HEADROOM * perSecond - 1e-9));
+}

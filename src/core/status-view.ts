@@ -39,6 +39,8 @@ export interface WorkspaceFacts {
   };
   readonly capabilities: Capabilities;
   readonly storage: { readonly bucket: string | null; readonly prefix: string | null };
+  /** The hub's clock minus ours, as the daemon estimates it from the hub's Date headers (null: unknown). */
+  readonly hubClockOffsetMs: number | null;
 }
 
 /** From this close to expiry a key that cannot be rotated is reminded daily and needs attention. */
@@ -77,6 +79,8 @@ export interface WorkspaceSnapshot {
   readonly prefix: string | null;
   /** Why the user must act; empty when nothing is needed. */
   readonly attention: readonly string[];
+  /** The hub's clock minus ours (ms), from the daemon (null when unknown or the daemon is down). */
+  readonly hubClockOffsetMs: number | null;
 }
 
 const iso = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString() : null);
@@ -162,6 +166,7 @@ export function workspaceSnapshot(f: WorkspaceFacts, now: number, policy: ViewPo
     bucket: f.storage.bucket,
     prefix: f.storage.prefix,
     attention: attentionOf(f, now, policy),
+    hubClockOffsetMs: f.hubClockOffsetMs,
   };
 }
 

@@ -25,6 +25,8 @@ export interface HubSimulatorOptions {
   readonly allowMintWithApiKey?: boolean;
   /** Any other switch of Settings (what the hub's token API does for API keys). */
   readonly settings?: Partial<Settings>;
+  /** The hub's clock runs this far ahead of `clock` (negative: behind): Date headers and minted expiry times. */
+  readonly clockSkewMs?: number;
 }
 
 export interface HubSimulator {
@@ -101,9 +103,10 @@ export function createHubSimulator(options: HubSimulatorOptions = {}): HubSimula
       ...options.settings,
       s3LifetimeSeconds: options.s3LifetimeSeconds ?? options.settings?.s3LifetimeSeconds ?? 3600,
       allowMintWithApiKey: options.allowMintWithApiKey ?? options.settings?.allowMintWithApiKey ?? true,
+      clockSkewMs: options.clockSkewMs ?? options.settings?.clockSkewMs ?? 0,
     },
   });
-  const minter: S3Minter = options.sts ? stsMinter(options.sts) : randomMinter(clock);
+  const minter: S3Minter = options.sts ? stsMinter(options.sts) : randomMinter({ now: () => state.hubNow() });
   const refuse = (reply: FastifyReply, status: number, error: string, message: string) =>
     fail(reply, status, error, message, state.settings.errorFormat === 'text');
   const app = Fastify({ logger: false, forceCloseConnections: true });
@@ -127,6 +130,10 @@ export function createHubSimulator(options: HubSimulatorOptions = {}): HubSimula
   });
   app.setNotFoundHandler((_request, reply) => refuse(reply, 404, 'not_found', 'No such route.'));
   app.addHook('onClose', async () => minter.close());
+  // Every answer carries the hub's Date (Node would stamp the machine's time, not the injected clock's).
+  app.addHook('onRequest', async (_request, reply) => {
+    reply.header('date', new Date(state.hubNow()).toUTCString());
+  });
 
   app.register(async (api) => {
     const routeOf = (request: FastifyRequest): Route | null => {
@@ -141,7 +148,10 @@ export function createHubSimulator(options: HubSimulatorOptions = {}): HubSimula
     api.addHook('onRequest', async (request, reply) => {
       const route = routeOf(request);
       const ws = (request.params as Partial<WsParams>).ws ?? '';
-      if (route) state.count(ws, route);
+      if (route) {
+        state.count(ws, route);
+        state.logCall(ws, route);
+      }
       const fault = state.takeFault(route);
       if (!fault) return;
       switch (fault.mode) {
@@ -152,8 +162,11 @@ export function createHubSimulator(options: HubSimulatorOptions = {}): HubSimula
         case 'error500':
           return refuse(reply, 500, 'internal', 'Simulated server error.');
         case 'rate_limited':
-          reply.header('retry-after', '1');
+          if (fault.retryAfter !== '') reply.header('retry-after', fault.retryAfter);
           return refuse(reply, 429, 'rate_limited', 'Too many requests.');
+        case 'unavailable':
+          if (fault.retryAfter !== '') reply.header('retry-after', fault.retryAfter);
+          return refuse(reply, 503, 'unavailable', 'Service unavailable.');
         case 'mint_unauthorized':
           return refuse(reply, 401, 'unauthorized', 'Not authorised to create tokens.');
         case 'mint_forbidden':
@@ -311,11 +324,17 @@ export function createHubSimulator(options: HubSimulatorOptions = {}): HubSimula
         mode: v.picklist(FAULT_MODES),
         delayMs: v.optional(whole(0, 600_000)),
         count: v.optional(whole(1)),
+        retryAfter: v.optional(text(0, 100)),
       });
       sim.put('/faults', async (request, reply) => {
         const body = parseBody(FaultBody, request.body);
         if (!body)
-          return refuse(reply, 400, 'bad_request', `Expected {mode: ${FAULT_MODES.join('|')}, delayMs?, count?}.`);
+          return refuse(
+            reply,
+            400,
+            'bad_request',
+            `Expected {mode: ${FAULT_MODES.join('|')}, delayMs?, count?, retryAfter?}.`,
+          );
         state.setFault(body.mode, body);
         return state.currentFault();
       });
@@ -332,6 +351,7 @@ export function createHubSimulator(options: HubSimulatorOptions = {}): HubSimula
         grantedKeyDays: v.optional(v.nullable(v.pipe(v.number(), v.minValue(0), v.maxValue(state.maxTokenDays)))),
         timeFormat: v.optional(v.picklist(['rfc3339', 'go'])),
         errorFormat: v.optional(v.picklist(['json', 'text'])),
+        clockSkewMs: v.optional(whole(-86_400_000, 86_400_000)),
       });
       sim.put('/settings', async (request, reply) => {
         const body = parseBody(SettingsBody, request.body);
@@ -342,6 +362,7 @@ export function createHubSimulator(options: HubSimulatorOptions = {}): HubSimula
       });
 
       sim.get('/stats', async () => state.stats());
+      sim.get('/calls', async () => state.calls());
     },
     { prefix: '/_sim' },
   );

@@ -1,5 +1,5 @@
 /** A small client for the simulator's /_sim/ control routes, for tests and the demo. */
-import type { Fault, FaultMode, Settings, Stats } from './state.js';
+import type { CallRecord, Fault, FaultMode, Settings, Stats } from './state.js';
 
 /** A token as the API returns it right after creation. */
 export interface SimKey {
@@ -39,7 +39,7 @@ export class HubSimulatorClient {
     return this.call('GET', '/_sim/tokens');
   }
 
-  setFault(mode: FaultMode, options: { delayMs?: number; count?: number } = {}): Promise<Fault> {
+  setFault(mode: FaultMode, options: { delayMs?: number; count?: number; retryAfter?: string } = {}): Promise<Fault> {
     return this.call('PUT', '/_sim/faults', { mode, ...options });
   }
 
@@ -49,6 +49,11 @@ export class HubSimulatorClient {
 
   stats(): Promise<Stats> {
     return this.call('GET', '/_sim/stats');
+  }
+
+  /** The latest API calls with the simulator's time of each, oldest first. */
+  calls(): Promise<CallRecord[]> {
+    return this.call('GET', '/_sim/calls');
   }
 
   private async call<T>(method: string, path: string, body?: unknown): Promise<T> {

@@ -28,6 +28,7 @@ export const FAULT_MODES = [
   'mint_forbidden',
   's3_forbidden',
   'rate_limited',
+  'unavailable',
 ] as const;
 export type FaultMode = (typeof FAULT_MODES)[number];
 
@@ -37,7 +38,20 @@ export interface Fault {
   readonly delayMs: number;
   /** How many more affected calls the fault applies to; null = until changed. */
   remaining: number | null;
+  /** For `rate_limited` and `unavailable`: the Retry-After header sent ("1" unless set; "" for none). */
+  readonly retryAfter: string;
 }
+
+/** One API call as the call log keeps it. */
+export interface CallRecord {
+  /** The simulator's clock when the call arrived. */
+  readonly at: number;
+  readonly workspace: string;
+  readonly route: Route;
+}
+
+/** The call log keeps this many of the latest calls. */
+const CALL_LOG_SIZE = 100_000;
 
 /** The API routes, as the counters name them. */
 export type Route = 's3Tokens' | 'listTokens' | 'mintTokens' | 'deleteTokens';
@@ -80,6 +94,8 @@ export interface Settings {
   timeFormat: 'rfc3339' | 'go';
   /** Error bodies as JSON or as text/plain "message\n" (the workspace services write the latter). */
   errorFormat: 'json' | 'text';
+  /** How far the hub's clock (its Date header and the expiry times it mints) is ahead of the simulator's. */
+  clockSkewMs: number;
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -93,6 +109,7 @@ export const DEFAULT_SETTINGS: Settings = {
   grantedKeyDays: null,
   timeFormat: 'rfc3339',
   errorFormat: 'json',
+  clockSkewMs: 0,
 };
 
 export interface SimStateOptions {
@@ -121,7 +138,8 @@ export class HubSimState {
   readonly workspaceBucket = 'workspaces-eodhp-sim';
   private readonly byId = new Map<string, SimToken>();
   private readonly byKey = new Map<string, SimToken>();
-  private fault: Fault = { mode: 'none', delayMs: 0, remaining: null };
+  private fault: Fault = { mode: 'none', delayMs: 0, remaining: null, retryAfter: '1' };
+  private callLog: CallRecord[] = [];
   private garbageTurn = 0;
   private readonly total = zeroCounters();
   private readonly perWorkspace = new Map<string, Counters>();
@@ -198,12 +216,29 @@ export class HubSimState {
     return true;
   }
 
-  setFault(mode: FaultMode, options: { delayMs?: number; count?: number } = {}): void {
+  setFault(mode: FaultMode, options: { delayMs?: number; count?: number; retryAfter?: string } = {}): void {
     this.fault = {
       mode,
       delayMs: options.delayMs ?? DEFAULT_SLOW_MS,
       remaining: mode === 'none' ? null : (options.count ?? null),
+      retryAfter: options.retryAfter ?? '1',
     };
+  }
+
+  /** The hub's clock: the simulator's, shifted by the clockSkewMs setting. */
+  hubNow(): number {
+    return this.clock.now() + this.settings.clockSkewMs;
+  }
+
+  /** Record an API call (faulted or not) in the call log. */
+  logCall(workspace: string, route: Route): void {
+    this.callLog.push({ at: this.clock.now(), workspace, route });
+    if (this.callLog.length > CALL_LOG_SIZE) this.callLog = this.callLog.slice(-CALL_LOG_SIZE / 2);
+  }
+
+  /** The latest API calls, oldest first. */
+  calls(): CallRecord[] {
+    return [...this.callLog];
   }
 
   currentFault(): Readonly<Fault> {

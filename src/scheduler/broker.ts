@@ -1,17 +1,31 @@
 /**
- * The broker: per-workspace state in memory, renewal with single flight and backoff, the sweep
- * the cron schedule drives, and the CredentialSource the server reads. Requests are answered from
- * memory; the database is written on renewal and read when the CLI changes it.
+ * The broker: per-workspace state in memory, renewal with single flight and backoff, one timer per
+ * workspace at its jittered renewal or retry time, and the CredentialSource the server reads.
+ * Requests are answered from memory; the database is written on renewal and read when the CLI
+ * changes it. The cron sweep is only a safety net behind the timers.
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
+import { localExpiry } from '../core/clock-sense.js';
 import type { WorkspaceEvents } from '../core/events.js';
-import { backoffDelay, isDueForRenewal, isServable, renewalPoint } from '../core/policy.js';
+import type { CallPriority } from '../core/hub-limiter.js';
+import {
+  isDueForRenewal,
+  isServable,
+  lifetimeOf,
+  mayStartOnRequest,
+  nextAttemptAt,
+  RETRY_AFTER_CAP_MS,
+  renewalPoint,
+} from '../core/policy.js';
 import type { AuthResult, CredentialSource } from '../core/source.js';
+import { systemTimers, type Timers } from '../core/timers.js';
 import type { S3Credentials } from '../core/types.js';
 import { tokenDigestHex } from '../store/client-tokens.js';
 import type { StoredApiKey, WorkspaceRecord } from '../store/store.js';
 import { describeFailure, isKeyRejection, type SchedulerDeps } from './hub.js';
+import { HubConditions, retryAfterOf } from './hub-conditions.js';
+import { KeyedTimers } from './workspace-timers.js';
 
 /** At most this many hub calls from one sweep at a time (a cold start with many workspaces). */
 const SWEEP_CONCURRENCY = 8;
@@ -23,6 +37,10 @@ export interface BrokerOptions extends SchedulerDeps {
   readonly lookupAccountId?: ((c: S3Credentials, region: string) => Promise<string | undefined>) | undefined;
   /** Told of renewals, failures and removals (metrics, the credentials-file sink, the audit trail). */
   readonly events?: Pick<WorkspaceEvents, 'renewed' | 'failed' | 'removed'> | undefined;
+  /** The timers each workspace's renewal runs on (injected in tests). */
+  readonly timers?: Timers | undefined;
+  /** Per-hub call limiter and clock estimate; shared with the hub clients that feed it Date headers. */
+  readonly hubConditions?: HubConditions | undefined;
 }
 
 /** What one call of renew() came to. */
@@ -31,7 +49,7 @@ export type RenewOutcome =
   | { readonly kind: 'failed'; readonly code: string; readonly message: string }
   | {
       readonly kind: 'skipped';
-      readonly reason: 'unknown_workspace' | 'backing_off' | 'removed';
+      readonly reason: 'unknown_workspace' | 'backing_off' | 'removed' | 'stopped';
       readonly retryAt?: number | undefined;
     };
 
@@ -50,6 +68,8 @@ export interface RenewalView {
   readonly failures: number;
   readonly lastError: LastError | null;
   readonly keyRejected: boolean;
+  /** The hub's clock minus ours, from the Date of its answers (null until it answered). */
+  readonly hubClockOffsetMs: number | null;
 }
 
 export class WorkspaceSlot {
@@ -62,6 +82,10 @@ export class WorkspaceSlot {
   inFlight: Promise<RenewOutcome> | null = null;
   /** The id of the API key the renewal in flight uses. */
   inFlightKeyId: string | null = null;
+  /** When the last hub call for this workspace started: requests start one at most every few seconds. */
+  lastAttemptAt = Number.NEGATIVE_INFINITY;
+  /** Before this the hub asked (Retry-After) not to be called for this workspace. */
+  hubRetryAt = 0;
   /** Set while the hub refuses the API key: renewal waits for backoff, status asks for the user. */
   keyRejected = false;
 
@@ -73,9 +97,26 @@ export class Broker implements CredentialSource {
   /** SHA-256 (hex) of each client token → workspace name, to tell "wrong token" from "other workspace's". */
   private tokenOwners = new Map<string, string>();
   private readonly log: Logger;
+  private readonly hubs: HubConditions;
+  private readonly timers: KeyedTimers;
+  private stopped = false;
 
   constructor(private readonly options: BrokerOptions) {
     this.log = options.logger.child({ module: 'broker' });
+    const timers = options.timers ?? systemTimers;
+    this.timers = new KeyedTimers(timers, options.clock);
+    this.hubs =
+      options.hubConditions ??
+      new HubConditions({ clock: options.clock, timers, lifetimesOn: (hubUrl) => this.lifetimesOn(hubUrl) });
+  }
+
+  /** The lifetimes of the credentials of the workspaces on a hub (0 where none is held): its background pace. */
+  lifetimesOn(hubUrl: string): number[] {
+    const lifetimes: number[] = [];
+    for (const slot of this.slots.values()) {
+      if (slot.record.hubUrl === hubUrl) lifetimes.push(slot.current ? lifetimeOf(slot.current) : 0);
+    }
+    return lifetimes;
   }
 
   // ---- loading from the database -----------------------------------------------------------
@@ -104,10 +145,12 @@ export class Broker implements CredentialSource {
       }
       slot.record = record;
       this.loadSecrets(slot);
+      if (this.timers.at(record.name) === undefined) this.schedule(slot);
     }
     for (const [name, slot] of this.slots) {
       if (!present.has(name)) {
         this.slots.delete(name);
+        this.timers.clear(name);
         this.options.events?.removed?.(slot.record);
         this.log.info({ workspace: name }, 'workspace removed');
       }
@@ -168,9 +211,9 @@ export class Broker implements CredentialSource {
     if (fresh) return fresh;
     const slot = this.slots.get(workspace);
     if (!slot) return null;
-    // Past the renewal point: the sweep was late, failing, or the machine slept. Renew now and
+    // Past the renewal point: the timer was late, failing, or the machine slept. Renew now and
     // give the hub a short while; then answer with whatever is still safe to serve.
-    const renewal = this.renew(workspace);
+    const renewal = this.renewOnRequest(slot);
     if (slot.inFlight) await waitAtMost(renewal, this.options.requestWaitMs);
     const best = slot.current;
     return best && isServable(best, this.options.clock.now()) ? best : null;
@@ -215,6 +258,7 @@ export class Broker implements CredentialSource {
       failures: s.failures,
       lastError: s.lastError,
       keyRejected: s.keyRejected,
+      hubClockOffsetMs: this.hubs.offsetMs(s.record.hubUrl),
     }));
   }
 
@@ -234,16 +278,32 @@ export class Broker implements CredentialSource {
   }
 
   /**
+   * A client asked and nothing fresh is held (#13). While a servable credential is held this is
+   * the usual renewal, ahead of background work. With nothing servable the client is being
+   * refused: a hub call starts at once whatever the backoff, at most one every few seconds per
+   * workspace (shared by every waiting client), and never before the hub's Retry-After.
+   */
+  private renewOnRequest(slot: WorkspaceSlot): Promise<RenewOutcome> {
+    const now = this.options.clock.now();
+    const name = slot.record.name;
+    if (slot.current && isServable(slot.current, now)) return this.renew(name, false, 'urgent');
+    if (slot.inFlight) return slot.inFlight;
+    if (mayStartOnRequest(slot, now) && !slot.keyRejected) return this.renew(name, true, 'urgent');
+    return Promise.resolve({ kind: 'skipped', reason: 'backing_off', retryAt: slot.retryAt });
+  }
+
+  /**
    * Renew one workspace's S3 credentials. Concurrent callers share the call in flight (single
    * flight); while backing off after a failure nothing is sent unless `force` is set.
+   * Background renewals are paced per hub; urgent ones (a client is waiting) go first.
    */
-  renew(workspace: string, force = false): Promise<RenewOutcome> {
+  renew(workspace: string, force = false, priority: CallPriority = 'background'): Promise<RenewOutcome> {
     const slot = this.slots.get(workspace);
     if (!slot) return Promise.resolve({ kind: 'skipped', reason: 'unknown_workspace' });
+    if (this.stopped) return Promise.resolve({ kind: 'skipped', reason: 'stopped' });
     if (slot.inFlight) return slot.inFlight;
     const now = this.options.clock.now();
-    // A clock that jumped backwards must not strand us in a backoff longer than any we set.
-    if (slot.retryAt - now > this.options.backoff.maxMs) slot.retryAt = now;
+    forgetFutureFromClockJump(slot, now, this.options.backoff.maxMs);
     if (!force && now < slot.retryAt) {
       return Promise.resolve({ kind: 'skipped', reason: 'backing_off', retryAt: slot.retryAt });
     }
@@ -254,37 +314,46 @@ export class Broker implements CredentialSource {
       return Promise.resolve({ kind: 'failed', ...failure });
     }
     slot.inFlightKeyId = apiKey.id;
-    slot.inFlight = this.fetch(slot, apiKey).finally(() => {
+    slot.inFlight = this.fetch(slot, apiKey, priority).finally(() => {
       slot.inFlight = null;
       slot.inFlightKeyId = null;
     });
     return slot.inFlight;
   }
 
-  private async fetch(slot: WorkspaceSlot, apiKey: StoredApiKey): Promise<RenewOutcome> {
+  private async fetch(slot: WorkspaceSlot, apiKey: StoredApiKey, priority: CallPriority): Promise<RenewOutcome> {
     const { clock, store } = this.options;
     const name = slot.record.name;
+    const hubUrl = slot.record.hubUrl;
     let fresh: S3Credentials;
     try {
-      fresh = await this.options.hubFor(slot.record.hubUrl).s3Credentials(name, apiKey.key, clock.now());
+      fresh = await this.hubs.run(hubUrl, priority, () => {
+        slot.lastAttemptAt = clock.now();
+        return this.options.hubFor(hubUrl).s3Credentials(name, apiKey.key, clock.now());
+      });
     } catch (err) {
+      if (this.stopped) return { kind: 'skipped', reason: 'stopped' };
       const failure = describeFailure(err);
       slot.keyRejected = isKeyRejection(err);
       if (slot.keyRejected) {
         failure.message = `the API key was revoked or expired on the hub (${failure.message}); create a key in the EODH web UI and run "eodh-credd workspace set-key ${name}"`;
       }
-      this.fail(slot, failure);
+      this.fail(slot, failure, retryAfterOf(err));
       return { kind: 'failed', ...failure };
     }
     if (this.slots.get(name) !== slot) return { kind: 'skipped', reason: 'removed' }; // removed while we waited
     // The account does not change between renewals: keep serving the known id until STS confirms.
-    const creds: S3Credentials = { ...fresh, accountId: slot.current?.accountId };
+    // Expiry is held by the more pessimistic clock: earlier by as much as the hub is ahead of us (#13).
+    const expiresAt = localExpiry(fresh.expiresAt, this.hubs.aheadMs(hubUrl));
+    const creds: S3Credentials = { ...fresh, expiresAt, accountId: slot.current?.accountId };
     slot.current = creds;
     slot.renewAt = renewalPoint(creds, this.options.random);
     slot.failures = 0;
     slot.retryAt = 0;
+    slot.hubRetryAt = 0;
     slot.lastError = null;
     slot.keyRejected = false;
+    this.schedule(slot);
     try {
       store.saveRenewal(slot.record.id, creds, clock.now());
     } catch (err) {
@@ -295,6 +364,7 @@ export class Broker implements CredentialSource {
         workspace: name,
         expiresAt: new Date(creds.expiresAt).toISOString(),
         renewAt: new Date(slot.renewAt).toISOString(),
+        ...(expiresAt === fresh.expiresAt ? {} : { hubClockAheadMs: fresh.expiresAt - expiresAt }),
       },
       'S3 credentials renewed',
     );
@@ -317,26 +387,59 @@ export class Broker implements CredentialSource {
     }
   }
 
-  private fail(slot: WorkspaceSlot, failure: { code: string; message: string }): void {
+  private fail(slot: WorkspaceSlot, failure: { code: string; message: string }, retryAfterMs?: number): void {
     const { clock, random, backoff, store } = this.options;
     const now = clock.now();
     slot.failures += 1;
-    const delay = backoffDelay(slot.failures, backoff, random, slot.current, now);
-    slot.retryAt = now + delay;
+    slot.retryAt = nextAttemptAt({
+      failures: slot.failures,
+      now,
+      backoff,
+      random,
+      held: slot.current,
+      retryAfterMs,
+      keyRejected: slot.keyRejected,
+    });
+    slot.hubRetryAt = retryAfterMs ? now + Math.min(retryAfterMs, RETRY_AFTER_CAP_MS) : 0;
+    const delay = slot.retryAt - now;
     slot.lastError = { ...failure, at: now };
+    this.schedule(slot);
     try {
       store.recordFailure(slot.record.id, failure.code, failure.message, now);
     } catch {
       // Status bookkeeping must never turn one failure into two.
     }
     this.log.warn(
-      { workspace: slot.record.name, code: failure.code, failures: slot.failures, retryInMs: delay },
+      {
+        workspace: slot.record.name,
+        code: failure.code,
+        failures: slot.failures,
+        retryInMs: delay,
+        ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+      },
       `renewal failed: ${failure.message}`,
     );
     this.options.events?.failed?.(slot.record, failure);
   }
 
-  /** Renew every workspace that is due (or has nothing); called by the cron schedule. */
+  /**
+   * Arm the workspace's timer for its next renewal: the jittered renewal point, or the retry
+   * time after a failure (#13). Each workspace has its own, so none waits for a shared tick.
+   */
+  private schedule(slot: WorkspaceSlot): void {
+    if (this.stopped) return;
+    const name = slot.record.name;
+    const at = Math.max(slot.current ? slot.renewAt : 0, slot.retryAt, this.options.clock.now());
+    this.timers.set(name, at, () => {
+      if (this.slots.get(name) !== slot) return;
+      void this.renew(name).then(() => {
+        // Skipped (still backing off after a clock jump) or removed meanwhile: make sure a timer is armed.
+        if (this.slots.get(name) === slot && this.timers.at(name) === undefined) this.schedule(slot);
+      });
+    });
+  }
+
+  /** Renew every workspace that is due (or has nothing): the safety net behind the per-workspace timers. */
   async sweep(): Promise<void> {
     const now = this.options.clock.now();
     const due = [...this.slots.values()].filter((s) => !s.current || isDueForRenewal(s.current, s.renewAt, now));
@@ -350,10 +453,27 @@ export class Broker implements CredentialSource {
     await Promise.all(Array.from({ length: Math.min(SWEEP_CONCURRENCY, due.length) }, worker));
   }
 
+  /** Stop renewing: no timer fires again, calls still queued for a hub are dropped. */
+  stop(): void {
+    this.stopped = true;
+    this.timers.clearAll();
+    this.hubs.close();
+  }
+
   /** Wait for every renewal in flight (graceful stop). */
   async settle(): Promise<void> {
     await Promise.all([...this.slots.values()].map((s) => s.inFlight));
   }
+}
+
+/**
+ * A clock that jumped backwards must not strand a workspace in a wait longer than any we set: the
+ * longest is a backoff (backoff.maxMs) or a Retry-After (10 min).
+ */
+function forgetFutureFromClockJump(slot: WorkspaceSlot, now: number, backoffMaxMs: number): void {
+  const longest = Math.max(backoffMaxMs, RETRY_AFTER_CAP_MS) * 1.2;
+  if (slot.retryAt - now > longest) slot.retryAt = now;
+  if (slot.hubRetryAt - now > longest) slot.hubRetryAt = 0;
 }
 
 /** Resolve when the promise settles or after `ms`, whichever is first; never rejects. */

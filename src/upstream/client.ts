@@ -5,8 +5,9 @@
  * returned (see responses.ts). Nothing here logs; errors carry no body and no key.
  */
 import { setTimeout as delay } from 'node:timers/promises';
-import { type BackoffOptions, backoffDelay } from '../core/policy.js';
-import type { Random, S3Credentials } from '../core/types.js';
+import type { HubDateSample } from '../core/clock-sense.js';
+import { type BackoffOptions, backoffDelay, RETRY_AFTER_CAP_MS } from '../core/policy.js';
+import { type Clock, type Random, type S3Credentials, systemClock } from '../core/types.js';
 import { classifyStatus, HubError, type HubErrorKind } from './errors.js';
 import {
   type CreatedToken,
@@ -30,6 +31,10 @@ export interface HubClientOptions {
   readonly userAgent?: string;
   /** Aborts every call in flight and every wait between attempts (the daemon stopping, #13). */
   readonly signal?: AbortSignal;
+  /** Our clock, for the times in Date samples. */
+  readonly clock?: Clock;
+  /** Told the hub's Date header of every answer, to estimate the hub's clock offset (#13). */
+  readonly onDate?: (sample: HubDateSample) => void;
 }
 
 export interface CreateTokenRequest {
@@ -157,7 +162,10 @@ export class HubClient {
       const outcome = await this.attempt(url, method, headers, body);
       this.throwIfStopped(method, path, attempt);
       if ('text' in outcome) return outcome;
-      if (!outcome.retryable || attempt >= attempts) {
+      // A Retry-After longer than this call's own backoff is for the caller to schedule (#13):
+      // one call does not sleep for minutes.
+      const waitLonger = outcome.retryAfterMs !== undefined && outcome.retryAfterMs > this.options.backoff.maxMs;
+      if (!outcome.retryable || attempt >= attempts || waitLonger) {
         throw new HubError(outcome.kind, outcome.what, {
           method,
           path,
@@ -200,6 +208,8 @@ export class HubClient {
     body: string | undefined,
   ): Promise<Answer | Failure> {
     const timeoutMs = this.options.timeoutMs;
+    const clock = this.options.clock ?? systemClock;
+    const sentAt = clock.now();
     let response: Response;
     try {
       response = await fetch(url, {
@@ -215,6 +225,8 @@ export class HubClient {
     } catch (err) {
       return networkFailure(err, timeoutMs);
     }
+    const hubDate = parseHttpDate(response.headers.get('date'));
+    if (hubDate !== undefined) this.options.onDate?.({ hubDate, sentAt, receivedAt: clock.now() });
 
     if (response.status >= 200 && response.status < 300) {
       try {
@@ -236,17 +248,19 @@ export class HubClient {
     // The body of an error answer is never read: it is not needed and may echo what we sent.
     await response.body?.cancel().catch(() => undefined);
     const { kind, what } = classifyStatus(response.status);
-    if (kind === 'rate_limited') {
-      const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), this.options.backoff.maxMs);
-      return {
-        kind,
-        what,
-        status: response.status,
-        retryable: true,
-        ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
-      };
-    }
-    return { kind, what, status: response.status, retryable: kind === 'hub_down' };
+    // Retry-After comes with 429 and 503 (RFC 9110 §10.2.3); an HTTP-date in it is read against
+    // the hub's own Date, so a skewed clock on either side does not stretch or shrink the wait.
+    const retryAfterMs =
+      response.status === 429 || response.status === 503
+        ? parseRetryAfter(response.headers.get('retry-after'), RETRY_AFTER_CAP_MS, hubDate ?? clock.now())
+        : undefined;
+    return {
+      kind,
+      what,
+      status: response.status,
+      retryable: kind === 'rate_limited' || kind === 'hub_down',
+      ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+    };
   }
 }
 
@@ -277,13 +291,21 @@ export function parseRetryAfter(value: string | null, capMs: number, now: number
   if (/^\d+$/.test(text)) {
     ms = Number(text) * 1000;
   } else {
-    // An HTTP-date names the weekday and month; Date.parse alone would also take "-1" or "2025".
-    if (!/^[A-Za-z]{3}, /.test(text)) return undefined;
-    const at = Date.parse(text);
-    if (Number.isNaN(at)) return undefined;
+    const at = parseHttpDate(text);
+    if (at === undefined) return undefined;
     ms = at - now;
   }
   return Math.min(Math.max(0, ms), capMs);
+}
+
+/** An HTTP-date (IMF-fixdate, e.g. "Tue, 18 Feb 2025 16:00:05 GMT") in epoch ms; undefined when it is not one. */
+export function parseHttpDate(value: string | null): number | undefined {
+  if (value === null) return undefined;
+  const text = value.trim();
+  // An HTTP-date names the weekday and month; Date.parse alone would also take "-1" or "2025".
+  if (!/^[A-Za-z]{3}, /.test(text)) return undefined;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : at;
 }
 
 /** The response body as text, or null when it exceeds MAX_BODY_BYTES or is not valid UTF-8. */

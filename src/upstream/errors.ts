@@ -19,7 +19,7 @@ export interface HubErrorDetails {
   /** The request path, without the hub's origin. */
   readonly path: string;
   readonly status?: number | undefined;
-  /** From Retry-After on a 429, already capped. */
+  /** From Retry-After on a 429 or 503, capped at 10 min: when the hub wants to be asked again. */
   readonly retryAfterMs?: number | undefined;
   /** How many requests were made before giving up. */
   readonly attempts?: number | undefined;

@@ -13,6 +13,7 @@ const row = (over: Partial<StatusRow> = {}): StatusRow => ({
   hub: 'https://hub.example',
   apiKeyTokenId: 'tok',
   apiKeyOrigin: 'minted',
+  hubClockOffsetMs: null,
   s3AccessKeyIdEnd: 'WXYZ',
   failingSince: null,
   keyRejected: false,
@@ -59,6 +60,44 @@ t.test('table: next renewal and rotation columns; colour only when asked', async
   // Columns line up the same with and without colour.
   const strip = (s: string) => s.replace(/\u001b\[\d+m/g, '');
   t.same(coloured.map(strip), plain);
+});
+
+t.test('table: a hub clock more than 30 s off is shown once per hub', async (t) => {
+  const lines = renderTable(
+    [
+      row({ hubClockOffsetMs: 240_400 }),
+      row({ workspace: 'two', hubClockOffsetMs: 240_400 }),
+      row({ workspace: 'near', hub: 'https://near.example', hubClockOffsetMs: 29_000 }),
+    ],
+    NOW,
+    false,
+  );
+  t.equal(lines.length, 5);
+  t.equal(
+    lines[4],
+    "~ https://hub.example: hub clock 4 min 0 s ahead of this machine's; expiry is judged by the earlier of the two",
+  );
+  t.notMatch(lines.join('\n'), /near\.example:/, 'within 30 s: not shown');
+});
+
+t.test('status against a daemon whose hub clock is 4 minutes behind', async (t) => {
+  const sim = await startHubSimulator({ clockSkewMs: -240_000 });
+  t.teardown(() => sim.close());
+  const hub = new HubSimulatorClient(sim.url);
+  const inst = installation(t);
+  t.equal((await inst.cli(['init'])).code, 0);
+  await addWorkspace(inst, sim.url, await hub.createKey('ws', { expiresDays: 30 }));
+  const daemon = await inst.serve();
+  t.teardown(async () => {
+    daemon.child.kill('SIGTERM');
+    await daemon.exited;
+  });
+  t.equal((await inst.cli(['refresh', 'ws'])).code, 0, 'the daemon talks to the hub');
+  const r = await inst.cli(['status', '--json']);
+  const [ws] = JSON.parse(r.stdout) as StatusRow[];
+  t.ok(Math.abs((ws?.hubClockOffsetMs ?? 0) + 240_000) < 2_000, `offset ${ws?.hubClockOffsetMs} ms`);
+  const table = await inst.cli(['status']);
+  t.match(table.stdout, /hub clock 4 min 0 s behind this machine's/);
 });
 
 t.test('status --json against a running daemon: next renewal and next rotation', async (t) => {

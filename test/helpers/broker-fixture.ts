@@ -13,12 +13,14 @@ import { HubSimulatorClient } from '../../src/hub-sim/client.js';
 import { createLogger } from '../../src/log.js';
 import { Broker } from '../../src/scheduler/broker.js';
 import type { Hub } from '../../src/scheduler/hub.js';
+import { HubConditions } from '../../src/scheduler/hub-conditions.js';
 import { KeyRotator, type RotationOutcome, type RotationStep } from '../../src/scheduler/rotation.js';
 import { newClientToken } from '../../src/store/client-tokens.js';
 import { openDatabase } from '../../src/store/database.js';
 import { sealingKey } from '../../src/store/seal.js';
 import { Store } from '../../src/store/store.js';
 import { HubClient } from '../../src/upstream/client.js';
+import { FakeTimers, flush } from './fake-timers.js';
 
 export class ManualClock implements Clock {
   constructor(private time: number) {}
@@ -50,16 +52,23 @@ export interface FixtureOptions {
   readonly firstKeyMinted?: boolean;
   /** Wrap the hub clients (to watch or hold calls). */
   readonly wrapHub?: (hub: Hub) => Hub;
+  /** The hub's clock runs this far ahead of the fixture's (negative: behind). */
+  readonly hubClockSkewMs?: number;
+  readonly random?: () => number;
 }
 
 export interface Fixture {
   readonly clock: ManualClock;
+  /** The broker's timers: they fire only when a test advances through them. */
+  readonly timers: FakeTimers;
   readonly sim: StartedHubSimulator;
   readonly simClient: HubSimulatorClient;
   readonly store: Store;
   readonly broker: Broker;
   readonly rotator: KeyRotator;
   readonly logs: string[];
+  /** The broker's per-hub limiters and clock estimates. */
+  readonly hubConditions: HubConditions;
   readonly clientTokens: Map<string, string>;
   readonly dbFile: string;
   /** A new broker + rotator over the same database, as after a restart. */
@@ -75,7 +84,11 @@ export const START = Date.parse('2026-11-01T00:00:00Z');
 
 export async function brokerFixture(t: Test, options: FixtureOptions = {}): Promise<Fixture> {
   const clock = new ManualClock(START);
-  const sim = await startHubSimulator({ clock, s3LifetimeSeconds: options.s3LifetimeSeconds ?? 3600 });
+  const sim = await startHubSimulator({
+    clock,
+    s3LifetimeSeconds: options.s3LifetimeSeconds ?? 3600,
+    clockSkewMs: options.hubClockSkewMs ?? 0,
+  });
   t.teardown(() => sim.close());
   const simClient = new HubSimulatorClient(sim.url);
   const dir = t.testdir({});
@@ -121,6 +134,8 @@ export async function brokerFixture(t: Test, options: FixtureOptions = {}): Prom
   }
   clock.advance(mintedAgo);
   const hubs = new Map<string, Hub>();
+  // The conditions of the broker built last (a restart builds new ones); the hub clients feed it.
+  let conditions: HubConditions | undefined;
   const hubFor = (url: string) => {
     let hub = hubs.get(url);
     if (!hub) {
@@ -129,6 +144,8 @@ export async function brokerFixture(t: Test, options: FixtureOptions = {}): Prom
         retries: 0,
         backoff: { initialMs: 10, maxMs: 20 },
         sleep: async () => {},
+        clock,
+        onDate: (sample) => conditions?.observeDate(url, sample),
       });
       hub = options.wrapHub ? options.wrapHub(client) : client;
       hubs.set(url, hub);
@@ -137,8 +154,20 @@ export async function brokerFixture(t: Test, options: FixtureOptions = {}): Prom
   };
   const build = (onStep: FixtureOptions['onStep']): Fixture => {
     // What the broker and the rotator share (SchedulerDeps).
-    const deps = { store, hubFor, clock, random: Math.random, logger, backoff: { initialMs: 5_000, maxMs: 300_000 } };
-    const broker = new Broker({ ...deps, requestWaitMs: options.requestWaitMs ?? 700 });
+    const random = options.random ?? Math.random;
+    const deps = { store, hubFor, clock, random, logger, backoff: { initialMs: 5_000, maxMs: 300_000 } };
+    const hubConditions: HubConditions = new HubConditions({
+      clock,
+      timers,
+      lifetimesOn: (url) => broker.lifetimesOn(url),
+    });
+    conditions = hubConditions;
+    const broker: Broker = new Broker({
+      ...deps,
+      requestWaitMs: options.requestWaitMs ?? 700,
+      timers,
+      hubConditions,
+    });
     const rotator = new KeyRotator({
       ...deps,
       settings: {
@@ -157,6 +186,8 @@ export async function brokerFixture(t: Test, options: FixtureOptions = {}): Prom
     };
     return {
       clock,
+      timers,
+      hubConditions,
       sim,
       simClient,
       store,
@@ -179,6 +210,14 @@ export async function brokerFixture(t: Test, options: FixtureOptions = {}): Prom
       },
     };
   };
+  // A timer's work is done once no hub call runs and what followed the last one has run.
+  const timers: FakeTimers = new FakeTimers(clock, async () => {
+    do {
+      await conditions?.idle();
+      await flush();
+    } while ((conditions?.running ?? 0) > 0);
+    await flush();
+  });
   return build(options.onStep);
 }
 

@@ -19,6 +19,7 @@ export function facts(over: Partial<WorkspaceFacts> = {}): WorkspaceFacts {
     rotation: { state: 'ok', note: null, dueAt: NOW + 13 * DAY, recovering: false, lastError: null, retryAt: null },
     capabilities: {},
     storage: { bucket: null, prefix: null },
+    hubClockOffsetMs: null,
     ...over,
   };
 }

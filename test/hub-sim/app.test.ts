@@ -333,6 +333,17 @@ t.test('faults', async (t) => {
     t.equal(res.headers.get('retry-after'), '1');
   });
 
+  t.test('rate_limited and unavailable with a chosen Retry-After, or none', async (t) => {
+    await control.setFault('rate_limited', { retryAfter: 'Tue, 18 Feb 2025 16:00:05 GMT' });
+    t.equal((await s3()).headers.get('retry-after'), 'Tue, 18 Feb 2025 16:00:05 GMT');
+    await control.setFault('unavailable', { retryAfter: '120' });
+    const res = await s3();
+    t.equal(res.status, 503);
+    t.equal(res.headers.get('retry-after'), '120');
+    await control.setFault('unavailable', { retryAfter: '' });
+    t.equal((await s3()).headers.get('retry-after'), null);
+  });
+
   t.test('none, and bad fault bodies', async (t) => {
     await control.setFault('none');
     t.equal((await s3()).status, 200);
@@ -342,7 +353,7 @@ t.test('faults', async (t) => {
 
   t.test('faulted calls are counted', async (t) => {
     const stats = await control.stats();
-    t.equal(stats.total.s3Tokens, 11, 'every s3-tokens call above, faulted or not');
+    t.equal(stats.total.s3Tokens, 14, 'every s3-tokens call above, faulted or not');
   });
 });
 
@@ -366,4 +377,34 @@ t.test('startHubSimulator listens on loopback only', async (t) => {
   const sim = await startHubSimulator();
   t.teardown(() => sim.close());
   t.match(sim.url, /^http:\/\/127\.0\.0\.1:\d+$/);
+});
+
+t.test('Date comes from the simulator clock, shifted by clockSkewMs along with minted expiry times', async (t) => {
+  const clock = fakeClock();
+  const { control, api } = await start(t, { clock, s3LifetimeSeconds: 600, clockSkewMs: 240_000 });
+  const key = await control.createKey('alpha');
+  const ahead = await api('POST', '/api/workspaces/alpha/me/s3-tokens', key.token);
+  t.equal(ahead.headers.get('date'), new Date(T0 + 240_000).toUTCString(), 'four minutes ahead');
+  t.equal(Date.parse(ahead.json.expiration), T0 + 240_000 + 600_000, 'expiry by the hub clock');
+  await control.settings({ clockSkewMs: -240_000 });
+  const behind = await api('GET', '/api/workspaces/alpha/me/tokens', key.token);
+  t.equal(behind.headers.get('date'), new Date(T0 - 240_000).toUTCString(), 'four minutes behind');
+  const unauthorised = await api('GET', '/api/workspaces/alpha/me/tokens', 'nope');
+  t.equal(unauthorised.headers.get('date'), new Date(T0 - 240_000).toUTCString(), 'error answers too');
+  await t.rejects(control.settings({ clockSkewMs: 86_400_001 }), /answered 400/);
+});
+
+t.test('the call log: every API call with the simulator time, faulted or not', async (t) => {
+  const clock = fakeClock();
+  const { control, api } = await start(t, { clock });
+  const key = await control.createKey('alpha');
+  await api('POST', '/api/workspaces/alpha/me/s3-tokens', key.token);
+  clock.ms += 1_500;
+  await control.setFault('error500', { count: 1 });
+  await api('GET', '/api/workspaces/alpha/me/tokens', key.token);
+  await api('GET', '/_sim/stats');
+  t.same(await control.calls(), [
+    { at: T0, workspace: 'alpha', route: 's3Tokens' },
+    { at: T0 + 1_500, workspace: 'alpha', route: 'listTokens' },
+  ]);
 });

@@ -145,18 +145,64 @@ t.test('500 every time → hub_down after all retries, with growing backoff', as
   t.equal((await control.stats()).total.listTokens, 4);
 });
 
-t.test('429: Retry-After honoured, capped at backoff.maxMs', async (t) => {
+t.test('429: a short Retry-After is waited inside the call', async (t) => {
   const { hub, key, control, sleeps } = await setup(t);
   await control.setFault('rate_limited', { count: 1 });
   await hub.s3Credentials('alpha', key, Date.now());
   t.same(sleeps, [1000], 'Retry-After: 1');
+});
 
-  const capped = await setup(t, { client: { backoff: { initialMs: 100, maxMs: 300 } } });
-  await capped.control.setFault('rate_limited');
-  const err = await hubError(t, capped.hub.s3Credentials('alpha', capped.key, Date.now()));
-  t.match(err, { kind: 'rate_limited', status: 429, retryAfterMs: 300, attempts: 3 });
-  t.same(capped.sleeps, [300, 300]);
-  t.equal((await capped.control.stats()).total.s3Tokens, 3);
+t.test(
+  '429/503: a Retry-After longer than the call backoff goes to the caller at once, capped at 10 min',
+  async (t) => {
+    const { hub, key, control, sleeps } = await setup(t);
+    await control.setFault('rate_limited', { retryAfter: '120' });
+    const err = await hubError(t, hub.s3Credentials('alpha', key, Date.now()));
+    t.match(err, { kind: 'rate_limited', status: 429, retryAfterMs: 120_000, attempts: 1 });
+    t.same(sleeps, [], 'the call did not sleep for two minutes');
+    t.equal((await control.stats()).total.s3Tokens, 1, 'nor asked again');
+
+    await control.setFault('unavailable', { retryAfter: '86400' });
+    const capped = await hubError(t, hub.s3Credentials('alpha', key, Date.now()));
+    t.match(capped, { kind: 'hub_down', status: 503, retryAfterMs: 600_000, attempts: 1 });
+
+    await control.setFault('unavailable', { retryAfter: '' });
+    const plain = await hubError(t, hub.s3Credentials('alpha', key, Date.now()));
+    t.match(plain, { kind: 'hub_down', status: 503, retryAfterMs: undefined, attempts: 3 }, 'no header: usual retries');
+  },
+);
+
+t.test("Retry-After as an HTTP-date is read against the hub's Date, whatever our clock says", async (t) => {
+  const skew = 4 * 60_000;
+  const { hub, key, control } = await setup(t, { sim: { clockSkewMs: skew } });
+  const hubSoon = new Date(Date.now() + skew + 90_000).toUTCString();
+  await control.setFault('rate_limited', { retryAfter: hubSoon });
+  const err = await hubError(t, hub.s3Credentials('alpha', key, Date.now()));
+  t.ok(
+    err.retryAfterMs! > 85_000 && err.retryAfterMs! <= 91_000,
+    `90 s by the hub's clock, not 5.5 min by ours (${err.retryAfterMs})`,
+  );
+});
+
+t.test("every answer reports the hub's Date with our send and receive times", async (t) => {
+  const samples: Array<{ hubDate: number; sentAt: number; receivedAt: number }> = [];
+  let now = Date.parse('2026-11-01T12:00:00Z');
+  const clock = { now: () => (now += 10) };
+  const { hub, key, control } = await setup(t, {
+    sim: { clockSkewMs: -4 * 60_000, clock: { now: () => Date.parse('2026-11-01T12:00:00Z') } },
+    client: { clock, onDate: (s) => samples.push(s) },
+  });
+  await hub.s3Credentials('alpha', key, now);
+  await control.setFault('error500', { count: 1 });
+  await hub.listTokens('alpha', key);
+  t.equal(samples.length, 3, 'the 500 as well as the 200s');
+  const first = samples[0]!;
+  t.equal(first.hubDate, Date.parse('2026-11-01T11:56:00Z'), 'the hub four minutes behind');
+  t.ok(first.receivedAt > first.sentAt, 'times from the injected clock');
+  await control.setFault('down', { count: 3 });
+  const before = samples.length;
+  await hubError(t, hub.s3Credentials('alpha', key, now));
+  t.equal(samples.length, before, 'no answer, no sample');
 });
 
 t.test('Retry-After parsing', async (t) => {
