@@ -4,6 +4,7 @@
  * startDaemon reads as its parts: open the store, build the broker, build the server, watch for
  * changes, arm the timers.
  */
+import { createHash } from 'node:crypto';
 import { unlinkSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import cron, { type ScheduledTask } from 'node-cron';
@@ -59,8 +60,11 @@ export interface DaemonOptions {
   readonly random?: Random;
   /** The timers renewals run on (injected in tests). */
   readonly timers?: Timers;
-  /** Called after each sweep (the service status line is refreshed there). */
-  readonly onSweep?: (() => void) | undefined;
+  /**
+   * Called after each sweep and whenever a workspace was renewed, failed, rotated or removed: the
+   * service status line is refreshed there.
+   */
+  readonly onChange?: (() => void) | undefined;
 }
 
 /** How long after a mint request times out the hub may still create the key: its own timeout, and then some. */
@@ -148,6 +152,13 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       observe: (hubUrl, sample) => hubConditions.observeDate(hubUrl, sample),
     });
     const backups = new AutomaticBackups(store, config, logger);
+    const onChange = () => {
+      try {
+        options.onChange?.();
+      } catch (err) {
+        logger.error({ err }, 'change hook failed');
+      }
+    };
     const { broker, rotator, metrics, sink, snapshots } = buildBroker({
       store,
       live,
@@ -158,6 +169,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       backups,
       timers,
       hubConditions,
+      onChange,
     });
     // A CLI change found at a sweep is applied before it (the safety net for a missed notification).
     const sweep = (): Promise<void> => {
@@ -170,13 +182,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         .sweep()
         .then(() => rotator.sweep(broker.records()))
         .catch((err: unknown) => logger.error({ err }, 'sweep failed'))
-        .then(() => {
-          try {
-            options.onSweep?.();
-          } catch (err) {
-            logger.error({ err }, 'after-sweep hook failed');
-          }
-        });
+        .then(() => onChange());
     };
     const applyChanges = () => {
       load({ broker, rotator, sink });
@@ -203,7 +209,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       changes,
       cleanups,
     });
-    const sweeps = armSweeps(live, sweep);
+    const sweeps = armSweeps(live, sweep, installationFraction(store.installId()));
     cleanups.add(() => sweeps.stop());
     cleanups.add(() => broker.stop());
     logger.info({ url: server.url, workspaces: broker.workspaces().length }, 'eodh-credd serving');
@@ -333,6 +339,7 @@ function buildBroker(parts: {
   backups: AutomaticBackups;
   timers: Timers;
   hubConditions: HubConditions;
+  onChange: () => void;
 }) {
   const { store, live, clock, random, logger, backups } = parts;
   // Scraped only once the daemon runs, long after `broker` below exists.
@@ -346,7 +353,9 @@ function buildBroker(parts: {
   const sink = new CredentialsFileSink({ logger, clock });
   // After each key this installation minted replaces the old one, a backup (#13).
   const backupOnRotation = { rotated: () => backups.request() };
-  const events = fanOut([metrics, sink, new AuditTrail(logger), backupOnRotation], (event, err) =>
+  const { onChange } = parts;
+  const statusRefresh = { renewed: onChange, failed: onChange, rotated: onChange, removed: onChange };
+  const events = fanOut([metrics, sink, new AuditTrail(logger), backupOnRotation, statusRefresh], (event, err) =>
     logger.error({ err, event }, 'a workspace event listener failed'),
   );
   const rotator: KeyRotator = new KeyRotator({
@@ -490,29 +499,55 @@ async function buildServer(parts: {
   return { listener, local, url, port };
 }
 
+/** The longest an installation's sweeps are shifted into the schedule's period. */
+const MAX_SWEEP_OFFSET_MS = 5 * durations.MINUTE;
+
+/** A fraction in [0, 1) fixed for this installation (from its install id): where in each period it sweeps. */
+export function installationFraction(installId: string): number {
+  return createHash('sha256').update(installId).digest().readUInt32BE(0) / 2 ** 32;
+}
+
 /**
- * The sweep schedule. It takes over once the first sweep (started here) is done: node-cron's
- * first use loads time-zone data (README, Benchmarks), which need not delay the first answers.
+ * The safety-net sweep (#13). Each workspace renews on its own timer, so the cron schedule only
+ * catches what a timer missed (a suspended laptop, a lost change notification) and runs rotation.
+ * Every installation sweeps at its own offset into the schedule's period (at most 5 min), so
+ * installations behind one hub, all on the default schedule, never sweep in the same second.
+ * The schedule takes over once the first sweep (started here) is done: node-cron's first use loads
+ * time-zone data (README, Benchmarks), which need not delay the first answers.
  */
-function armSweeps(live: LiveSettings, sweep: () => Promise<void>) {
+function armSweeps(live: LiveSettings, sweep: () => Promise<void>, fraction: number) {
   let task: ScheduledTask | undefined;
   let stopped = false;
+  let waiting: NodeJS.Timeout | undefined;
   const schedule = () => {
-    task = cron.schedule(live.current.renewal.sweep_schedule, sweep, { noOverlap: true, name: 'sweep' });
+    let offsetMs = 0;
+    const offsetSweep = () =>
+      new Promise<void>((resolve) => {
+        waiting = setTimeout(() => void sweep().finally(resolve), offsetMs);
+        waiting.unref();
+      });
+    task = cron.schedule(live.current.renewal.sweep_schedule, offsetSweep, { noOverlap: true, name: 'sweep' });
+    const [first, second] = task.getNextRuns(2);
+    const periodMs = first && second ? second.getTime() - first.getTime() : 0;
+    offsetMs = Math.floor(fraction * Math.min(periodMs, MAX_SWEEP_OFFSET_MS));
   };
   void sweep().then(() => {
     if (!stopped && !task) schedule();
   });
+  const cancel = () => {
+    clearTimeout(waiting);
+    void task?.destroy();
+    task = undefined;
+  };
   return {
     reschedule() {
       if (!task) return;
-      void task.destroy();
+      cancel();
       schedule();
     },
     stop() {
       stopped = true;
-      void task?.destroy();
-      task = undefined;
+      cancel();
     },
   };
 }

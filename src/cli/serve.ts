@@ -1,7 +1,7 @@
 /**
  * `eodh-credd serve`: the daemon in the foreground, as systemd runs it (Type=notify).
- * - READY=1 once the listener is up; STATUS= after each sweep ("3 workspaces, next renewal in
- *   24 min, 1 needs attention").
+ * - READY=1 once the listener is up; STATUS= after each sweep and each renewal, failure or
+ *   rotation ("3 workspaces, next renewal in 24 min, 1 needs attention").
  * - SIGTERM/SIGINT stop it gracefully (listener closed, in-flight requests finished, schedule
  *   stopped, database closed) and exit 0; a second signal exits at once.
  * - SIGHUP re-reads the configuration without dropping the listener; an invalid file is logged
@@ -31,7 +31,7 @@ export async function run(ctx: CliContext): Promise<number> {
   const report = () => {
     if (daemon) void notifier.status(serviceStatus(daemon));
   };
-  daemon = await startDaemon({ config, env: ctx.env, logger, onSweep: report });
+  daemon = await startDaemon({ config, env: ctx.env, logger, onChange: report });
   const running = daemon;
   // Every handler is in place before readiness is announced: systemd (or a test) may signal the
   // moment READY=1 arrives, and an unhandled SIGHUP would end the process.

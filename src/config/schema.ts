@@ -68,7 +68,7 @@ export const ConfigSchema = v.strictObject(
       data_dir: text(''), // directory for the database, keys and tokens
     }),
     renewal: table({
-      sweep_schedule: nonEmpty('*/10 * * * * *'), // node-cron expression
+      sweep_schedule: nonEmpty('* * * * *'), // node-cron expression: the safety-net sweep (#13)
       request_wait_ms: ranged(0, 5_000, 700), // how long a request waits for a renewal
       backoff_initial_ms: ranged(10, 3_600_000, 5_000), // first retry delay after a failure
       backoff_max_ms: ranged(10, 86_400_000, 300_000), // longest retry delay
