@@ -5,7 +5,7 @@
  *
  * Setting it up so that the burst itself, not the daemon's start-up sweep, makes the call: the
  * workspace is stored with no S3 credential, the hub fails the start-up sweep's one call (500,
- * no retries configured), and the burst comes 3.2 s later, when a request may start a call again
+ * no retries configured), and the burst comes 2.2 s later, when a request may start a call again
  * but before the retry timer fires. Then the hub is made slow and the burst sent: the first
  * request starts the renewal, the others wait on it.
  *
@@ -64,8 +64,8 @@ export async function coldBurst(options: ColdBurstOptions): Promise<ColdBurstRes
         if (waited > 60_000) throw new Error('bench: the daemon made no start-up call to the hub');
         await sleep(10);
       }
-      // The failure is recorded, and a request may start the next call (one per 3 s per workspace, #13).
-      await sleep(3_200);
+      // The failure is recorded, and a request may start the next call (one per 2 s per workspace, #13).
+      await sleep(2_200);
       await sim.client.setFault('slow', { delayMs: options.hubDelayMs });
       const before = await s3Calls();
       const url = `${daemon.url}/v1/workspaces/${name}/credentials`;

@@ -122,7 +122,7 @@ export const REFUSING_BACKOFF_CAP_MS = 30_000;
  * started for it this recently: all the clients waiting on a workspace share one call every few
  * seconds, however many they are and however often they ask.
  */
-export const REQUEST_RETRY_INTERVAL_MS = 3_000;
+export const REQUEST_RETRY_INTERVAL_MS = 2_000;
 
 /** The longest Retry-After honoured: a hub asking for more is still asked again after this. */
 export const RETRY_AFTER_CAP_MS = 10 * MINUTE;

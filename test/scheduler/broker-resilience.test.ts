@@ -48,8 +48,8 @@ for (const { mode, retryAfter } of faults) {
     for (const { at, credential } of during) {
       if (credential && !isServable(credential, at)) t.fail(`served a credential past its safety margin at ${at}`);
     }
-    // Clients are refused for most of the fault: one call per 3 s per workspace at most.
-    t.ok(outageCalls <= 150 / 3 + 5, `${outageCalls} hub calls in 150 s of fault`);
+    // Clients are refused for most of the fault: one call per 2 s per workspace at most.
+    t.ok(outageCalls <= 150 / 2 + 5, `${outageCalls} hub calls in 150 s of fault`);
     await f.simClient.setFault('none');
     const healed = f.clock.now();
     const after = await poll(f, 10 * SECOND);
