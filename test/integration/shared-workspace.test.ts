@@ -176,6 +176,19 @@ t.test('allow and deny, by user and by group, against the real daemon as another
     .filter((l) => l.includes('"audit":true') && l.includes('not allowed'));
   t.ok(audit.length >= 1, 'refusals are in the audit trail');
   t.match(JSON.parse(audit[0] ?? '{}'), { uid: user.uid, code: 'forbidden_peer' });
+  const handedOut = daemon
+    .output()
+    .split('\n')
+    .filter((l) => l.includes('"audit":true') && l.includes('handed out'))
+    .map((l) => JSON.parse(l) as { msg: string; uid: number | null });
+  t.ok(
+    handedOut.some((l) => l.msg === 'S3 credential handed out' && l.uid === user.uid),
+    'the audit trail says which user got the credential',
+  );
+  t.ok(
+    handedOut.some((l) => l.msg === 'API key handed out' && l.uid === user.uid),
+    'and the API key',
+  );
   t.notMatch(daemon.output(), token, 'the client token is never logged');
   await daemon.stop();
 });
