@@ -41,6 +41,11 @@ export interface CommandSpec {
 }
 
 const WORKSPACE: ArgumentSpec = { name: '<workspace>', description: 'workspace name', value: 'workspace' };
+/** Whom `workspace allow` and `workspace deny` are about. */
+const GRANTEE: readonly OptionSpec[] = [
+  { flags: '--user <user>', description: 'a user name or uid' },
+  { flags: '--group <group>', description: 'a group name or gid' },
+];
 
 export const ENV_FORMATS = ['sh', 'fish', 'json', 'dotenv', 'docker'] as const;
 export const TOKEN_MODES = ['value', 'file'] as const;
@@ -145,10 +150,7 @@ export const COMMANDS: readonly CommandSpec[] = [
           "as /etc/group and /etc/passwd say when the daemon checks) may then fetch this workspace's S3 credentials and API key " +
           'with its client token; other workspaces and the admin routes stay closed to them. Names or numeric ids.',
         arguments: [WORKSPACE],
-        options: [
-          { flags: '--user <user>', description: 'a user name or uid' },
-          { flags: '--group <group>', description: 'a group name or gid' },
-        ],
+        options: GRANTEE,
         examples: ['eodh-credd workspace allow my-ws --user alice', 'eodh-credd workspace allow my-ws --group eo-team'],
         load: async () => (await import('./workspace-access.js')).allow,
       },
@@ -157,10 +159,7 @@ export const COMMANDS: readonly CommandSpec[] = [
         summary: 'withdraw what "workspace allow" gave a user or a group',
         details: 'The running daemon refuses them from then on (403), whatever token they hold.',
         arguments: [WORKSPACE],
-        options: [
-          { flags: '--user <user>', description: 'a user name or uid' },
-          { flags: '--group <group>', description: 'a group name or gid' },
-        ],
+        options: GRANTEE,
         examples: ['eodh-credd workspace deny my-ws --user alice'],
         load: async () => (await import('./workspace-access.js')).deny,
       },

@@ -15,9 +15,9 @@ import {
   type GrantKind,
   groupUids,
   parseId,
-  uidsAllowed,
 } from '../core/access.js';
 import { EXIT, UserError } from '../core/errors.js';
+import type { Store } from '../store/store.js';
 import { type CliContext, configOf, print, stringOption } from './context.js';
 import { assertWorkspaceName } from './names.js';
 import { openInitialised, requireWorkspace } from './workspace.js';
@@ -66,27 +66,50 @@ function memberNames(accounts: Accounts, gid: number): string[] {
   return accounts.users.filter((u) => uids.has(u.uid)).map((u) => u.name);
 }
 
-/** `workspace allow <ws> --user U | --group G`. */
-export function allow(ctx: CliContext): number {
+interface Change<T> {
+  readonly name: string;
+  readonly grant: Grant;
+  readonly accounts: Accounts;
+  readonly result: T;
+}
+
+/**
+ * What allow and deny share: the workspace, the user or group the options name (`find` looks among
+ * the workspace's grants and the account files), then `apply` in the store. Null when that is the
+ * daemon's own user: a note is printed and nothing changes.
+ */
+function changeAccess<T>(
+  ctx: CliContext,
+  find: (granted: readonly Grant[], wanted: Wanted, accounts: Accounts) => Grant | null,
+  apply: (store: Store, workspaceId: string, grant: Grant) => T,
+): Change<T> | null {
   const name = assertWorkspaceName(ctx.args[0]);
   const wanted = wantedOf(ctx);
   const accounts = readAccounts();
   const store = openInitialised(configOf(ctx), ctx.env);
-  let grant: Grant;
-  let added: boolean;
   try {
     const record = requireWorkspace(store, name);
-    const found = findAccount(accounts, wanted.kind, wanted.text);
-    if (!found) throw unknownAccount(wanted);
-    grant = found;
+    const grant = find(store.access(record.id), wanted, accounts);
+    if (!grant) throw unknownAccount(wanted);
     if (isDaemonUser(grant)) {
       daemonUserNote(ctx, grant);
-      return 0;
+      return null;
     }
-    added = store.grantAccess(record.id, grant);
+    return { name, grant, accounts, result: apply(store, record.id, grant) };
   } finally {
     store.close();
   }
+}
+
+/** `workspace allow <ws> --user U | --group G`. */
+export function allow(ctx: CliContext): number {
+  const change = changeAccess(
+    ctx,
+    (_granted, wanted, accounts) => findAccount(accounts, wanted.kind, wanted.text),
+    (store, workspaceId, grant) => store.grantAccess(workspaceId, grant),
+  );
+  if (!change) return 0;
+  const { name, grant, accounts, result: added } = change;
   const who = describeGrant(grant);
   if (!added) {
     print(ctx.stdout, `Workspace "${name}": ${who} was already allowed; nothing changed.`);
@@ -113,31 +136,21 @@ export function allow(ctx: CliContext): number {
 
 /** `workspace deny <ws> --user U | --group G`: a stored grant by name or id, even for an account since deleted. */
 export function deny(ctx: CliContext): number {
-  const name = assertWorkspaceName(ctx.args[0]);
-  const wanted = wantedOf(ctx);
-  const accounts = readAccounts();
-  const store = openInitialised(configOf(ctx), ctx.env);
-  let grant: Grant;
-  let removed: boolean;
-  let remaining: Grant[];
-  try {
-    const record = requireWorkspace(store, name);
-    const stored = store.access(record.id).filter((g) => g.kind === wanted.kind);
-    const id = parseId(wanted.text);
-    const found =
-      stored.find((g) => (id !== null ? g.id === id : g.name === wanted.text)) ??
-      findAccount(accounts, wanted.kind, wanted.text);
-    if (!found) throw unknownAccount(wanted);
-    grant = found;
-    if (isDaemonUser(grant)) {
-      daemonUserNote(ctx, grant);
-      return 0;
-    }
-    removed = store.revokeAccess(record.id, grant.kind, grant.id);
-    remaining = store.access(record.id);
-  } finally {
-    store.close();
-  }
+  const change = changeAccess(
+    ctx,
+    (granted, wanted, accounts) => {
+      const id = parseId(wanted.text);
+      const match = (g: Grant) => g.kind === wanted.kind && (id !== null ? g.id === id : g.name === wanted.text);
+      return granted.find(match) ?? findAccount(accounts, wanted.kind, wanted.text);
+    },
+    (store, workspaceId, grant) => ({
+      removed: store.revokeAccess(workspaceId, grant.kind, grant.id),
+      remaining: store.access(workspaceId),
+    }),
+  );
+  if (!change) return 0;
+  const { name, grant, accounts } = change;
+  const { removed, remaining } = change.result;
   const who = describeGrant(grant);
   if (!removed) {
     print(ctx.stdout, `Workspace "${name}": ${who} was not allowed; nothing changed.`);
@@ -145,9 +158,9 @@ export function deny(ctx: CliContext): number {
   }
   print(ctx.stdout, `Workspace "${name}": ${who} may no longer read it.`);
   // A user may still get in another way: through a group still allowed.
-  if (grant.kind === 'user' && uidsAllowed(remaining, accounts).has(grant.id)) {
-    const via = remaining.filter((g) => g.kind === 'group' && groupUids(accounts, g.id).has(grant.id));
-    print(ctx.stdout, `Note: they are still allowed through ${via.map(describeGrant).join(', ')}.`);
-  }
+  const via = remaining.filter(
+    (g) => grant.kind === 'user' && g.kind === 'group' && groupUids(accounts, g.id).has(grant.id),
+  );
+  if (via.length > 0) print(ctx.stdout, `Note: they are still allowed through ${via.map(describeGrant).join(', ')}.`);
   return 0;
 }
