@@ -5,8 +5,9 @@
  *
  * Setting it up so that the burst itself, not the daemon's start-up sweep, makes the call: the
  * workspace is stored with no S3 credential, the hub fails the start-up sweep's one call (500,
- * no retries configured), and the backoff after that failure is 10 ms. Then the hub is made slow
- * and the burst sent: the first request starts the renewal, the others wait on it.
+ * no retries configured), and the burst comes 3.2 s later, when a request may start a call again
+ * but before the retry timer fires. Then the hub is made slow and the burst sent: the first
+ * request starts the renewal, the others wait on it.
  *
  * Each request comes on a new connection, so the burst also measures accepting 1000 connections
  * at once (mostly the load generator's and the kernel's work on 2 cores): the same burst is sent
@@ -39,8 +40,9 @@ export async function coldBurst(options: ColdBurstOptions): Promise<ColdBurstRes
   const sim = await spawnHubSim();
   const home = BenchHome.create({
     hub: { retries: 0 },
-    // No scheduled sweep during the measurement: only requests may start a renewal.
-    renewal: { sweep_schedule: '0 0 1 1 *', backoff_initial_ms: 10, backoff_max_ms: 1_000 },
+    // No scheduled sweep during the measurement, and the retry timer of the failed start-up call
+    // (15-30 s away) not before the burst: only requests may start a renewal.
+    renewal: { sweep_schedule: '0 0 1 1 *', backoff_initial_ms: 60_000, backoff_max_ms: 120_000 },
   });
   try {
     const name = workspaceName('burst', 0);
@@ -62,7 +64,8 @@ export async function coldBurst(options: ColdBurstOptions): Promise<ColdBurstRes
         if (waited > 60_000) throw new Error('bench: the daemon made no start-up call to the hub');
         await sleep(10);
       }
-      await sleep(200); // the failure is recorded and its backoff has passed
+      // The failure is recorded, and a request may start the next call (one per 3 s per workspace, #13).
+      await sleep(3_200);
       await sim.client.setFault('slow', { delayMs: options.hubDelayMs });
       const before = await s3Calls();
       const url = `${daemon.url}/v1/workspaces/${name}/credentials`;

@@ -12,6 +12,7 @@ import { hubClients } from '../../src/daemon.js';
 import type { SimKey } from '../../src/hub-sim/client.js';
 import { createLogger } from '../../src/log.js';
 import { Broker } from '../../src/scheduler/broker.js';
+import { HubConditions } from '../../src/scheduler/hub-conditions.js';
 import type { Store } from '../../src/store/store.js';
 import { fakeS3, seedWorkspaces, workspaceName } from '../seed.js';
 import { BenchHome, type HubSimChild, median, spawnHubSim } from '../support.js';
@@ -40,9 +41,22 @@ const MINUTE = 60_000;
 /** At info level, as the daemon runs, into a sink: formatting is paid, writing is not. */
 const logger = createLogger({ level: 'info', format: 'json', destination: { write: () => {} } });
 
+/** Timers that never fire: only the sweep under measurement renews. */
+const inertTimers = { after: () => () => {} };
+
 function broker(store: Store, home: BenchHome): Broker {
   const { config } = home;
+  // What the scheduler costs, not how fast the daemon lets itself call one hub: unpaced (the
+  // daemon starts at most max(4, 2 × the steady rate) background calls a second per hub, #13).
+  const hubConditions = new HubConditions({
+    clock: systemClock,
+    timers: inertTimers,
+    lifetimesOn: () => [],
+    backgroundPace: () => Number.MAX_SAFE_INTEGER,
+  });
   return new Broker({
+    timers: inertTimers,
+    hubConditions,
     store,
     hubFor: hubClients(config, Math.random),
     clock: systemClock,

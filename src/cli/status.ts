@@ -133,7 +133,7 @@ export function renderTable(rows: StatusRow[], now: number, colour: boolean): st
   // A clock off by more than 30 s is worth knowing (#13); expiry is already judged by the earlier clock.
   const hubsShown = new Set<string>();
   for (const r of rows) {
-    const offset = r.hubClockOffsetMs ?? null;
+    const offset = r.hubClockOffsetMs;
     if (!offsetWorthShowing(offset) || hubsShown.has(r.hub)) continue;
     hubsShown.add(r.hub);
     out.push(paint(`~ ${r.hub}: ${describeOffset(offset)}; expiry is judged by the earlier of the two`, 'yellow'));

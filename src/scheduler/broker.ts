@@ -376,8 +376,9 @@ export class Broker implements CredentialSource {
         return this.options.hubFor(hubUrl).s3Credentials(name, apiKey.key, clock.now());
       });
     } catch (err) {
-      if (this.stopped) return { kind: 'skipped', reason: 'stopped' };
       const failure = describeFailure(err);
+      // Abandoned because the daemon is stopping: told to the caller, not recorded as a failure.
+      if (this.stopped) return { kind: 'failed', ...failure };
       slot.keyRejected = isKeyRejection(err);
       if (slot.keyRejected) {
         failure.message = `the API key was revoked or expired on the hub (${failure.message}); create a key in the EODH web UI and run "eodh-credd workspace set-key ${name}"`;

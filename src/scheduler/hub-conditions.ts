@@ -17,6 +17,8 @@ export interface HubConditionsOptions {
   /** Lifetimes (ms) of the credentials of the workspaces on a hub; 0 where none is held yet. */
   readonly lifetimesOn: (hubUrl: string) => number[];
   readonly maxInFlight?: number;
+  /** Background calls per second for a hub from its lifetimes (default: backgroundCallsPerSecond). */
+  readonly backgroundPace?: (lifetimesMs: readonly number[]) => number;
 }
 
 interface PerHub {
@@ -75,7 +77,7 @@ export class HubConditions {
           clock,
           timers,
           maxInFlight: this.options.maxInFlight ?? HUB_MAX_IN_FLIGHT,
-          perSecond: () => backgroundCallsPerSecond(lifetimesOn(hubUrl)),
+          perSecond: () => (this.options.backgroundPace ?? backgroundCallsPerSecond)(lifetimesOn(hubUrl)),
         }),
         clock: new HubClockSense(),
       };

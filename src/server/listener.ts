@@ -85,10 +85,12 @@ export function createHttpServer(
   const server = createServer(
     {
       maxHeaderSize: limits.maxHeaderBytes,
-      headersTimeout: limits.headersTimeoutMs,
-      requestTimeout: limits.requestTimeoutMs,
-      // How often Node looks for connections past those timeouts (its default is 30 s).
-      connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs),
+      // The deadlines are kept per connection below. Node's own headersTimeout/requestTimeout
+      // checks run on a timer that wakes the process every connectionsCheckingInterval whether or
+      // not anyone is connected; an idle daemon should not wake at all (#13).
+      headersTimeout: 0,
+      requestTimeout: 0,
+      connectionsCheckingInterval: NEVER_MS,
     },
     (request, response) => {
       for (const [name, value] of COMMON_HEADER_ENTRIES) response.setHeader(name, value);
@@ -102,7 +104,45 @@ export function createHttpServer(
   server.setTimeout(limits.idleTimeoutMs);
   server.keepAliveTimeout = limits.idleTimeoutMs;
   server.on('clientError', clientErrorHandler(log));
+  enforceDeadlines(server, limits);
   return server;
+}
+
+/** Longer than any daemon runs between restarts; the largest delay a Node timer takes. */
+const NEVER_MS = 2 ** 31 - 1;
+
+/**
+ * A client must send its header block within headersTimeoutMs of connecting, and any body within
+ * requestTimeoutMs of connecting; a slow-drip client is cut off then. Once the request is in, the
+ * answer takes what it takes (an admin rotation waits on the hub). A kept-alive connection gets
+ * the idle time and then the header time again for its next request. The timers exist only while
+ * a connection is open.
+ */
+function enforceDeadlines(server: Server, limits: ConnectionLimits): void {
+  const deadlines = new WeakMap<Duplex, { arm: (ms: number) => void; clear: () => void }>();
+  server.on('connection', (socket: Duplex) => {
+    let timer: NodeJS.Timeout | undefined;
+    const clear = () => clearTimeout(timer);
+    const arm = (ms: number) => {
+      clear();
+      timer = setTimeout(() => socket.destroy(), ms);
+      timer.unref();
+    };
+    deadlines.set(socket, { arm, clear });
+    socket.once('close', clear);
+    arm(limits.headersTimeoutMs);
+  });
+  server.on('request', (request: IncomingMessage, response: ServerResponse) => {
+    const deadline = deadlines.get(request.socket);
+    if (!deadline) return;
+    const length = request.headers['content-length'];
+    const hasBody = request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+    if (hasBody) {
+      deadline.arm(Math.max(1, limits.requestTimeoutMs - limits.headersTimeoutMs));
+      request.once('end', deadline.clear);
+    } else deadline.clear();
+    response.once('finish', () => deadline.arm(limits.idleTimeoutMs + limits.headersTimeoutMs));
+  });
 }
 
 function listenOn(server: TcpServer, endpoint: Endpoint): Promise<void> {

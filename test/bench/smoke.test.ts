@@ -41,6 +41,8 @@ t.test('npm run bench, in miniature', async (t) => {
     BENCH_SWEEP_WORKSPACES: '1,4',
     BENCH_SWEEP_DUE_MAX: '4',
     BENCH_CLI_RUNS: '2',
+    BENCH_IDLE_SECONDS: '1',
+    BENCH_IDLE_SETTLE_SECONDS: '0',
     BENCH_OUT: out,
   });
   // The sections run side by side here to keep the test short; `npm run bench` runs them one

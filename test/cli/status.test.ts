@@ -94,11 +94,10 @@ t.test('table: a hub clock more than 30 s off is shown once per hub', async (t) 
     NOW,
     false,
   );
-  // Header, three rows, a line of facts for each, then the clock line.
-  t.equal(lines.length, 8);
-  t.equal(
-    lines[7],
-    "~ https://hub.example: hub clock 4 min 0 s ahead of this machine's; expiry is judged by the earlier of the two",
+  t.same(
+    lines.filter((l) => l.startsWith('~')),
+    ["~ https://hub.example: hub clock 4 min 0 s ahead of this machine's; expiry is judged by the earlier of the two"],
+    'one line, for the hub that is off',
   );
   t.notMatch(lines.join('\n'), /near\.example:/, 'within 30 s: not shown');
 });

@@ -7,6 +7,7 @@
 import { chmodSync, existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
+import { storageFailure } from '../../src/cli/exit-code.js';
 import { loadConfig } from '../../src/config/load.js';
 import { startDaemon } from '../../src/daemon.js';
 import { memoryLogger } from '../server/fixtures/memory-logger.js';
@@ -22,6 +23,9 @@ async function serveCode(inst: Installation): Promise<{ code: number; message: s
     await daemon.stop();
     return { code: 0, message: '' };
   } catch (err) {
+    // As `eodh-credd serve` reports it: storage failures mapped to exit codes in one place.
+    const stored = storageFailure(err);
+    if (stored) return { code: stored.exitCode, message: stored.message };
     return { code: (err as { exitCode?: number }).exitCode ?? -1, message: (err as Error).message };
   }
 }
