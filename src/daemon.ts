@@ -9,6 +9,7 @@ import { unlinkSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
+import { AccountsCache } from './config/accounts.js';
 import { hubClientOptions } from './config/hub-client.js';
 import type { Config } from './config/load.js';
 import { type RuntimeInfo, runtimeFile } from './config/runtime.js';
@@ -379,6 +380,8 @@ function buildBroker(parts: {
     events,
     onStep: failpoint(parts.env.EODH_CREDD_FAILPOINT),
   });
+  // The account files, for group grants (#12): re-read when they change, looked at every 2 s at most.
+  const accounts = new AccountsCache(clock);
   const broker: Broker = new Broker({
     store,
     hubFor,
@@ -386,6 +389,7 @@ function buildBroker(parts: {
     random,
     logger,
     events,
+    accounts: () => accounts.current(),
     timers: parts.timers,
     hubConditions: parts.hubConditions,
     get backoff() {
@@ -442,6 +446,7 @@ function sourceFor(broker: Broker, changes: ChangeWatch): CredentialSource {
     freshCredentials: (workspace) => broker.freshCredentials(workspace),
     credentials: (workspace) => broker.credentials(workspace),
     apiKey: (workspace) => broker.apiKey(workspace),
+    allowedUids: (workspace) => broker.allowedUids(workspace),
   };
 }
 

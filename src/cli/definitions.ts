@@ -41,6 +41,11 @@ export interface CommandSpec {
 }
 
 const WORKSPACE: ArgumentSpec = { name: '<workspace>', description: 'workspace name', value: 'workspace' };
+/** Whom `workspace allow` and `workspace deny` are about. */
+const GRANTEE: readonly OptionSpec[] = [
+  { flags: '--user <user>', description: 'a user name or uid' },
+  { flags: '--group <group>', description: 'a group name or gid' },
+];
 
 export const ENV_FORMATS = ['sh', 'fish', 'json', 'dotenv', 'docker'] as const;
 export const TOKEN_MODES = ['value', 'file'] as const;
@@ -65,7 +70,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: 'workspace',
-    summary: 'add, list, remove workspaces, replace a key, keep a credentials file',
+    summary: 'add, list, remove workspaces, replace a key, keep a credentials file, allow other users',
     subcommands: [
       {
         name: 'add',
@@ -91,7 +96,7 @@ export const COMMANDS: readonly CommandSpec[] = [
       },
       {
         name: 'list',
-        summary: 'list the workspaces: name, hub, region',
+        summary: "list the workspaces: name, hub, region, who besides the daemon's user may read it",
         options: [{ flags: '--names', description: 'names only, one per line' }],
         examples: ['eodh-credd workspace list'],
         load: async () => (await import('./workspace.js')).list,
@@ -136,6 +141,27 @@ export const COMMANDS: readonly CommandSpec[] = [
         ],
         examples: ['eodh-credd workspace sink my-ws --enable'],
         load: async () => (await import('./workspace.js')).sink,
+      },
+      {
+        name: 'allow',
+        summary: "let a user or a group besides the daemon's own fetch the workspace's credentials (shared machines)",
+        details:
+          'For the system service on a machine several users share: processes of that user (or of any member of that group, ' +
+          "as /etc/group and /etc/passwd say when the daemon checks) may then fetch this workspace's S3 credentials and API key " +
+          'with its client token; other workspaces and the admin routes stay closed to them. Names or numeric ids.',
+        arguments: [WORKSPACE],
+        options: GRANTEE,
+        examples: ['eodh-credd workspace allow my-ws --user alice', 'eodh-credd workspace allow my-ws --group eo-team'],
+        load: async () => (await import('./workspace-access.js')).allow,
+      },
+      {
+        name: 'deny',
+        summary: 'withdraw what "workspace allow" gave a user or a group',
+        details: 'The running daemon refuses them from then on (403), whatever token they hold.',
+        arguments: [WORKSPACE],
+        options: GRANTEE,
+        examples: ['eodh-credd workspace deny my-ws --user alice'],
+        load: async () => (await import('./workspace-access.js')).deny,
       },
     ],
   },

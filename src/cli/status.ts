@@ -5,6 +5,7 @@
  * daemon is not running (as `systemctl status` does), else 2 when something needs the user.
  */
 import type { Config } from '../config/load.js';
+import { describeGrant } from '../core/access.js';
 import { describeOffset, offsetWorthShowing } from '../core/clock-sense.js';
 import { EXIT } from '../core/errors.js';
 import { durations } from '../core/policy.js';
@@ -123,6 +124,9 @@ export function renderTable(rows: StatusRow[], now: number, colour: boolean): st
       facts.push(`hub lets its key list: ${c.list}, mint: ${c.mint}, delete: ${c.delete}`);
     }
     if (r.apiKeyOrigin) facts.push(r.apiKeyOrigin === 'minted' ? 'key minted here' : 'key pasted');
+    // A daemon from before #12 sends no `allowed`.
+    const allowed = r.allowed ?? [];
+    if (allowed.length > 0) facts.push(`also allowed: ${allowed.map(describeGrant).join(', ')}`);
     if (facts.length > 0) out.push(`  ${r.workspace}: ${facts.join('; ')}`);
   }
   for (const r of rows) for (const a of r.attention) out.push(paint(`! ${r.workspace}: ${a}`, 'red'));

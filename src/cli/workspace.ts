@@ -9,6 +9,7 @@ import { resolve } from 'node:path';
 import { hubClientOptions } from '../config/hub-client.js';
 import type { Config } from '../config/load.js';
 import { clientTokenFile } from '../config/paths.js';
+import { describeGrant } from '../core/access.js';
 import { EXIT, UserError } from '../core/errors.js';
 import { daysLeft, isServable } from '../core/policy.js';
 import { rfc3339 } from '../core/time.js';
@@ -231,7 +232,7 @@ function reportKeys(
 }
 
 /** Open the store, saying what to do when `init` has not been run (before any secret is asked for). */
-function openInitialised(config: Config, env: CliContext['env']): Store {
+export function openInitialised(config: Config, env: CliContext['env']): Store {
   if (!existsSync(config.paths.database)) {
     throw new UserError(`No database at ${config.paths.database}: run "eodh-credd init" first.`, EXIT.CONFIG);
   }
@@ -328,7 +329,12 @@ export function list(ctx: CliContext): number {
       print(ctx.stdout, 'No workspaces. Add one with "eodh-credd workspace add <name> --hub <url>".');
       return 0;
     }
-    for (const w of rows) print(ctx.stdout, `${w.name}\t${w.hubUrl}\t${w.region}`);
+    // The last column: who besides the daemon's own user may read it (#12).
+    const access = store.allAccess();
+    for (const w of rows) {
+      const allowed = (access.get(w.id) ?? []).map(describeGrant).join(', ') || '-';
+      print(ctx.stdout, `${w.name}\t${w.hubUrl}\t${w.region}\t${allowed}`);
+    }
     return 0;
   } finally {
     store.close();

@@ -6,6 +6,7 @@
  * rotation that cannot happen without them, a hub that has failed for a day, nothing to serve. A
  * key added without --token-id is not one of them (it is rotated within a day).
  */
+import type { Grant } from './access.js';
 import { type Capabilities, describeCapability } from './hub-facts.js';
 import { daysLeft, durations, isServable } from './policy.js';
 
@@ -41,6 +42,8 @@ export interface WorkspaceFacts {
   readonly storage: { readonly bucket: string | null; readonly prefix: string | null };
   /** The hub's clock minus ours, as the daemon estimates it from the hub's Date headers (null: unknown). */
   readonly hubClockOffsetMs: number | null;
+  /** Users and groups besides the daemon's own allowed to read the workspace (#12). */
+  readonly access: readonly Grant[];
 }
 
 /** From this close to expiry a key that cannot be rotated is reminded daily and needs attention. */
@@ -81,6 +84,8 @@ export interface WorkspaceSnapshot {
   readonly attention: readonly string[];
   /** The hub's clock minus ours (ms), from the daemon (null when unknown or the daemon is down). */
   readonly hubClockOffsetMs: number | null;
+  /** Users and groups besides the daemon's own allowed to read the workspace (#12); empty: nobody else. */
+  readonly allowed: readonly Grant[];
 }
 
 const iso = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString() : null);
@@ -167,6 +172,7 @@ export function workspaceSnapshot(f: WorkspaceFacts, now: number, policy: ViewPo
     prefix: f.storage.prefix,
     attention: attentionOf(f, now, policy),
     hubClockOffsetMs: f.hubClockOffsetMs,
+    allowed: f.access.map((g) => ({ kind: g.kind, id: g.id, name: g.name })),
   };
 }
 

@@ -6,6 +6,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
+import { type Accounts, describeGrant, type Grant, NO_ACCOUNTS, uidsAllowed } from '../core/access.js';
 import { localExpiry } from '../core/clock-sense.js';
 import type { WorkspaceEvents } from '../core/events.js';
 import type { CallPriority } from '../core/hub-limiter.js';
@@ -30,6 +31,8 @@ import { KeyedTimers } from './workspace-timers.js';
 /** At most this many hub calls from one sweep at a time (a cold start with many workspaces). */
 const SWEEP_CONCURRENCY = 8;
 
+const NO_UIDS: ReadonlySet<number> = new Set();
+
 export interface BrokerOptions extends SchedulerDeps {
   /** How long a request waits for a renewal it triggered (JS v3 gives up at 1000 ms). */
   readonly requestWaitMs: number;
@@ -41,6 +44,11 @@ export interface BrokerOptions extends SchedulerDeps {
   readonly timers?: Timers | undefined;
   /** Per-hub call limiter and clock estimate; shared with the hub clients that feed it Date headers. */
   readonly hubConditions?: HubConditions | undefined;
+  /**
+   * The machine's users and groups (config/accounts.ts), for group grants: asked whenever a
+   * request from another user needs a group resolved, so it answers from memory.
+   */
+  readonly accounts?: (() => Accounts) | undefined;
 }
 
 /** What one call of renew() came to. */
@@ -88,6 +96,10 @@ export class WorkspaceSlot {
   hubRetryAt = 0;
   /** Set while the hub refuses the API key: renewal waits for backoff, status asks for the user. */
   keyRejected = false;
+  /** The users and groups besides the daemon's own allowed to read this workspace (#12). */
+  grants: readonly Grant[] = [];
+  /** The uids the grants came to, and the accounts they were resolved against (null: users only). */
+  allowed: { readonly from: Accounts | null; readonly uids: ReadonlySet<number> } | null = null;
 
   constructor(public record: WorkspaceRecord) {}
 }
@@ -125,6 +137,7 @@ export class Broker implements CredentialSource {
   sync(): void {
     const { store } = this.options;
     const records = store.listWorkspaces();
+    const access = store.allAccess();
     const present = new Set<string>();
     for (const record of records) {
       present.add(record.name);
@@ -144,6 +157,7 @@ export class Broker implements CredentialSource {
         );
       }
       slot.record = record;
+      this.setGrants(slot, access.get(record.id) ?? []);
       this.loadSecrets(slot);
       if (this.timers.at(record.name) === undefined) this.schedule(slot);
     }
@@ -157,6 +171,19 @@ export class Broker implements CredentialSource {
     }
     this.tokenOwners = new Map(
       [...this.slots.values()].map((s) => [s.record.clientTokenHash.toString('hex'), s.record.name]),
+    );
+  }
+
+  private setGrants(slot: WorkspaceSlot, grants: readonly Grant[]): void {
+    const described = grants.map(describeGrant);
+    if (described.join('\n') === slot.grants.map(describeGrant).join('\n')) return;
+    slot.grants = grants;
+    slot.allowed = null;
+    this.log.info(
+      { audit: true, workspace: slot.record.name, allowed: described },
+      described.length === 0
+        ? "workspace access changed: only the daemon's own user may read it"
+        : `workspace access changed: also allowed ${described.join(', ')}`,
     );
   }
 
@@ -221,6 +248,23 @@ export class Broker implements CredentialSource {
 
   apiKey(workspace: string): StoredApiKey | null {
     return this.slots.get(workspace)?.apiKey ?? null;
+  }
+
+  /**
+   * The uids besides the daemon's own that may read the workspace: granted users, and the members
+   * of granted groups as the account files say now (re-resolved when they change, so a user added
+   * to a group later gets in without a restart).
+   */
+  allowedUids(workspace: string): ReadonlySet<number> {
+    const slot = this.slots.get(workspace);
+    if (!slot || slot.grants.length === 0) return NO_UIDS;
+    const from = slot.grants.some((g) => g.kind === 'group') ? (this.options.accounts?.() ?? NO_ACCOUNTS) : null;
+    let allowed = slot.allowed;
+    if (!allowed || allowed.from !== from) {
+      allowed = { from, uids: uidsAllowed(slot.grants, from ?? NO_ACCOUNTS) };
+      slot.allowed = allowed;
+    }
+    return allowed.uids;
   }
 
   // ---- renewal -----------------------------------------------------------------------------

@@ -59,5 +59,6 @@ export function workspaceFacts(
     capabilities: status.capabilities,
     storage: { bucket: record.s3Bucket, prefix: record.s3Prefix },
     hubClockOffsetMs: renewal?.hubClockOffsetMs ?? null,
+    access: store.access(record.id),
   };
 }

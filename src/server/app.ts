@@ -114,7 +114,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
     const { request } = reply;
     // HEAD sends no body, so nothing is handed out.
     if (request.method === 'GET' && request.clientTokenId) {
-      audit.handedOut(workspace, request.clientTokenId, request.ip, creds);
+      audit.handedOut(workspace, request.clientTokenId, request.ip, creds, request.peerUid);
       options.onServed?.(workspace);
     }
     let body = bodies.get(creds);
@@ -155,7 +155,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
       const key = options.source.apiKey(workspace);
       if (!key) return sendError(reply, 'no_credentials', 'The workspace has no usable API key.');
       if (request.clientTokenId && request.method === 'GET')
-        audit.apiKeyHandedOut(workspace, request.clientTokenId, request.ip, key.tokenId);
+        audit.apiKeyHandedOut(workspace, request.clientTokenId, request.ip, key.tokenId, request.peerUid);
       return apiKeyAnswer(workspace, key);
     },
   );

@@ -20,14 +20,26 @@ export class AuditTrail implements WorkspaceEvents {
     this.log = logger.child({ audit: true });
   }
 
-  handedOut(workspace: string, clientTokenId: string, remote: string, creds: S3Credentials): void {
-    const key = `${workspace}|${clientTokenId}|${remote}|${creds.accessKeyId}`;
+  /**
+   * `uid` is the user of the process that got it (null where none is known: the Unix socket,
+   * another machine). Users a workspace allows share its client token (#12), so the uid is what
+   * tells them apart.
+   */
+  handedOut(
+    workspace: string,
+    clientTokenId: string,
+    remote: string,
+    creds: S3Credentials,
+    uid: number | null = null,
+  ): void {
+    const key = `${workspace}|${clientTokenId}|${remote}|${uid}|${creds.accessKeyId}`;
     if (!this.remember(key)) return;
     this.log.info(
       {
         workspace,
         clientTokenId,
         remote,
+        uid,
         accessKeyIdEnd: creds.accessKeyId.slice(-4),
         expiresAt: rfc3339(creds.expiresAt),
       },
@@ -35,10 +47,16 @@ export class AuditTrail implements WorkspaceEvents {
     );
   }
 
-  apiKeyHandedOut(workspace: string, clientTokenId: string, remote: string, tokenId: string | null): void {
-    const key = `${workspace}|${clientTokenId}|${remote}|api:${tokenId}`;
+  apiKeyHandedOut(
+    workspace: string,
+    clientTokenId: string,
+    remote: string,
+    tokenId: string | null,
+    uid: number | null = null,
+  ): void {
+    const key = `${workspace}|${clientTokenId}|${remote}|${uid}|api:${tokenId}`;
     if (!this.remember(key)) return;
-    this.log.info({ workspace, clientTokenId, remote, tokenId }, 'API key handed out');
+    this.log.info({ workspace, clientTokenId, remote, uid, tokenId }, 'API key handed out');
   }
 
   /** The API key changed hands: an auditor wants to know which key id serves the workspace now. */

@@ -40,6 +40,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The client token that authenticated the request (workspace routes), or null. */
     clientTokenId: string | null;
+    /** The uid of the process that sent an admitted request over TCP (for the audit trail), or null. */
+    peerUid: number | null;
   }
 }
 
@@ -110,6 +112,7 @@ export async function registerGuard(app: FastifyInstance, options: GuardOptions)
   const audit = options.logger.child({ audit: true });
   app.addHook('onClose', async () => refusals.flush());
   app.decorateRequest('clientTokenId', null);
+  app.decorateRequest('peerUid', null);
 
   await app.register(rateLimit, { global: false });
   const countFailure = app.createRateLimit({
@@ -184,6 +187,7 @@ export async function registerGuard(app: FastifyInstance, options: GuardOptions)
       return;
     }
     request.clientTokenId = auth.clientTokenId;
+    if (!local) request.peerUid = uid;
     done();
   };
 

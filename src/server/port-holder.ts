@@ -5,6 +5,7 @@
  * us read them (our own processes, or all of them as root).
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readAccounts } from '../config/accounts.js';
 import { EXIT, UserError } from '../core/errors.js';
 
 export interface PortHolder {
@@ -79,15 +80,7 @@ function commandOf(pid: number): string | null {
 }
 
 function userName(uid: number): string | null {
-  try {
-    for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
-      const [name, , id] = line.split(':');
-      if (name && Number(id) === uid && id !== '') return name;
-    }
-  } catch {
-    // no passwd file: the uid says enough
-  }
-  return null;
+  return readAccounts().users.find((u) => u.uid === uid)?.name ?? null;
 }
 
 /** Who, in words: "pid 4121 (python3) of user alice", "a process of user bob (uid 1001)". */

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Database } from 'better-sqlite3';
 import type { DataPaths } from '../config/paths.js';
+import type { Grant, GrantKind } from '../core/access.js';
 import { type Capabilities, type Capability, type CapabilityFact, parseCapabilities } from '../core/hub-facts.js';
 import type { ApiKey, Clock, S3Credentials } from '../core/types.js';
 import { backupDatabase, takeRotatingBackup } from './backup.js';
@@ -138,6 +139,15 @@ const toWorkspace = (r: WorkspaceRow): WorkspaceRecord => ({
       : null,
 });
 
+interface AccessRow {
+  workspace_id: string;
+  kind: GrantKind;
+  unix_id: number;
+  name: string | null;
+}
+
+const toGrant = (r: AccessRow): Grant => ({ kind: r.kind, id: r.unix_id, name: r.name });
+
 interface StatusRow {
   last_renewal_at: number | null;
   last_error_code: string | null;
@@ -238,6 +248,18 @@ function prepareStatements(db: Database) {
     clearMinting: q<[workspaceId: Id, since: number]>(
       `UPDATE workspace_status SET minting_since = NULL WHERE workspace_id = ? AND minting_since = ?`,
     ),
+    // Users first, then groups, each by id.
+    access: q<[workspaceId: Id], AccessRow>(
+      `SELECT * FROM workspace_access WHERE workspace_id = ? ORDER BY kind DESC, unix_id`,
+    ),
+    allAccess: q<[], AccessRow>(`SELECT * FROM workspace_access ORDER BY workspace_id, kind DESC, unix_id`),
+    grantAccess: q<[AccessRow & { granted_at: number }]>(
+      `INSERT INTO workspace_access (workspace_id, kind, unix_id, name, granted_at)
+       VALUES (@workspace_id, @kind, @unix_id, @name, @granted_at) ON CONFLICT DO NOTHING`,
+    ),
+    revokeAccess: q<[workspaceId: Id, kind: GrantKind, unixId: number]>(
+      `DELETE FROM workspace_access WHERE workspace_id = ? AND kind = ? AND unix_id = ?`,
+    ),
     heldTokenIds: q<[], { token_id: string }>(`SELECT token_id FROM api_keys WHERE token_id IS NOT NULL`),
     installId: q<[], { value: string }>(`SELECT value FROM meta WHERE key = 'install_id'`),
   };
@@ -318,6 +340,35 @@ export class Store {
 
   setFileSink(workspaceId: string, file: string | null): void {
     this.sql.setFileSink.run(file, workspaceId);
+  }
+
+  // ---- who else may read a workspace (#12) ------------------------------------------------
+
+  /** The users and groups besides the daemon's own user allowed to read this workspace. */
+  access(workspaceId: string): Grant[] {
+    return this.sql.access.all(workspaceId).map(toGrant);
+  }
+
+  /** Every workspace's grants, by workspace id (one query, for loading many workspaces). */
+  allAccess(): Map<string, Grant[]> {
+    const byWorkspace = new Map<string, Grant[]>();
+    for (const row of this.sql.allAccess.all()) {
+      const grants = byWorkspace.get(row.workspace_id) ?? [];
+      grants.push(toGrant(row));
+      byWorkspace.set(row.workspace_id, grants);
+    }
+    return byWorkspace;
+  }
+
+  /** Allow a user or group; false when it already was. */
+  grantAccess(workspaceId: string, grant: Grant): boolean {
+    const row = { workspace_id: workspaceId, kind: grant.kind, unix_id: grant.id, name: grant.name };
+    return this.sql.grantAccess.run({ ...row, granted_at: this.clock.now() }).changes > 0;
+  }
+
+  /** Withdraw a grant; false when there was none. */
+  revokeAccess(workspaceId: string, kind: GrantKind, id: number): boolean {
+    return this.sql.revokeAccess.run(workspaceId, kind, id).changes > 0;
   }
 
   // ---- API keys ---------------------------------------------------------------------------

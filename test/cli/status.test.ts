@@ -31,6 +31,7 @@ const row = (over: Partial<StatusRow> = {}): StatusRow => ({
   nextRotationAt: at(13 * 86_400_000),
   rotationText: 'in 13d',
   attention: [],
+  allowed: [],
   ...over,
 });
 
@@ -60,6 +61,27 @@ t.test('table: next renewal and rotation columns; colour only when asked', async
   // Columns line up the same with and without colour.
   const strip = (s: string) => s.replace(/\u001b\[\d+m/g, '');
   t.same(coloured.map(strip), plain);
+});
+
+t.test('table: the users and groups besides the daemon allowed on a workspace (#12)', async (t) => {
+  const lines = renderTable(
+    [
+      row({
+        allowed: [
+          { kind: 'user', id: 1001, name: 'alice' },
+          { kind: 'group', id: 2000, name: 'eo-team' },
+        ],
+      }),
+      row({ workspace: 'mine' }),
+    ],
+    NOW,
+    false,
+  );
+  t.match(lines.join('\n'), /^ {2}ws: .*; also allowed: user alice \(uid 1001\), group eo-team \(gid 2000\)$/m);
+  t.notMatch(lines.join('\n'), /mine: .*also allowed/, 'nobody else: not mentioned');
+  // A row from a daemon that predates the field.
+  const { allowed: _, ...older } = row();
+  t.doesNotThrow(() => renderTable([older as StatusRow], NOW, false));
 });
 
 t.test('table: a hub clock more than 30 s off is shown once per hub', async (t) => {

@@ -82,6 +82,17 @@ t.test('the snapshot: capabilities, storage, origin, rotation text', async (t) =
   t.equal(workspaceSnapshot(facts(), NOW, { ...policy, rotationEnabled: false }).rotationText, 'off');
 });
 
+t.test('the snapshot: who besides the daemon may read the workspace (#12); nobody is no attention', async (t) => {
+  t.same(workspaceSnapshot(facts(), NOW, policy).allowed, []);
+  const access = [
+    { kind: 'user', id: 1001, name: 'alice' },
+    { kind: 'group', id: 2000, name: null },
+  ] as const;
+  const snap = workspaceSnapshot(facts({ access }), NOW, policy);
+  t.same(snap.allowed, access);
+  t.same(snap.attention, []);
+});
+
 t.test('spans', async (t) => {
   t.equal(span(45_000), '45 s');
   t.equal(span(24 * MIN), '24 min');

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { Test } from 'tap';
+import type { Accounts } from '../../src/core/access.js';
 import { durations } from '../../src/core/policy.js';
 import type { Clock } from '../../src/core/types.js';
 import { type StartedHubSimulator, startHubSimulator } from '../../src/hub-sim/app.js';
@@ -55,6 +56,8 @@ export interface FixtureOptions {
   /** The hub's clock runs this far ahead of the fixture's (negative: behind). */
   readonly hubClockSkewMs?: number;
   readonly random?: () => number;
+  /** The machine's users and groups as the broker sees them (group grants, #12). */
+  readonly accounts?: () => Accounts;
 }
 
 export interface Fixture {
@@ -167,6 +170,7 @@ export async function brokerFixture(t: Test, options: FixtureOptions = {}): Prom
       requestWaitMs: options.requestWaitMs ?? 700,
       timers,
       hubConditions,
+      accounts: options.accounts,
     });
     const rotator = new KeyRotator({
       ...deps,

@@ -20,6 +20,7 @@ export function facts(over: Partial<WorkspaceFacts> = {}): WorkspaceFacts {
     capabilities: {},
     storage: { bucket: null, prefix: null },
     hubClockOffsetMs: null,
+    access: [],
     ...over,
   };
 }

@@ -1,4 +1,5 @@
 import t from 'tap';
+import type { Accounts } from '../../src/core/access.js';
 import { durations, isServable } from '../../src/core/policy.js';
 import { brokerFixture } from '../helpers/broker-fixture.js';
 
@@ -135,6 +136,60 @@ t.test('sync picks up workspaces added and removed by another connection', async
   );
   t.equal(await f.broker.credentials('b'), null);
 });
+
+t.test(
+  'allowedUids (#12): granted users, members of granted groups as the accounts say now, per workspace',
+  async (t) => {
+    let accounts: Accounts = {
+      users: [
+        { name: 'alice', uid: 1001, gid: 1001 },
+        { name: 'bob', uid: 1002, gid: 2000 },
+        { name: 'carol', uid: 1003, gid: 1003 },
+      ],
+      groups: [{ name: 'eo', gid: 2000, members: ['carol'] }],
+    };
+    let asked = 0;
+    const f = await brokerFixture(t, {
+      workspaces: ['a', 'b'],
+      accounts: () => {
+        asked++;
+        return accounts;
+      },
+    });
+    const uids = (ws: string) => [...f.broker.allowedUids(ws)].sort();
+    t.same(uids('a'), [], 'nobody else before a grant');
+    t.equal(asked, 0, 'no grant: the account files are not consulted');
+    const a = f.store.getWorkspace('a')!;
+    f.store.grantAccess(a.id, { kind: 'user', id: 1001, name: 'alice' });
+    t.same(uids('a'), [], 'not until the broker syncs with the database');
+    f.broker.sync();
+    t.same(uids('a'), [1001]);
+    t.equal(asked, 0, 'users only: still no need for the account files');
+    t.same(uids('b'), [], 'another workspace gets nothing from it');
+    t.same(uids('zzz'), [], 'an unknown workspace: nobody');
+    t.match(f.logs.join(''), /"audit":true.*"workspace":"a".*"allowed":\["user alice \(uid 1001\)"\]/);
+
+    f.store.grantAccess(a.id, { kind: 'group', id: 2000, name: 'eo' });
+    f.broker.sync();
+    t.same(uids('a'), [1001, 1002, 1003], 'bob by primary group, carol as a listed member');
+    const before = f.broker.allowedUids('a');
+    t.equal(f.broker.allowedUids('a'), before, 'the same accounts: the same set, not computed again');
+
+    // A user added to the group later gets in once the account files say so; no sync needed.
+    accounts = {
+      ...accounts,
+      users: [...accounts.users, { name: 'dave', uid: 1004, gid: 1004 }],
+      groups: [{ name: 'eo', gid: 2000, members: ['carol', 'dave'] }],
+    };
+    t.same(uids('a'), [1001, 1002, 1003, 1004]);
+
+    f.store.revokeAccess(a.id, 'user', 1001);
+    f.store.revokeAccess(a.id, 'group', 2000);
+    f.broker.sync();
+    t.same(uids('a'), [], 'withdrawn');
+    t.match(f.logs.join(''), /only the daemon's own user may read it/);
+  },
+);
 
 t.test('a clock that jumps backwards does not strand a workspace in backoff', async (t) => {
   const f = await brokerFixture(t);

@@ -78,6 +78,7 @@ t.test('Broker.authenticate hashes the presented token, then compares 32-byte di
   const records = [record('alpha', alphaToken), record('beta', betaToken)];
   const store = {
     listWorkspaces: () => records,
+    allAccess: () => new Map(),
     activeApiKey: () => undefined,
     loadS3: () => undefined,
     recordFailure: () => {},

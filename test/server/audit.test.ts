@@ -51,6 +51,25 @@ t.test('API keys handed out: once per key per client, never the key', async (t) 
   t.notMatch(text(), /"key"/);
 });
 
+t.test('users sharing a workspace token (#12): a line per user, with the uid', async (t) => {
+  const { logger, lines } = memoryLogger('info');
+  const audit = new AuditTrail(logger);
+  audit.handedOut('alpha', 'ct-1', '127.0.0.1', creds(1), 1001);
+  audit.handedOut('alpha', 'ct-1', '127.0.0.1', creds(1), 1001);
+  audit.handedOut('alpha', 'ct-1', '127.0.0.1', creds(1), 1002);
+  audit.apiKeyHandedOut('alpha', 'ct-1', '127.0.0.1', 'tok-1', 1001);
+  audit.apiKeyHandedOut('alpha', 'ct-1', '127.0.0.1', 'tok-1', 1002);
+  t.same(
+    lines().map((l) => [l.msg, l.uid]),
+    [
+      ['S3 credential handed out', 1001],
+      ['S3 credential handed out', 1002],
+      ['API key handed out', 1001],
+      ['API key handed out', 1002],
+    ],
+  );
+});
+
 t.test('memory stays bounded: past the limit it forgets and logs again', async (t) => {
   const { logger, lines } = memoryLogger('info');
   const audit = new AuditTrail(logger);

@@ -64,7 +64,7 @@ t.test('from empty: applies all and sets user_version; re-run is a no-op', async
   t.equal(schemaVersion(db), 0);
   t.equal(migrate(db, file), all.length, 'returns how many were applied');
   t.equal(schemaVersion(db), all.length);
-  t.same(tables(db), ['api_keys', 'meta', 's3_credentials', 'workspace_status', 'workspaces']);
+  t.same(tables(db), ['api_keys', 'meta', 's3_credentials', 'workspace_access', 'workspace_status', 'workspaces']);
 
   const schema = schemaOf(db);
   const bytes = sha256(file);
@@ -153,4 +153,33 @@ t.test('a failing migration rolls back whole', async (t) => {
   t.equal(migrate(again, file, fixed), 2);
   t.equal(schemaVersion(again), 3);
   t.same(tables(again), ['four', 'one', 'two']);
+});
+
+t.test('006 on a version-5 database: workspaces kept, grants go with their workspace', async (t) => {
+  const file = join(t.testdir({}), 'v5.db');
+  const db = new Sqlite(file);
+  t.teardown(() => db.close());
+  const all = loadMigrations();
+  migrate(db, file, all.slice(0, 5));
+  t.equal(schemaVersion(db), 5);
+  db.prepare(
+    `INSERT INTO workspaces (id, name, hub_url, region, client_token_id, client_token_hash, created_at)
+     VALUES ('w1', 'ws', 'https://hub.example', 'eu-west-2', 'ct', x'00', 1)`,
+  ).run();
+  t.equal(migrate(db, file, all.slice(0, 6)), 1);
+  t.equal(schemaVersion(db), 6);
+  t.equal(db.prepare('SELECT name FROM workspaces').pluck().get(), 'ws', 'the workspace is kept');
+  t.equal(db.prepare('SELECT count(*) FROM workspace_access').pluck().get(), 0, 'nobody else allowed yet');
+  db.pragma('foreign_keys = ON');
+  const grant = db.prepare(
+    `INSERT INTO workspace_access (workspace_id, kind, unix_id, name, granted_at) VALUES (?, ?, ?, ?, 1)`,
+  );
+  grant.run('w1', 'user', 1001, 'alice');
+  grant.run('w1', 'group', 1001, null);
+  t.throws(() => grant.run('w1', 'user', 1001, 'again'), /UNIQUE/, 'once per workspace, kind and id');
+  t.throws(() => grant.run('w1', 'role', 1, null), /CHECK/, 'users and groups only');
+  t.throws(() => grant.run('w1', 'user', -1, null), /CHECK/, 'no negative ids');
+  t.throws(() => grant.run('nope', 'user', 1, null), /FOREIGN KEY/, 'only for a workspace that exists');
+  db.prepare('DELETE FROM workspaces').run();
+  t.equal(db.prepare('SELECT count(*) FROM workspace_access').pluck().get(), 0, 'removed with the workspace');
 });

@@ -159,15 +159,61 @@ t.test('removeWorkspace cascades', async (t) => {
   const kept = store.addWorkspace(workspace('kept', { s3: s3('kept') }));
   store.insertApiKey(gone.id, 'pending', { tokenId: null, key: 'pending-key', expiresAt: null }, 'n');
   store.recordFailure(gone.id, 'e', 'm', 1);
+  store.grantAccess(gone.id, { kind: 'user', id: 1001, name: 'alice' });
+  store.grantAccess(kept.id, { kind: 'group', id: 2000, name: 'eo' });
   t.equal(store.removeWorkspace('gone'), true);
   t.equal(store.removeWorkspace('gone'), false, 'second removal reports nothing removed');
   t.equal(store.getWorkspace('gone'), undefined);
-  for (const table of ['api_keys', 's3_credentials', 'workspace_status']) {
+  for (const table of ['api_keys', 's3_credentials', 'workspace_status', 'workspace_access']) {
     t.equal(count(store, table, gone.id), 0, `${table} rows deleted`);
     t.ok(count(store, table, kept.id) > 0, `${table} rows of the other workspace kept`);
   }
   t.same(store.loadS3(kept.id), s3('kept'));
   t.same(rawDb(store).pragma('foreign_key_check'), [], 'no dangling references');
+});
+
+t.test('access grants (#12): users first, then groups; once each; withdrawn; by workspace', async (t) => {
+  const { store, clock } = openStore(t);
+  const a = store.addWorkspace(workspace('a'));
+  const b = store.addWorkspace(workspace('b'));
+  t.same(store.access(a.id), []);
+  t.same(store.allAccess(), new Map());
+  t.equal(store.grantAccess(a.id, { kind: 'group', id: 2000, name: 'eo' }), true);
+  t.equal(store.grantAccess(a.id, { kind: 'user', id: 1002, name: null }), true);
+  t.equal(store.grantAccess(a.id, { kind: 'user', id: 1001, name: 'alice' }), true);
+  t.equal(store.grantAccess(a.id, { kind: 'user', id: 1001, name: 'alice-renamed' }), false, 'already allowed');
+  t.equal(store.grantAccess(a.id, { kind: 'group', id: 1001, name: 'alice' }), true, 'a gid is not a uid');
+  t.equal(store.grantAccess(b.id, { kind: 'user', id: 1001, name: 'alice' }), true, 'per workspace');
+  t.same(store.access(a.id), [
+    { kind: 'user', id: 1001, name: 'alice' },
+    { kind: 'user', id: 1002, name: null },
+    { kind: 'group', id: 1001, name: 'alice' },
+    { kind: 'group', id: 2000, name: 'eo' },
+  ]);
+  t.same(
+    store.allAccess(),
+    new Map([
+      [a.id, store.access(a.id)],
+      [b.id, [{ kind: 'user', id: 1001, name: 'alice' }]],
+    ]),
+  );
+  t.equal(
+    rawDb(store).prepare('SELECT granted_at FROM workspace_access WHERE unix_id = 1002').pluck().get(),
+    clock.now(),
+  );
+  t.equal(store.revokeAccess(a.id, 'user', 1001), true);
+  t.equal(store.revokeAccess(a.id, 'user', 1001), false, 'nothing left to withdraw');
+  t.equal(store.revokeAccess(a.id, 'user', 2000), false, 'a user grant by a group id: none');
+  t.same(
+    store.access(a.id).map((g) => `${g.kind}:${g.id}`),
+    ['user:1002', 'group:1001', 'group:2000'],
+  );
+  t.same(store.access(b.id), [{ kind: 'user', id: 1001, name: 'alice' }], 'the other workspace keeps its grant');
+  t.throws(() => store.grantAccess(a.id, { kind: 'user', id: -1, name: null }), 'a negative id is refused');
+  t.throws(
+    () => store.grantAccess('no-such-id', { kind: 'user', id: 1, name: null }),
+    'an unknown workspace is refused',
+  );
 });
 
 t.test('setClientToken and setFileSink', async (t) => {
