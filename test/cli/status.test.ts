@@ -1,4 +1,6 @@
 /** status: the next-renewal and rotation columns, colour only on a terminal, against a real daemon. */
+
+import type { Test } from 'tap';
 import t from 'tap';
 import { collectStatus, daemonView, renderTable, type StatusRow } from '../../src/cli/status.js';
 import { loadConfig } from '../../src/config/load.js';
@@ -102,8 +104,9 @@ t.test('table: a hub clock more than 30 s off is shown once per hub', async (t) 
   t.notMatch(lines.join('\n'), /near\.example:/, 'within 30 s: not shown');
 });
 
-t.test('status against a daemon whose hub clock is 4 minutes behind', async (t) => {
-  const sim = await startHubSimulator({ clockSkewMs: -240_000 });
+/** An installation with one workspace on a fresh hub simulator, its daemon running; all stopped at the end. */
+async function servedWorkspace(t: Test, simOptions: Parameters<typeof startHubSimulator>[0] = {}) {
+  const sim = await startHubSimulator(simOptions);
   t.teardown(() => sim.close());
   const hub = new HubSimulatorClient(sim.url);
   const inst = installation(t);
@@ -114,6 +117,11 @@ t.test('status against a daemon whose hub clock is 4 minutes behind', async (t) 
     daemon.child.kill('SIGTERM');
     await daemon.exited;
   });
+  return { sim, hub, inst, daemon };
+}
+
+t.test('status against a daemon whose hub clock is 4 minutes behind', async (t) => {
+  const { inst } = await servedWorkspace(t, { clockSkewMs: -240_000 });
   t.equal((await inst.cli(['refresh', 'ws'])).code, 0, 'the daemon talks to the hub');
   const r = await inst.cli(['status', '--json']);
   const [ws] = JSON.parse(r.stdout) as StatusRow[];
@@ -123,17 +131,7 @@ t.test('status against a daemon whose hub clock is 4 minutes behind', async (t) 
 });
 
 t.test('status --json against a running daemon: next renewal and next rotation', async (t) => {
-  const sim = await startHubSimulator({});
-  t.teardown(() => sim.close());
-  const hub = new HubSimulatorClient(sim.url);
-  const inst = installation(t);
-  t.equal((await inst.cli(['init'])).code, 0);
-  await addWorkspace(inst, sim.url, await hub.createKey('ws', { expiresDays: 30 }));
-  const daemon = await inst.serve();
-  t.teardown(async () => {
-    daemon.child.kill('SIGTERM');
-    await daemon.exited;
-  });
+  const { inst } = await servedWorkspace(t);
   // The first sweep schedules the next renewal: wait until the daemon says it has one.
   await waitFor(async () => {
     const live = await inst.admin('/v1/admin/status');
