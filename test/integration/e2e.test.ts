@@ -40,13 +40,9 @@ console.log(await (await s3.send(new GetObjectCommand({ Bucket, Key }))).Body.tr
 s3.destroy();
 `;
 
-/**
- * Run `program` in bash after `eval "$(eodh-credd env <ws>)"`, from the user's environment (HOME,
- * XDG dirs, PATH) without any AWS variable of this process. `after` runs after the eval.
- */
-async function withEnvLines(world: Interop, key: string, program: string[], after = ''): Promise<CliResult> {
-  const script = `eval "$("$NODE" "$CLI" env "$WS")" || exit 99\n${after}\nexec "$@"`;
-  const env = {
+/** The environment of a shell that evals `eodh-credd env`: the home's, the CLI, and moto's bucket and object. */
+function envLinesEnv(world: Interop, key: string): Record<string, string> {
+  return {
     ...world.home.env,
     NODE: process.execPath,
     CLI,
@@ -56,6 +52,15 @@ async function withEnvLines(world: Interop, key: string, program: string[], afte
     BUCKET: world.moto.bucket,
     KEY: key,
   };
+}
+
+/**
+ * Run `program` in bash after `eval "$(eodh-credd env <ws>)"`, from the user's environment (HOME,
+ * XDG dirs, PATH) without any AWS variable of this process. `after` runs after the eval.
+ */
+async function withEnvLines(world: Interop, key: string, program: string[], after = ''): Promise<CliResult> {
+  const script = `eval "$("$NODE" "$CLI" env "$WS")" || exit 99\n${after}\nexec "$@"`;
+  const env = envLinesEnv(world, key);
   return runProgram('/bin/bash', ['-c', script, 'bash', ...program], { env, cwd: ROOT, timeoutMs: 60_000 });
 }
 
@@ -179,16 +184,7 @@ t.test('a running boto3 process keeps working across client-token rotate (grace)
   await world.putObject('e2e/rotate.txt', 'still here');
   const script = `eval "$("$NODE" "$CLI" env "$WS")" || exit 99\nexec "$@"`;
   const child = spawn('/bin/bash', ['-c', script, 'bash', python, '-c', READER], {
-    env: {
-      ...world.home.env,
-      NODE: process.execPath,
-      CLI,
-      WS: world.workspace,
-      AWS_ENDPOINT_URL_S3: world.moto.endpoint,
-      AWS_EC2_METADATA_DISABLED: 'true',
-      BUCKET: world.moto.bucket,
-      KEY: 'e2e/rotate.txt',
-    },
+    env: envLinesEnv(world, 'e2e/rotate.txt'),
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   t.teardown(() => {
