@@ -63,7 +63,7 @@ const MUTANTS = [
     name: 'host-check-any-host',
     invariant: 'only the loopback literals and our port are accepted as Host (DNS rebinding)',
     file: 'src/server/hosts.ts',
-    find: 'return hostHeader !== undefined && this.allowed.has(hostHeader.toLowerCase());',
+    find: 'return hostHeader !== undefined && (this.allowed.has(hostHeader) || this.allowed.has(hostHeader.toLowerCase()));',
     replace: 'return hostHeader !== undefined && this.allowed.size > 0;',
     tests: ['test/server/hosts.test.ts', 'test/server/guard.test.ts'],
   },

@@ -438,10 +438,10 @@ function load(parts: { broker: Broker; rotator: KeyRotator; sink: CredentialsFil
  */
 function sourceFor(broker: Broker, changes: ChangeWatch): CredentialSource {
   return {
-    authenticate(workspace, token) {
-      const result = broker.authenticate(workspace, token);
+    authenticate(workspace, digest) {
+      const result = broker.authenticate(workspace, digest);
       if (result.ok || !changes.check()) return result;
-      return broker.authenticate(workspace, token);
+      return broker.authenticate(workspace, digest);
     },
     freshCredentials: (workspace) => broker.freshCredentials(workspace),
     credentials: (workspace) => broker.credentials(workspace),

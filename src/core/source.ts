@@ -9,8 +9,11 @@ export type AuthResult =
   | { readonly ok: false; readonly code: 'unauthorized' | 'forbidden' };
 
 export interface CredentialSource {
-  /** Check a presented client token against a workspace, in constant time. */
-  authenticate(workspace: string, presentedToken: string): AuthResult;
+  /**
+   * Check a presented client token, by its SHA-256 digest (tokenDigest()), against a workspace,
+   * in constant time.
+   */
+  authenticate(workspace: string, presentedDigest: Buffer): AuthResult;
   /**
    * The held credential when it is not yet due for renewal, from memory and synchronously; null
    * otherwise (then credentials() renews and decides). The answer to almost every request.

@@ -22,7 +22,6 @@ import {
 import type { AuthResult, CredentialSource } from '../core/source.js';
 import { systemTimers, type Timers } from '../core/timers.js';
 import type { S3Credentials } from '../core/types.js';
-import { tokenDigestHex } from '../store/client-tokens.js';
 import type { StoredApiKey, WorkspaceRecord } from '../store/store.js';
 import { describeFailure, isKeyRejection, type SchedulerDeps } from './hub.js';
 import { HubConditions, retryAfterOf } from './hub-conditions.js';
@@ -209,9 +208,7 @@ export class Broker implements CredentialSource {
 
   // ---- CredentialSource --------------------------------------------------------------------
 
-  authenticate(workspace: string, presentedToken: string): AuthResult {
-    const digestHex = tokenDigestHex(presentedToken);
-    const digest = Buffer.from(digestHex, 'hex');
+  authenticate(workspace: string, digest: Buffer): AuthResult {
     const slot = this.slots.get(workspace);
     // Fixed-length digests compared in constant time: timing says nothing about the token.
     if (slot && timingSafeEqual(digest, slot.record.clientTokenHash)) {
@@ -223,7 +220,7 @@ export class Broker implements CredentialSource {
     if (previous && this.options.clock.now() < previous.until && timingSafeEqual(digest, previous.hash)) {
       return { ok: true, clientTokenId: previous.id };
     }
-    const owner = this.tokenOwners.get(digestHex);
+    const owner = this.tokenOwners.get(digest.toString('hex'));
     return { ok: false, code: owner !== undefined ? 'forbidden' : 'unauthorized' };
   }
 

@@ -1,12 +1,12 @@
 /**
  * The daemon's one HTTP app: every route (credentials, API key, health, admin, metrics) on one
- * fastify instance, built at start-up. The guard (guard.ts) is its one onRequest hook; the common
- * headers are set by the http server it runs on (listener.ts); response schemas are the leak guard
- * (only declared fields go out). The app never listens itself: server.ts binds its sockets; tests
+ * fastify instance, built at start-up. The guard (guard.ts) is the first onRequest hook of every
+ * route and sets the common headers (listener.ts's table) on every reply; response schemas are the
+ * leak guard (only declared fields go out). The app never listens itself: server.ts binds its sockets; tests
  * may use inject().
  */
 import type { IncomingMessage } from 'node:http';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, LogController } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import { errorBody } from '../core/errors.js';
 import type { AdminActions, CredentialSource } from '../core/source.js';
@@ -52,6 +52,30 @@ const errorResponses = {
   503: errorSchema,
 };
 
+/**
+ * No line per request; the failures fastify reports itself (an answer that could not be
+ * serialised or written) go to the daemon's log, by error only: the request's headers carry
+ * tokens.
+ */
+class ServerDiagnostics extends LogController {
+  constructor(private readonly log: Logger) {
+    super({ disableRequestLogging: true });
+  }
+
+  override streamError(err: Error): void {
+    if ((err as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE')
+      this.log.warn({ err }, 'answer failed after its headers were sent');
+  }
+
+  override writeHeadError(err: Error): void {
+    this.log.warn({ err }, 'answer failed before its headers were sent');
+  }
+
+  override serializerError(err: Error, _request: FastifyRequest, _reply: FastifyReply, meta: { statusCode: number }) {
+    this.log.error({ err, statusCode: meta.statusCode }, 'answer could not be serialised');
+  }
+}
+
 export interface App {
   readonly fastify: FastifyInstance;
   /** Flipped by the graceful stop (answers then close their connections). */
@@ -64,13 +88,12 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
   const app = Fastify({
     serverFactory: (handler) => createHttpServer(handler, log, limits, control),
-    loggerInstance: log as FastifyBaseLogger,
-    // No line per request: the audit trail logs what matters, and the hot path stays free of I/O.
-    logController: new LogController({ disableRequestLogging: true }),
-    // And no child logger per request: fastify's default binds a reqId to a pino child for every
-    // request, and with our redact paths that is a large share of a credential request (README,
-    // Benchmarks). Nothing logs per request, so request.log is the server's.
-    childLoggerFactory: () => log as FastifyBaseLogger,
+    // No logger for fastify. Given one, it makes a child logger for every request (a pino child,
+    // or a checked call to a factory) and listens for the end of every answer to time it: a tenth
+    // of a credential request's cost (README, Benchmarks). Nothing logs per request: the audit
+    // trail logs what matters, and what fastify would report goes to ours, below.
+    logger: false,
+    logController: new ServerDiagnostics(log),
     bodyLimit: 1024,
     routerOptions: { maxParamLength: 100 },
     return503OnClosing: true,
@@ -90,7 +113,6 @@ export async function buildApp(options: AppOptions): Promise<App> {
     if (err.validation) return sendError(reply, 'not_found', 'No such route or workspace.');
     return sendError(reply, 'bad_request');
   });
-  app.setNotFoundHandler((_request, reply) => sendError(reply, 'not_found'));
 
   await registerGuard(app, {
     source: options.source,
@@ -108,13 +130,22 @@ export async function buildApp(options: AppOptions): Promise<App> {
   // A credential is immutable and served thousands of times between renewals (every client polls
   // it), so its body is serialised once, by the route's response schema, and kept with it.
   const bodies = new WeakMap<S3Credentials, string>();
+  // What each connection was handed last: a client polling on a kept-alive connection gets the
+  // same credential with the same token again and again, and the audit trail has it already.
+  const lastHandedOut = new WeakMap<object, { creds: S3Credentials; clientTokenId: string }>();
 
   /** A credential to the client: one audit line per credential and client, one count per GET. */
   const handOut = (reply: FastifyReply, workspace: string, creds: S3Credentials) => {
     const { request } = reply;
+    const { clientTokenId } = request;
     // HEAD sends no body, so nothing is handed out.
-    if (request.method === 'GET' && request.clientTokenId) {
-      audit.handedOut(workspace, request.clientTokenId, request.ip, creds, request.peerUid);
+    if (request.method === 'GET' && clientTokenId) {
+      const connection = request.raw.socket;
+      const last = lastHandedOut.get(connection);
+      if (last?.creds !== creds || last.clientTokenId !== clientTokenId) {
+        audit.handedOut(workspace, clientTokenId, request.ip, creds, request.peerUid);
+        lastHandedOut.set(connection, { creds, clientTokenId });
+      }
       options.onServed?.(workspace);
     }
     let body = bodies.get(creds);

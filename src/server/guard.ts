@@ -1,6 +1,8 @@
 /**
- * The guard: one onRequest hook in front of every route. Loopback is reachable by every local
- * user, every container with host networking and every web page the user opens, so, in this order:
+ * The guard: the first onRequest hook of every route (and the pre-handler of the not-found
+ * answer), with the credential the route's config asks for fixed when the route is added. Loopback
+ * is reachable by every local user, every container with host networking and every web page the
+ * user opens, so, in this order:
  * - the request as a whole must pass requestProblem() (plain path, single Host/Authorization/…,
  *   Host naming the address we serve, nothing a browser sends, no body);
  * - a workspace in the path must match the strict name pattern before anything looks it up;
@@ -8,20 +10,28 @@
  *   daemon's own uid, or for a workspace route a uid the credential source allows for it;
  * - the route's token (a workspace's client token, or the admin token) is checked, digests
  *   compared in constant time.
- * A request that passes costs no more than those checks: only refusals reach the rate limiter
- * (counted per user on loopback, else per address) and the refusal log.
+ * A request that passes costs no more than those checks, and a kept-alive connection pays for
+ * its peer lookup and its token's digest once: only refusals reach the rate limiter (counted per
+ * user on loopback, else per address) and the refusal log.
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
 import rateLimit from '@fastify/rate-limit';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type {
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  onRequestHookHandler,
+  preHandlerHookHandler,
+} from 'fastify';
 import type { Logger } from 'pino';
 import { type ErrorCode, errorBody, errorTable } from '../core/errors.js';
 import type { AuthResult, CredentialSource } from '../core/source.js';
 import { isWorkspaceName } from '../core/workspace-name.js';
 import { tokenDigest } from '../store/client-tokens.js';
 import { type HostPolicy, isLoopbackHost } from './hosts.js';
+import { COMMON_HEADER_ENTRIES } from './listener.js';
 import { type ConnectionEnds, PeerUids, type TableReader } from './peer.js';
 import { RefusalLog } from './refusals.js';
 import { presentedToken, requestProblem } from './request-checks.js';
@@ -68,18 +78,47 @@ export interface GuardOptions {
   readonly peers: PeerOptions;
 }
 
-/** Every error goes out this way. */
-export function sendError(reply: FastifyReply, code: ErrorCode, message?: string): FastifyReply {
-  return reply.code(errorTable[code].status).type('application/json').send(errorBody(code, message));
+/**
+ * The headers every answer carries. Set on fastify's reply (by the guard, which every routed
+ * request passes, and by sendError, for errors raised before it), not with setHeader on the raw
+ * response: a header set there sends Node's writeHead down its slow path for every other header
+ * of the answer (README, Benchmarks).
+ */
+export function withCommonHeaders(reply: FastifyReply): FastifyReply {
+  for (const [name, value] of COMMON_HEADER_ENTRIES) reply.header(name, value);
+  return reply;
 }
 
-/** The admin token check: hash first, then compare fixed-length digests in constant time. */
-export function checkAdminToken(token: string, expected: Buffer | undefined): AuthResult {
+/** Every error goes out this way. */
+export function sendError(reply: FastifyReply, code: ErrorCode, message?: string): FastifyReply {
+  return withCommonHeaders(reply).code(errorTable[code].status).type('application/json').send(errorBody(code, message));
+}
+
+/** The admin and metrics token check: fixed-length digests compared in constant time. */
+export function checkDigest(digest: Buffer, expected: Buffer | undefined): AuthResult {
   if (!expected) return { ok: false, code: 'forbidden' };
-  const digest = tokenDigest(token);
   return digest.length === expected.length && timingSafeEqual(digest, expected)
     ? { ok: true, clientTokenId: 'admin' }
     : { ok: false, code: 'unauthorized' };
+}
+
+/**
+ * The SHA-256 of the token a connection presents, hashed once per connection and token: a
+ * keep-alive client sends the same token with every request. Comparing the presented string
+ * with the one this connection sent before is not constant-time, and need not be: both came from
+ * the same client, so the timing tells it nothing it did not send itself. The digests are then
+ * compared with the stored ones in constant time, as always.
+ */
+export class ConnectionDigests {
+  private readonly last = new WeakMap<object, { readonly token: string; readonly digest: Buffer }>();
+
+  of(connection: object, token: string): Buffer {
+    const last = this.last.get(connection);
+    if (last !== undefined && last.token === token) return last.digest;
+    const digest = tokenDigest(token);
+    this.last.set(connection, { token, digest });
+    return digest;
+  }
 }
 
 function isLoopbackAddress(address: string): boolean {
@@ -148,10 +187,26 @@ export async function registerGuard(app: FastifyInstance, options: GuardOptions)
       (err: unknown) => reply.send(err),
     );
   };
-  const admit = (request: FastifyRequest, reply: FastifyReply, done: () => void, uid: number | null): void => {
+
+  /** The token check of a route that wants one. */
+  const authenticate = (needs: RouteAuth, digest: Buffer, workspace: string, local: boolean): AuthResult => {
+    if (needs === 'admin') return checkDigest(digest, options.adminTokenHash);
+    if (needs === 'metrics') {
+      const auth = checkDigest(digest, options.metricsTokenHash);
+      return !auth.ok && local ? checkDigest(digest, options.adminTokenHash) : auth;
+    }
+    return source.authenticate(workspace, digest);
+  };
+
+  const admit = (
+    needs: RouteAuth,
+    request: FastifyRequest,
+    reply: FastifyReply,
+    done: () => void,
+    local: boolean,
+    uid: number | null,
+  ): void => {
     const workspace = (request.params as { workspace?: string } | undefined)?.workspace;
-    const needs = request.routeOptions.config?.auth ?? 'none';
-    const local = isLocal(request.raw);
     // The admin routes do not exist on TCP: the admin token never needs to travel there, and
     // whoever holds the port while the daemon is down learns nothing from the CLI (#12).
     if (needs === 'admin' && !local) {
@@ -175,13 +230,10 @@ export async function registerGuard(app: FastifyInstance, options: GuardOptions)
       return;
     }
     const token = presentedToken(request.headers.authorization);
-    let auth: AuthResult;
-    if (token === null) auth = { ok: false, code: 'unauthorized' };
-    else if (needs === 'admin') auth = checkAdminToken(token, options.adminTokenHash);
-    else if (needs === 'metrics') {
-      auth = checkAdminToken(token, options.metricsTokenHash);
-      if (!auth.ok && local) auth = checkAdminToken(token, options.adminTokenHash);
-    } else auth = source.authenticate(workspace as string, token);
+    const auth: AuthResult =
+      token === null
+        ? { ok: false, code: 'unauthorized' }
+        : authenticate(needs, digests.of(request.raw.socket, token), workspace as string, local);
     if (!auth.ok) {
       refuse(request, reply, auth.code, uid);
       return;
@@ -190,19 +242,35 @@ export async function registerGuard(app: FastifyInstance, options: GuardOptions)
     if (!local) request.peerUid = uid;
     done();
   };
+  const digests = new ConnectionDigests();
 
-  app.addHook('onRequest', (request, reply, done) => {
-    const problem = requestProblem(request.raw, hosts);
-    if (problem) return void sendError(reply, problem.code, problem.message);
-    const workspace = (request.params as { workspace?: unknown } | undefined)?.workspace;
-    if (workspace !== undefined && (typeof workspace !== 'string' || !isWorkspaceName(workspace)))
-      return void sendError(reply, 'not_found');
-    const socket = request.raw.socket;
-    // The socket is 0600 in the owner-only data directory: whoever is on it is the daemon's user.
-    if (isLocal(request.raw)) return admit(request, reply, done, peers.ownUid);
-    const uid = knownUid(socket);
-    if (uid !== undefined) return admit(request, reply, done, uid);
-    // The connection's first request, and the lookup still running.
-    Promise.resolve(uids.lookup(socket)).then((found) => admit(request, reply, done, found));
+  /** The guard of a route that wants `needs`: decided once, when the route is added. */
+  const guardFor =
+    (needs: RouteAuth): onRequestHookHandler =>
+    (request, reply, done) => {
+      withCommonHeaders(reply);
+      const problem = requestProblem(request.raw, hosts);
+      if (problem) return void sendError(reply, problem.code, problem.message);
+      const workspace = (request.params as { workspace?: unknown } | undefined)?.workspace;
+      if (workspace !== undefined && (typeof workspace !== 'string' || !isWorkspaceName(workspace)))
+        return void sendError(reply, 'not_found');
+      // The socket is 0600 in the owner-only data directory: whoever is on it is the daemon's user.
+      if (isLocal(request.raw)) return admit(needs, request, reply, done, true, peers.ownUid);
+      const socket = request.raw.socket;
+      const uid = knownUid(socket);
+      if (uid !== undefined) return admit(needs, request, reply, done, false, uid);
+      // The connection's first request, and the lookup still running.
+      Promise.resolve(uids.lookup(socket)).then((found) => admit(needs, request, reply, done, false, found));
+    };
+
+  // Every route gets the guard first, with the credential its config asks for (none by default).
+  app.addHook('onRoute', (route) => {
+    const own =
+      route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest];
+    route.onRequest = [guardFor(route.config?.auth ?? 'none'), ...own];
+  });
+  // An unknown path passes the same checks (and the peer check) before it learns there is nothing.
+  app.setNotFoundHandler({ preHandler: guardFor('none') as unknown as preHandlerHookHandler }, (_request, reply) => {
+    sendError(reply, 'not_found');
   });
 }

@@ -67,7 +67,7 @@ export class HostPolicy {
   }
 
   allows(hostHeader: string | undefined): boolean {
-    return hostHeader !== undefined && this.allowed.has(hostHeader.toLowerCase());
+    return hostHeader !== undefined && (this.allowed.has(hostHeader) || this.allowed.has(hostHeader.toLowerCase()));
   }
 
   /** The accepted Host values (for tests and diagnostics). */

@@ -6,7 +6,7 @@
  * limits, the same routes and the same graceful stop.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
+import { createServer as createTcpServer, type Socket, type Server as TcpServer } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { errorBody, errorTable } from '../core/errors.js';
@@ -18,7 +18,7 @@ export interface ConnectionLimits {
   readonly headersTimeoutMs: number;
   /** ... and the whole request this soon. */
   readonly requestTimeoutMs: number;
-  /** An idle or stalled socket is closed after this long. */
+  /** A kept-alive connection with no request is closed after this long. */
   readonly idleTimeoutMs: number;
 }
 
@@ -29,12 +29,16 @@ export const DEFAULT_LIMITS: ConnectionLimits = {
   idleTimeoutMs: 10_000,
 };
 
-/** The headers every answer of the daemon carries, set here and nowhere else. */
+/**
+ * The headers every answer of the daemon carries: set on fastify's reply by the guard and by
+ * sendError (guard.ts), on the answers Node or fastify write themselves (malformed requests, the
+ * 503s of a stop) here.
+ */
 export const COMMON_HEADERS: Readonly<Record<string, string>> = {
   'cache-control': 'no-store',
   'x-content-type-options': 'nosniff',
 };
-const COMMON_HEADER_ENTRIES = Object.entries(COMMON_HEADERS);
+export const COMMON_HEADER_ENTRIES: ReadonlyArray<readonly [string, string]> = Object.entries(COMMON_HEADERS);
 
 /** Where to listen: an address and port, or a listening socket inherited from systemd. */
 export type Endpoint = { readonly host: string; readonly port: number } | { readonly fd: number };
@@ -93,15 +97,21 @@ export function createHttpServer(
       connectionsCheckingInterval: NEVER_MS,
     },
     (request, response) => {
-      for (const [name, value] of COMMON_HEADER_ENTRIES) response.setHeader(name, value);
       // During a graceful stop every answer closes its connection: close() waits for requests in
-      // flight and must not then wait for the client's keep-alive to time out.
-      if (control.stopping) response.setHeader('connection', 'close');
+      // flight and must not then wait for the client's keep-alive to time out. Fastify answers
+      // those with a 503 of its own, written straight to the response: it gets the common
+      // headers here.
+      if (control.stopping) {
+        for (const [name, value] of COMMON_HEADER_ENTRIES) response.setHeader(name, value);
+        response.setHeader('connection', 'close');
+      }
+      (request.socket as Watched)[WATCH]?.requested(request, response);
       handler(request, response);
     },
   );
-  // Requests are answered from memory; a client that is this slow is not a client.
-  server.setTimeout(limits.idleTimeoutMs);
+  // An idle kept-alive connection is closed after this long (and clients are told so in a
+  // Keep-Alive header). No socket timeout besides: Node's would also cut off an answer that takes
+  // long (an admin rotation waiting on the hub); the deadlines below watch slow clients instead.
   server.keepAliveTimeout = limits.idleTimeoutMs;
   server.on('clientError', clientErrorHandler(log));
   enforceDeadlines(server, limits);
@@ -115,34 +125,87 @@ const NEVER_MS = 2 ** 31 - 1;
  * A client must send its header block within headersTimeoutMs of connecting, and any body within
  * requestTimeoutMs of connecting; a slow-drip client is cut off then. Once the request is in, the
  * answer takes what it takes (an admin rotation waits on the hub). A kept-alive connection gets
- * the idle time and then the header time again for its next request. The timers exist only while
- * a connection is open.
+ * the idle time and then the header time again for its next request; a client that stops reading
+ * its answers is idle too. The timers exist only while a connection is open.
+ *
+ * The timer is checked lazily: a request only notes itself on the connection (no timer is touched
+ * per request, which the hot path would pay for), and when the timer fires it looks at what
+ * happened since. So a deadline that starts between two checks is enforced up to one period late:
+ * a slow client is cut off within twice its allowance. The first request's headers are held to
+ * headersTimeoutMs exactly.
  */
 function enforceDeadlines(server: Server, limits: ConnectionLimits): void {
-  const deadlines = new WeakMap<Duplex, { arm: (ms: number) => void; clear: () => void }>();
-  server.on('connection', (socket: Duplex) => {
-    let timer: NodeJS.Timeout | undefined;
-    const clear = () => clearTimeout(timer);
-    const arm = (ms: number) => {
-      clear();
-      timer = setTimeout(() => socket.destroy(), ms);
-      timer.unref();
-    };
-    deadlines.set(socket, { arm, clear });
-    socket.once('close', clear);
-    arm(limits.headersTimeoutMs);
+  server.on('connection', (socket: Socket) => {
+    const watch = new ConnectionWatch(socket, limits);
+    (socket as Watched)[WATCH] = watch;
+    socket.once('close', () => watch.stop());
   });
-  server.on('request', (request: IncomingMessage, response: ServerResponse) => {
-    const deadline = deadlines.get(request.socket);
-    if (!deadline) return;
-    const length = request.headers['content-length'];
-    const hasBody = request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
-    if (hasBody) {
-      deadline.arm(Math.max(1, limits.requestTimeoutMs - limits.headersTimeoutMs));
-      request.once('end', deadline.clear);
-    } else deadline.clear();
-    response.once('finish', () => deadline.arm(limits.idleTimeoutMs + limits.headersTimeoutMs));
-  });
+}
+
+const WATCH = Symbol('eodh-credd.deadline');
+
+interface Watched {
+  [WATCH]?: ConnectionWatch;
+}
+
+class ConnectionWatch {
+  private timer: NodeJS.Timeout;
+  private requests = 0;
+  private requestsAtCheck = 0;
+  private request: IncomingMessage | null = null;
+  private response: ServerResponse | null = null;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly limits: ConnectionLimits,
+  ) {
+    this.timer = this.after(limits.headersTimeoutMs);
+  }
+
+  /** The hot path: a request's headers are in. */
+  requested(request: IncomingMessage, response: ServerResponse): void {
+    this.requests++;
+    this.request = request;
+    this.response = response;
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+  }
+
+  private check(): void {
+    const { request, response, limits } = this;
+    // Still working on the answer (an admin rotation waits on the hub). An answer that is written
+    // but not yet read by the client does not count: that client is as idle as one that sends
+    // nothing, and is cut off like one (pipelined requests it never reads cannot hold the
+    // connection open).
+    const answering = response !== null && !response.writableEnded;
+    const bodyArriving = answering && request !== null && !request.complete;
+    if (this.requests !== this.requestsAtCheck) {
+      // A request came since the last check: its body gets the rest of the request time; after
+      // the answer the connection gets the idle time plus the header time for the next request.
+      this.requestsAtCheck = this.requests;
+      this.rearm(bodyArriving ? Math.max(1, limits.requestTimeoutMs - limits.headersTimeoutMs) : this.idleMs());
+    } else if (answering && !bodyArriving) {
+      this.rearm(this.idleMs()); // the answer is still being worked on: look again later
+    } else {
+      this.socket.destroy(); // no headers, a body that stopped arriving, or an idle client
+    }
+  }
+
+  private idleMs(): number {
+    return this.limits.idleTimeoutMs + this.limits.headersTimeoutMs;
+  }
+
+  private rearm(ms: number): void {
+    this.timer = this.after(ms);
+  }
+
+  private after(ms: number): NodeJS.Timeout {
+    const timer = setTimeout(() => this.check(), ms);
+    timer.unref();
+    return timer;
+  }
 }
 
 function listenOn(server: TcpServer, endpoint: Endpoint): Promise<void> {

@@ -19,16 +19,12 @@ export interface NewClientToken {
 }
 
 /**
- * SHA-256 of a token, in hex. Every credential request pays for it, and the one-shot hash() costs
- * an order of magnitude less than createHash().update().digest() (OpenSSL 3 looks the algorithm up for
- * each new hash object).
+ * SHA-256 of a token. A token presented to the daemon is hashed once per connection, and the
+ * one-shot hash() costs an order of magnitude less than createHash().update().digest() (OpenSSL 3
+ * looks the algorithm up for each new hash object).
  */
-export function tokenDigestHex(token: string): string {
-  return hash('sha256', token, 'hex');
-}
-
 export function tokenDigest(token: string): Buffer {
-  return Buffer.from(tokenDigestHex(token), 'hex');
+  return hash('sha256', token, 'buffer');
 }
 
 export function newClientToken(): NewClientToken {

@@ -1,6 +1,7 @@
 import t from 'tap';
 import type { Accounts } from '../../src/core/access.js';
 import { durations, isServable } from '../../src/core/policy.js';
+import { tokenDigest } from '../../src/store/client-tokens.js';
 import { brokerFixture } from '../helpers/broker-fixture.js';
 
 const { MINUTE } = durations;
@@ -119,10 +120,11 @@ t.test('a rejected key (403 on s3-tokens) is reported and not retried in a tight
 
 t.test('authenticate: constant-time match, other workspace is forbidden, unknown is unauthorized', async (t) => {
   const f = await brokerFixture(t, { workspaces: ['a', 'b'] });
-  t.match(f.broker.authenticate('a', f.clientTokens.get('a')!), { ok: true });
-  t.same(f.broker.authenticate('a', f.clientTokens.get('b')!), { ok: false, code: 'forbidden' });
-  t.same(f.broker.authenticate('a', 'nope'), { ok: false, code: 'unauthorized' });
-  t.same(f.broker.authenticate('zzz', 'nope'), { ok: false, code: 'unauthorized' });
+  const digestOf = (name: string) => tokenDigest(f.clientTokens.get(name)!);
+  t.match(f.broker.authenticate('a', digestOf('a')), { ok: true });
+  t.same(f.broker.authenticate('a', digestOf('b')), { ok: false, code: 'forbidden' });
+  t.same(f.broker.authenticate('a', tokenDigest('nope')), { ok: false, code: 'unauthorized' });
+  t.same(f.broker.authenticate('zzz', tokenDigest('nope')), { ok: false, code: 'unauthorized' });
 });
 
 t.test('sync picks up workspaces added and removed by another connection', async (t) => {

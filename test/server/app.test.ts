@@ -28,8 +28,8 @@ async function build(t: Test, stub: Partial<Stub> = {}, withAdmin = true, local 
     ...stub,
   };
   const source: CredentialSource = {
-    authenticate: (workspace: string, token: string): AuthResult =>
-      workspace === 'alpha' && token === TOKEN
+    authenticate: (workspace: string, digest: Buffer): AuthResult =>
+      workspace === 'alpha' && digest.equals(tokenDigest(TOKEN))
         ? { ok: true, clientTokenId: 'ct-alpha' }
         : { ok: false, code: 'unauthorized' },
     freshCredentials: () => null,

@@ -11,6 +11,7 @@ import type { ApiKey, S3Credentials } from '../../src/core/types.js';
 import { HostPolicy } from '../../src/server/hosts.js';
 import type { ConnectionLimits } from '../../src/server/listener.js';
 import { startServer } from '../../src/server/server.js';
+import { tokenDigest } from '../../src/store/client-tokens.js';
 import { memoryLogger } from './fixtures/memory-logger.js';
 import { SECRET, SESSION, sampleApiKey, sampleCredentials, TOKEN } from './fixtures/sample.js';
 
@@ -45,8 +46,8 @@ async function setUp(t: Test, options: { limits?: Partial<ConnectionLimits>; own
   };
   const calls = { fresh: 0, renewing: 0 };
   const source: CredentialSource = {
-    authenticate: (workspace: string, token: string): AuthResult =>
-      workspace === 'alpha' && token === TOKEN
+    authenticate: (workspace: string, digest: Buffer): AuthResult =>
+      workspace === 'alpha' && digest.equals(tokenDigest(TOKEN))
         ? { ok: true, clientTokenId: 'ct-alpha' }
         : { ok: false, code: 'unauthorized' },
     freshCredentials: () => {
