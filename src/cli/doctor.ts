@@ -14,7 +14,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { type Config, loadConfig } from '../config/load.js';
-import { EXIT, UserError } from '../core/errors.js';
+import { EXIT } from '../core/errors.js';
 import { describeCapabilities } from '../core/hub-facts.js';
 import { type Clock, systemClock } from '../core/types.js';
 import { describeHolder, findPortHolder } from '../server/port-holder.js';

@@ -8,7 +8,6 @@ import type { Config } from '../config/load.js';
 import { describeGrant } from '../core/access.js';
 import { describeOffset, offsetWorthShowing } from '../core/clock-sense.js';
 import { EXIT } from '../core/errors.js';
-import { durations } from '../core/policy.js';
 import { KEY_WARNING_MS, relativeText, type WorkspaceSnapshot, workspaceSnapshot } from '../core/status-view.js';
 import { workspaceFacts } from '../scheduler/status.js';
 import { type CliContext, colourFor, configOf, print } from './context.js';

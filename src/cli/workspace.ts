@@ -6,7 +6,6 @@
 
 import { existsSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { hubClientOptions } from '../config/hub-client.js';
 import type { Config } from '../config/load.js';
 import { clientTokenFile } from '../config/paths.js';
 import { describeGrant } from '../core/access.js';

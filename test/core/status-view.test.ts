@@ -1,11 +1,5 @@
 import t from 'tap';
-import {
-  attentionOf,
-  KEY_WARNING_MS,
-  span,
-  type WorkspaceFacts,
-  workspaceSnapshot,
-} from '../../src/core/status-view.js';
+import { attentionOf, KEY_WARNING_MS, span, workspaceSnapshot } from '../../src/core/status-view.js';
 import { DAY, facts, MIN, NOW } from '../helpers/workspace-facts.js';
 
 const policy = { rotationEnabled: true, keyWarningMs: KEY_WARNING_MS };
