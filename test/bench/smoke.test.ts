@@ -145,7 +145,7 @@ t.test('settings come from the environment and are checked', async (t) => {
 });
 
 t.test("the daemon runs with the systemd unit's Node flags unless BENCH_NODE_FLAGS says otherwise", async (t) => {
-  t.same(unitNodeFlags(), ['--max-semi-space-size=1'], 'read from systemd/eodh-credd.service');
+  t.same(unitNodeFlags(), ['--max-semi-space-size=4'], 'read from systemd/eodh-credd.service');
   t.same(unitNodeFlags('[Service]\nExecStart=/x\n'), [], 'a unit without NODE_OPTIONS: none');
   t.same(unitNodeFlags('Environment="NODE_OPTIONS=--a --b=1"\n'), ['--a', '--b=1'], 'quoted, several');
   t.same(settingsFromEnv({}).daemonNodeFlags, unitNodeFlags());
