@@ -130,9 +130,6 @@ export async function buildApp(options: AppOptions): Promise<App> {
   // A credential is immutable and served thousands of times between renewals (every client polls
   // it), so its body is serialised once, by the route's response schema, and kept with it.
   const bodies = new WeakMap<S3Credentials, string>();
-  // What each connection was handed last: a client polling on a kept-alive connection gets the
-  // same credential with the same token again and again, and the audit trail has it already.
-  const lastHandedOut = new WeakMap<object, { creds: S3Credentials; clientTokenId: string }>();
 
   /** A credential to the client: one audit line per credential and client, one count per GET. */
   const handOut = (reply: FastifyReply, workspace: string, creds: S3Credentials) => {
@@ -140,12 +137,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
     const { clientTokenId } = request;
     // HEAD sends no body, so nothing is handed out.
     if (request.method === 'GET' && clientTokenId) {
-      const connection = request.raw.socket;
-      const last = lastHandedOut.get(connection);
-      if (last?.creds !== creds || last.clientTokenId !== clientTokenId) {
-        audit.handedOut(workspace, clientTokenId, request.ip, creds, request.peerUid);
-        lastHandedOut.set(connection, { creds, clientTokenId });
-      }
+      audit.handedOut(workspace, clientTokenId, request.ip, creds, request.peerUid, request.raw.socket);
       options.onServed?.(workspace);
     }
     let body = bodies.get(creds);

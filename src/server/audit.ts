@@ -14,6 +14,9 @@ const MAX_REMEMBERED = 10_000;
 
 export class AuditTrail implements WorkspaceEvents {
   private readonly seen = new Set<string>();
+  // What each connection was handed last: a client polling on a kept-alive connection gets the
+  // same credential with the same token again and again, and that needs no key built or looked up.
+  private readonly lastOnConnection = new WeakMap<object, { creds: S3Credentials; clientTokenId: string }>();
   private readonly log: Logger;
 
   constructor(logger: Logger) {
@@ -23,7 +26,8 @@ export class AuditTrail implements WorkspaceEvents {
   /**
    * `uid` is the user of the process that got it (null where none is known: the Unix socket,
    * another machine). Users a workspace allows share its client token (#12), so the uid is what
-   * tells them apart.
+   * tells them apart. `connection` (the socket it went out on) lets a repeat on the same
+   * connection return at once.
    */
   handedOut(
     workspace: string,
@@ -31,7 +35,13 @@ export class AuditTrail implements WorkspaceEvents {
     remote: string,
     creds: S3Credentials,
     uid: number | null = null,
+    connection?: object,
   ): void {
+    if (connection !== undefined) {
+      const last = this.lastOnConnection.get(connection);
+      if (last?.creds === creds && last.clientTokenId === clientTokenId) return;
+      this.lastOnConnection.set(connection, { creds, clientTokenId });
+    }
     const key = `${workspace}|${clientTokenId}|${remote}|${uid}|${creds.accessKeyId}`;
     if (!this.remember(key)) return;
     this.log.info(

@@ -39,6 +39,21 @@ t.test('one line per credential per client, with what an auditor needs and no se
   for (const line of lines()) t.equal(String(line.accessKeyIdEnd).length, 4);
 });
 
+t.test('a kept-alive connection: its repeats are known at once, a change is still logged', async (t) => {
+  const { logger, lines } = memoryLogger('info');
+  const audit = new AuditTrail(logger);
+  const connection = {};
+  const first = creds(1);
+  for (let i = 0; i < 5; i++) audit.handedOut('alpha', 'ct-1', '127.0.0.1', first, 1001, connection);
+  t.equal(lines().length, 1, 'five polls on one connection: one line');
+  audit.handedOut('alpha', 'ct-1', '127.0.0.1', creds(2), 1001, connection);
+  t.equal(lines().length, 2, 'a renewed credential on the same connection: a new line');
+  audit.handedOut('alpha', 'ct-2', '127.0.0.1', creds(2), 1001, connection);
+  t.equal(lines().length, 3, 'another token on the same connection: a new line');
+  audit.handedOut('alpha', 'ct-1', '127.0.0.1', first, 1001, {});
+  t.equal(lines().length, 3, 'a new connection with what was logged before: remembered all the same');
+});
+
 t.test('API keys handed out: once per key per client, never the key', async (t) => {
   const { logger, lines, text } = memoryLogger('info');
   const audit = new AuditTrail(logger);
